@@ -1,0 +1,178 @@
+"""Inference-time scaling of a judge (RM_R1.md §6): voting@k, knockout tournament and round-robin ELO.
+
+Everything takes plain verdicts or a judge callable and a seeded ``random.Random``, so it runs with a deterministic
+fake judge in tests and with a real model in ``rm_r1.evaluate``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+
+TIE_RULES = ("random", "wrong")
+"""How voting settles a tie for the most votes: a seeded coin among the leaders, or no decision (scored wrong)."""
+
+FAILURE_RULES = ("abstain", "wrong")
+"""What an unparsable sample does in voting: casts no vote, or votes for "no decision" (scored wrong if it leads)."""
+
+Judge = Callable[[int, int], "str | None"]
+"""``judge(a, b)`` compares candidate a (shown as reply A) with candidate b (shown as B): "A", "B" or None."""
+
+
+def presentation_rng(seed: int, pair_id: str, sample: int) -> random.Random:
+    """The random stream of one judged sample of one pair: stable across runs, processes and resumes."""
+    return random.Random(f"{seed}/{pair_id}/{sample}")
+
+
+def swapped(seed: int, pair_id: str, sample: int) -> bool:
+    """Whether sample ``sample`` of pair ``pair_id`` shows the second reply as A (a seeded fair coin)."""
+    return presentation_rng(seed, pair_id, sample).random() < 0.5
+
+
+def unswap(verdict: str | None, swap: bool) -> int | None:
+    """Index (0 = first, 1 = second original reply) that a verdict "A"/"B" picked; None stays None."""
+    if verdict is None:
+        return None
+    if verdict not in ("A", "B"):
+        raise ValueError(f"verdict must be 'A', 'B' or None, got {verdict!r}")
+    return int((verdict == "B") != swap)
+
+
+@dataclass(frozen=True)
+class Vote:
+    """Outcome of voting@k: the decision (None = no decision), its support and the raw counts."""
+
+    decision: Hashable | None
+    agreement: float
+    counts: dict[Hashable, int]
+    failures: int
+
+
+def voting(
+    verdicts: Sequence[Hashable | None],
+    rng: random.Random,
+    tie: str = "random",
+    failures: str = "abstain",
+) -> Vote:
+    """Majority vote over k sampled verdicts (already mapped back to the original replies; None = parse failure).
+
+    c(v) = number of samples with verdict v, over valid verdicts, plus c(None) when ``failures="wrong"``.
+    Leaders = argmax_v c(v). One leader -> the decision; several -> ``tie="random"``: rng.choice(leaders) (ordered by
+    first appearance), ``tie="wrong"``: None. A None decision means "no decision" and scores as wrong.
+    agreement = max_v c(v) / k over valid verdicts only (0 when every sample failed).
+    """
+    if tie not in TIE_RULES:
+        raise ValueError(f"unknown tie rule {tie!r}; expected one of {TIE_RULES}")
+    if failures not in FAILURE_RULES:
+        raise ValueError(f"unknown failure rule {failures!r}; expected one of {FAILURE_RULES}")
+    if not verdicts:
+        raise ValueError("voting needs at least one verdict")
+    valid = Counter(v for v in verdicts if v is not None)
+    n_failed = len(verdicts) - sum(valid.values())
+    agreement = max(valid.values(), default=0) / len(verdicts)
+    counts: Counter = Counter(valid)
+    if failures == "wrong" and n_failed:
+        counts[None] = n_failed
+    if not counts:
+        return Vote(None, agreement, dict(valid), n_failed)
+    top = max(counts.values())
+    leaders = [v for v in dict.fromkeys(verdicts) if counts.get(v) == top]
+    if len(leaders) == 1:
+        decision = leaders[0]
+    else:
+        decision = rng.choice(leaders) if tie == "random" else None
+    return Vote(decision, agreement, dict(valid), n_failed)
+
+
+@dataclass
+class Knockout:
+    """A knockout tournament: the winner, every match as (a, b, winner), the byes and the failed judgements."""
+
+    winner: int
+    matches: list[tuple[int, int, int]] = field(default_factory=list)
+    byes: list[int] = field(default_factory=list)
+    failures: int = 0
+
+
+def knockout_tournament(n: int, judge: Judge, rng: random.Random) -> Knockout:
+    """Best of n candidates by single elimination (RRM).
+
+    Each round shuffles the remaining candidates with ``rng``; with an odd count the last one gets a bye; the rest
+    meet in consecutive pairs (first of a pair shown as A) and the judge's pick advances. A failed judgement (None)
+    is settled by a seeded coin and counted in ``failures``. Exactly n - 1 judgements.
+    """
+    if n < 1:
+        raise ValueError(f"a tournament needs at least one candidate, got n={n}")
+    result = Knockout(winner=0)
+    alive = list(range(n))
+    while len(alive) > 1:
+        rng.shuffle(alive)
+        advancing = []
+        if len(alive) % 2:
+            bye = alive.pop()
+            result.byes.append(bye)
+            advancing.append(bye)
+        for a, b in zip(alive[::2], alive[1::2]):
+            verdict = judge(a, b)
+            if verdict not in ("A", "B", None):
+                raise ValueError(f"judge({a}, {b}) must return 'A', 'B' or None, got {verdict!r}")
+            if verdict is None:
+                result.failures += 1
+                verdict = rng.choice("AB")
+            winner = a if verdict == "A" else b
+            result.matches.append((a, b, winner))
+            advancing.append(winner)
+        alive = advancing
+    result.winner = alive[0]
+    return result
+
+
+@dataclass
+class Elo:
+    """Round-robin ELO ratings per candidate, every game played as (a, b, winner), and the failed judgements."""
+
+    ratings: list[float]
+    games: list[tuple[int, int, int]] = field(default_factory=list)
+    failures: int = 0
+
+
+def round_robin_elo(
+    n: int,
+    judge: Judge,
+    rng: random.Random,
+    k_factor: float = 32.0,
+    initial: float = 1000.0,
+    both_orders: bool = True,
+) -> Elo:
+    """ELO ratings (per-candidate rewards) from a round robin of pairwise judgements (RRM).
+
+    Games: every ordered pair (a, b), a != b, with a shown as A (``both_orders``, cancelling position bias), or every
+    unordered pair once with a coin for which is A; played in an order shuffled by ``rng``. After each game, with
+    S = 1 for the winner and 0 for the loser, E_a = 1 / (1 + 10^((R_b - R_a) / 400)), E_b = 1 - E_a:
+    R_a += K (S_a - E_a), R_b += K (S_b - E_b), K = ``k_factor`` (the ratings keep summing to n * initial).
+    A failed judgement (None) is no game: skipped and counted in ``failures``.
+    """
+    if n < 1:
+        raise ValueError(f"a round robin needs at least one candidate, got n={n}")
+    if both_orders:
+        pairings = [(a, b) for a in range(n) for b in range(n) if a != b]
+    else:
+        pairings = [(a, b) if rng.random() < 0.5 else (b, a) for a in range(n) for b in range(a + 1, n)]
+    rng.shuffle(pairings)
+    result = Elo(ratings=[float(initial)] * n)
+    ratings = result.ratings
+    for a, b in pairings:
+        verdict = judge(a, b)
+        if verdict not in ("A", "B", None):
+            raise ValueError(f"judge({a}, {b}) must return 'A', 'B' or None, got {verdict!r}")
+        if verdict is None:
+            result.failures += 1
+            continue
+        expected_a = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+        score_a = 1.0 if verdict == "A" else 0.0
+        ratings[a] += k_factor * (score_a - expected_a)
+        ratings[b] += k_factor * ((1.0 - score_a) - (1.0 - expected_a))
+        result.games.append((a, b, a if verdict == "A" else b))
+    return result

@@ -1,0 +1,131 @@
+"""Voting@k, knockout tournaments and round-robin ELO with deterministic fake judges."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rm_r1.scaling import knockout_tournament, round_robin_elo, swapped, unswap, voting
+
+
+def test_swapped_is_a_stable_fair_coin():
+    coins = [swapped(0, f"pair-{i}", 0) for i in range(2000)]
+    assert coins == [swapped(0, f"pair-{i}", 0) for i in range(2000)]
+    assert 900 < sum(coins) < 1100
+    assert coins != [swapped(1, f"pair-{i}", 0) for i in range(2000)]
+    assert coins != [swapped(0, f"pair-{i}", 1) for i in range(2000)]
+
+
+@pytest.mark.parametrize(
+    "verdict, swap, expected", [("A", False, 0), ("B", False, 1), ("A", True, 1), ("B", True, 0), (None, True, None)]
+)
+def test_unswap(verdict, swap, expected):
+    assert unswap(verdict, swap) == expected
+
+
+def test_unswap_rejects_other_verdicts():
+    with pytest.raises(ValueError, match="'C'"):
+        unswap("C", False)
+
+
+def test_voting_majority_and_agreement():
+    vote = voting([0, 1, 0, None, 0], random.Random(0))
+    assert vote.decision == 0
+    assert vote.agreement == pytest.approx(3 / 5)
+    assert vote.counts == {0: 3, 1: 1}
+    assert vote.failures == 1
+
+
+def test_voting_failures_abstain_or_count_as_wrong():
+    verdicts = [None, None, 1]
+    assert voting(verdicts, random.Random(0), failures="abstain").decision == 1
+    assert voting(verdicts, random.Random(0), failures="wrong").decision is None
+    assert voting([None, None], random.Random(0)).decision is None
+    assert voting([None, None], random.Random(0)).agreement == 0.0
+
+
+def test_voting_ties():
+    assert voting([0, 1], random.Random(0), tie="wrong").decision is None
+    picks = {voting([1, 0, None], random.Random(seed), tie="random").decision for seed in range(40)}
+    assert picks == {0, 1}
+    # a tie between a valid verdict and "no decision" under failures="wrong"
+    assert voting([None, 1], random.Random(0), tie="wrong", failures="wrong").decision is None
+    same = [voting([1, 0], random.Random(7)).decision for _ in range(5)]
+    assert len(set(same)) == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [({"tie": "first"}, "tie rule"), ({"failures": "skip"}, "failure rule")])
+def test_voting_bad_rules(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        voting([0], random.Random(0), **kwargs)
+    with pytest.raises(ValueError, match="at least one"):
+        voting([], random.Random(0))
+
+
+def _quality_judge(quality, calls):
+    def judge(a, b):
+        calls.append((a, b))
+        return "A" if quality[a] > quality[b] else "B"
+
+    return judge
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 11])
+def test_knockout_finds_the_best_with_n_minus_1_judgements(n):
+    quality = random.Random(n).sample(range(100), n)
+    calls = []
+    result = knockout_tournament(n, _quality_judge(quality, calls), random.Random(3))
+    assert result.winner == max(range(n), key=quality.__getitem__)
+    assert len(calls) == len(result.matches) == n - 1
+    assert result.failures == 0
+    # a bye in every round with an odd number of players left
+    alive, expected_byes = n, 0
+    while alive > 1:
+        expected_byes += alive % 2
+        alive = (alive + 1) // 2
+    assert len(result.byes) == expected_byes
+    losers = [a if w == b else b for a, b, w in result.matches]
+    assert sorted(losers + [result.winner]) == list(range(n))
+
+
+def test_knockout_failed_judgements_are_coin_flips_and_counted():
+    result = knockout_tournament(4, lambda a, b: None, random.Random(0))
+    assert result.failures == 3 and len(result.matches) == 3
+    with pytest.raises(ValueError, match="must return 'A', 'B' or None"):
+        knockout_tournament(2, lambda a, b: "a", random.Random(0))
+
+
+def test_knockout_pairing_is_seeded():
+    def first(rng_seed):
+        return knockout_tournament(6, lambda a, b: "A", random.Random(rng_seed)).matches
+
+    assert first(1) == first(1)
+    assert any(first(1) != first(s) for s in range(2, 6))
+
+
+def test_elo_two_candidates_by_hand():
+    result = round_robin_elo(2, lambda a, b: "A" if a == 0 else "B", random.Random(0), k_factor=32, initial=1000)
+    # game 1 at equal ratings: the winner gains 32 * (1 - 0.5) = 16
+    # game 2: expected score of the 1016-rated winner = 1 / (1 + 10 ** (-32 / 400)) = 0.546011...
+    second = 32 * (1 - 1 / (1 + 10 ** (-32 / 400)))
+    assert result.ratings[0] == pytest.approx(1016 + second)
+    assert result.ratings[1] == pytest.approx(984 - second)
+    assert sorted(result.games) == [(0, 1, 0), (1, 0, 0)]
+
+
+def test_elo_ranks_a_transitive_judge_and_conserves_rating_mass():
+    quality = [3, 9, 1, 7, 5]
+    calls = []
+    result = round_robin_elo(5, _quality_judge(quality, calls), random.Random(0))
+    assert len(calls) == 20 and result.failures == 0
+    assert sum(result.ratings) == pytest.approx(5000)
+    assert max(range(5), key=result.ratings.__getitem__) == 1
+    assert min(range(5), key=result.ratings.__getitem__) == 2
+    single = round_robin_elo(5, _quality_judge(quality, []), random.Random(0), both_orders=False)
+    assert len(single.games) == 10
+
+
+def test_elo_skips_and_counts_failed_judgements():
+    result = round_robin_elo(3, lambda a, b: None if {a, b} == {0, 2} else "A", random.Random(0))
+    assert result.failures == 2 and len(result.games) == 4
