@@ -1,0 +1,130 @@
+"""Judge prompts for RM-R1 (RM_R1.md §1): the instruct family (system prompt + user turn) and the reasoning family
+(one user message, no system prompt).
+
+The prompt texts live in ``rm_r1/prompt_files/``; this module is the only code that reads them and lays out the
+conversation and the two replies the judge compares.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from rm_r1.reward import VERDICT_TAGS
+
+FAMILIES = ("instruct", "reasoning")
+PROMPT_FILES: dict[str, Path] = {
+    "instruct": Path(__file__).parent / "prompt_files" / "instruct_system.txt",
+    "reasoning": Path(__file__).parent / "prompt_files" / "reasoning_user.txt",
+}
+CONVERSATION_PLACEHOLDER = "{conversation}"
+SPEAKERS = {"user": "User", "system": "System"}  # assistant turns are spoken by "Chatbot A" / "Chatbot B"
+
+_PLACEHOLDER = re.compile(r"\{(conversation|verdict_a|verdict_b)\}")
+
+
+def check_family(family: str) -> str:
+    if family not in FAMILIES:
+        raise ValueError(f"unknown prompt family {family!r}; expected one of {FAMILIES}")
+    return family
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    # One pass, so that text inserted for one placeholder is never scanned for another.
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+@lru_cache(maxsize=32)
+def load_prompt(family: str = "instruct", prompt_file: str | None = None) -> str:
+    """The judge instructions of ``family``, from the built-in file or from ``prompt_file``, verdict tags filled in.
+
+    A prompt file is UTF-8 text. ``{verdict_a}`` and ``{verdict_b}`` anywhere in it become the verdict tags
+    (``<answer>[[A]]</answer>`` / ``<answer>[[B]]</answer>``); other braces are kept as written.
+    instruct family: the whole text is the system prompt and must not contain ``{conversation}``.
+    reasoning family: the text is the single user message and must contain ``{conversation}`` exactly once; the
+    conversation and both replies are put there.
+    """
+    check_family(family)
+    path = Path(prompt_file) if prompt_file is not None else PROMPT_FILES[family]
+    if not path.is_file():
+        raise ValueError(f"prompt_file {str(path)!r} does not exist or is not a file")
+    text = path.read_text(encoding="utf-8").strip()
+    if not text:
+        raise ValueError(f"prompt_file {str(path)!r} is empty")
+    count = text.count(CONVERSATION_PLACEHOLDER)
+    if family == "instruct" and count:
+        raise ValueError(f"prompt_file {str(path)!r}: an instruct-family system prompt must not contain "
+                         f"{CONVERSATION_PLACEHOLDER} (the conversation goes in the user turn)")
+    if family == "reasoning" and count != 1:
+        raise ValueError(f"prompt_file {str(path)!r}: a reasoning-family prompt must contain "
+                         f"{CONVERSATION_PLACEHOLDER} exactly once, found it {count} times")
+    values = {"verdict_a": VERDICT_TAGS["A"], "verdict_b": VERDICT_TAGS["B"],
+              "conversation": CONVERSATION_PLACEHOLDER}
+    return _fill(text, values)
+
+
+def context_messages(conversation: str | list[dict]) -> list[dict[str, str]]:
+    """The shared context as chat messages: a question string becomes one user message; a message list is checked
+    (roles user/assistant/system, string contents, at least one message, ending with a user turn)."""
+    if isinstance(conversation, str):
+        return [{"role": "user", "content": conversation}]
+    if not isinstance(conversation, list) or not conversation:
+        raise ValueError(f"conversation must be a question string or a non-empty message list, got {conversation!r}")
+    messages = []
+    for i, message in enumerate(conversation):
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role not in ("user", "assistant", "system") or not isinstance(content, str):
+            raise ValueError(f"conversation message {i} must be {{'role': user|assistant|system, 'content': str}}, "
+                             f"got {message!r}")
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "user":
+        raise ValueError(f"conversation must end with a user turn (the compared replies answer it), "
+                         f"got a last message with role {messages[-1]['role']!r}")
+    return messages
+
+
+def render_comparison(conversation: str | list[dict], reply_a: str, reply_b: str) -> str:
+    """The text showing the judge the conversation and both replies.
+
+    Single-turn (the context is one user message): the question, then each reply. Multi-turn: the whole dialogue once
+    per side, with "User:" / "System:" lines and the assistant turns, the compared reply last, spoken by "Chatbot A"
+    (resp. "Chatbot B").
+    """
+    for name, reply in (("reply_a", reply_a), ("reply_b", reply_b)):
+        if not isinstance(reply, str):
+            raise ValueError(f"{name} must be a str, got {type(reply).__name__}")
+    context = context_messages(conversation)
+    if len(context) == 1:
+        return (f"[Client question]\n{context[0]['content']}\n\n"
+                f"[Chatbot A's reply]\n{reply_a}\n[End of Chatbot A's reply]\n\n"
+                f"[Chatbot B's reply]\n{reply_b}\n[End of Chatbot B's reply]")
+    blocks = []
+    for side, reply in (("A", reply_a), ("B", reply_b)):
+        chatbot = f"Chatbot {side}"
+        turns = context + [{"role": "assistant", "content": reply}]
+        lines = "\n\n".join(f"{SPEAKERS.get(m['role'], chatbot)}: {m['content']}" for m in turns)
+        blocks.append(f"[Conversation between the client and {chatbot}]\n{lines}\n"
+                      f"[End of the conversation with {chatbot}]")
+    return "\n\n".join(blocks)
+
+
+def build_judge_messages(
+    conversation: str | list[dict],
+    reply_a: str,
+    reply_b: str,
+    family: str = "instruct",
+    prompt_file: str | None = None,
+) -> list[dict[str, str]]:
+    """The chat messages that ask the judge to compare ``reply_a`` (Chatbot A) with ``reply_b`` (Chatbot B).
+
+    ``conversation``: the user question (str), or the shared context as chat messages ending with the user turn the
+    replies answer (single- or multi-turn). ``family``: ``instruct`` -> [system, user]; ``reasoning`` -> [user].
+    ``prompt_file``: your own instructions instead of the built-in ones (format in ``load_prompt``).
+    """
+    prompt = load_prompt(family, None if prompt_file is None else str(prompt_file))
+    comparison = render_comparison(conversation, reply_a, reply_b)
+    if family == "instruct":
+        return [{"role": "system", "content": prompt}, {"role": "user", "content": comparison}]
+    return [{"role": "user", "content": prompt.replace(CONVERSATION_PLACEHOLDER, comparison)}]

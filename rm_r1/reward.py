@@ -1,0 +1,109 @@
+"""The RM-R1 verdict parser and preference reward (RM_R1.md §3), shared by training and evaluation.
+
+A judge ends its output with ``<answer>[[A]]</answer>`` or ``<answer>[[B]]</answer>``. Three rules read the verdict:
+
+* ``strict_tail`` (RM-R1's reference training rule, the default): the last ``TAIL_CHARS`` characters of the response,
+  decoded WITH special tokens (so an end token such as ``<|im_end|>`` takes part of the window), contain the exact tag
+  of one side and not the other's. A verdict followed by 59 or more characters is missed; ``<answer> [[A]] </answer>``
+  is missed.
+* ``last_answer`` (robust): the last ``<answer>`` opened in the response is closed, and what it holds is ``[[A]]`` or
+  ``[[B]]`` up to surrounding whitespace.
+* ``anywhere`` (the reference evaluation rule): exactly one of ``[[A]]`` / ``[[B]]`` occurs anywhere in the response.
+
+The preference reward is R = +1 if the parsed verdict names the labelled (chosen) side, else R = -1 (wrong side, both,
+none, malformed, truncated or empty output).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+Verdict = Literal["A", "B"]
+
+VERDICT_MARKS: dict[str, str] = {"A": "[[A]]", "B": "[[B]]"}
+VERDICT_TAGS: dict[str, str] = {side: f"<answer>{mark}</answer>" for side, mark in VERDICT_MARKS.items()}
+RULES = ("strict_tail", "last_answer", "anywhere")
+TAIL_CHARS = 80
+LABELS: dict[str, Verdict] = {"model_a": "A", "model_b": "B", "A": "A", "B": "B"}
+
+_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
+_BARE_MARK = re.compile(r"\s*\[\[([AB])\]\]\s*")
+# Keywords verl's reward managers may add to every call (verl/experimental/reward_loop/reward_manager/naive.py).
+_VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+
+
+def check_rule(rule: str) -> str:
+    if rule not in RULES:
+        raise ValueError(f"unknown verdict rule {rule!r}; expected one of {RULES}")
+    return rule
+
+
+def label_side(label: str) -> Verdict:
+    """The side ("A" or "B") a preference label names: ``model_a``/``A`` -> "A", ``model_b``/``B`` -> "B"."""
+    if not isinstance(label, str) or label not in LABELS:
+        raise ValueError(f"unknown preference label {label!r}; expected one of {tuple(LABELS)}")
+    return LABELS[label]
+
+
+def _only_one(found_a: bool, found_b: bool) -> Verdict | None:
+    if found_a == found_b:
+        return None
+    return "A" if found_a else "B"
+
+
+def parse_verdict(response: str, rule: str = "strict_tail") -> Verdict | None:
+    """The side the judge's response chose under ``rule`` (see the module docstring), or None when it chose neither
+    or both."""
+    check_rule(rule)
+    if not isinstance(response, str):
+        raise ValueError(f"response must be a str, got {type(response).__name__}")
+    if rule == "strict_tail":
+        tail = response[-TAIL_CHARS:]
+        return _only_one(VERDICT_TAGS["A"] in tail, VERDICT_TAGS["B"] in tail)
+    if rule == "anywhere":
+        return _only_one(VERDICT_MARKS["A"] in response, VERDICT_MARKS["B"] in response)
+    start = response.rfind(_ANSWER_OPEN)
+    if start < 0:
+        return None
+    start += len(_ANSWER_OPEN)
+    end = response.find(_ANSWER_CLOSE, start)
+    if end < 0:
+        return None
+    match = _BARE_MARK.fullmatch(response[start:end])
+    return match.group(1) if match else None  # type: ignore[return-value]
+
+
+def preference_reward(response: str, label: str, rule: str = "strict_tail") -> float:
+    """R = +1.0 if ``parse_verdict(response, rule)`` is the side ``label`` names (``model_a``/``model_b``/``A``/``B``),
+    else -1.0."""
+    side = label_side(label)
+    return 1.0 if parse_verdict(response, rule) == side else -1.0
+
+
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> dict[str, float]:
+    """verl's ``reward.custom_reward_function`` (``path: pkg://rm_r1.reward``, ``name: compute_score``).
+
+    The verdict rule comes from ``reward.custom_reward_function.reward_kwargs.rule`` (default ``strict_tail``).
+    Every sample returns the same keys: ``score`` = the preference reward (+1/-1), ``acc`` = 1.0 when the verdict is
+    right else 0.0 (verl reports its mean as validation preference accuracy), ``verdict_found`` = 1.0 when the rule
+    found exactly one verdict.
+    """
+    rule = kwargs.pop("rule", "strict_tail")
+    unexpected = sorted(set(kwargs) - _VERL_CALL_KWARGS)
+    if unexpected:
+        raise TypeError(f"compute_score got unexpected reward kwargs {unexpected}; the only one it takes is 'rule'")
+    side = label_side(ground_truth)
+    verdict = parse_verdict(solution_str, rule)
+    correct = verdict == side
+    return {
+        "score": 1.0 if correct else -1.0,
+        "acc": 1.0 if correct else 0.0,
+        "verdict_found": 0.0 if verdict is None else 1.0,
+    }
