@@ -6,8 +6,9 @@ import os
 from pathlib import Path
 
 
-def build_tiny_qwen2(tokenizer, seed: int = 0, hidden_size: int = 64, num_layers: int = 2,
-                     initializer_range: float = 0.5):
+def build_tiny_qwen2(
+    tokenizer, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, initializer_range: float = 0.5
+):
     """A random Qwen2 causal LM sized to ``tokenizer``; a large initializer_range keeps its outputs far from uniform."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM

@@ -57,7 +57,9 @@ def format_reward(response: str, mode: str = "R1") -> float:
     """
     response = _check_text("response", response)
     if check_mode(mode) == "R1":
-        ok = response.startswith(THINK_OPEN) and _in_order(response, (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE))
+        ok = response.startswith(THINK_OPEN) and _in_order(
+            response, (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+        )
     else:
         ok = _in_order(response, (ANSWER_OPEN, ANSWER_CLOSE))
     return 1.0 if ok else 0.0
