@@ -1,0 +1,127 @@
+"""DeepSeek-GRM pointwise judge: prompt, score parser, voting and the strict-winner reward."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rm_r1.pointwise import (
+    POINTWISE_INSTRUCTIONS,
+    build_pointwise_messages,
+    compute_score,
+    parse_scores,
+    pointwise_voting,
+    strict_winner_reward,
+)
+
+
+def test_messages_per_family():
+    instruct = build_pointwise_messages("What is 2+2?", "4", "5", family="instruct")
+    assert [m["role"] for m in instruct] == ["system", "user"]
+    assert instruct[0]["content"] == POINTWISE_INSTRUCTIONS
+    user = instruct[1]["content"]
+    assert "What is 2+2?" in user and user.index("4") < user.index("5")
+    reasoning = build_pointwise_messages("What is 2+2?", "4", "5", family="reasoning")
+    assert len(reasoning) == 1 and reasoning[0]["role"] == "user"
+    assert reasoning[0]["content"].startswith(POINTWISE_INSTRUCTIONS) and reasoning[0]["content"].endswith(user)
+    assert "\\boxed{" in POINTWISE_INSTRUCTIONS
+    with pytest.raises(ValueError, match="prompt family"):
+        build_pointwise_messages("q", "a", "b", family="base")
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("Critique...\nScores: \\boxed{7, 4}", (7, 4)),
+        ("\\boxed{1,10}", (1, 10)),
+        ("draft \\boxed{2, 3} then final \\boxed{ 9 , 8 }", (9, 8)),
+        ("Scores: \\boxed{10, 10}<|im_end|>", (10, 10)),
+    ],
+)
+def test_parse_scores_valid(response, expected):
+    assert parse_scores(response) == expected
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        "",
+        "Scores: 7, 4",
+        "\\boxed{7}",
+        "\\boxed{7, 4, 3}",
+        "\\boxed{0, 4}",
+        "\\boxed{7, 11}",
+        "\\boxed{7.5, 4}",
+        "\\boxed{-1, 4}",
+        "\\boxed{A, B}",
+        "\\boxed{7, 4} and later \\boxed{}",
+        "\\boxed{7,, 4}",
+    ],
+)
+def test_parse_scores_invalid(response):
+    assert parse_scores(response) is None
+
+
+def test_parse_scores_n_replies_and_type_check():
+    assert parse_scores("\\boxed{3, 5, 9}", n=3) == (3, 5, 9)
+    with pytest.raises(ValueError, match="must be a str"):
+        parse_scores(None)
+
+
+def test_pointwise_voting_sums_scores():
+    vote = pointwise_voting([(7, 4), None, (5, 6), (6, 6)], 2, random.Random(0))
+    assert vote.totals == (18, 16)
+    assert vote.decision == 0
+    assert vote.failures == 1
+
+
+def test_pointwise_voting_tie_break_is_seeded_and_fair():
+    decisions = [pointwise_voting([(5, 6), (6, 5)], 2, random.Random(s)).decision for s in range(60)]
+    assert set(decisions) == {0, 1}
+    assert decisions == [pointwise_voting([(5, 6), (6, 5)], 2, random.Random(s)).decision for s in range(60)]
+    # a three-way tie never picks the loser
+    picks = {pointwise_voting([(4, 4, 2, 4)], 4, random.Random(s)).decision for s in range(60)}
+    assert picks == {0, 1, 3}
+
+
+def test_pointwise_voting_without_any_parsed_sample():
+    vote = pointwise_voting([None, None], 2, random.Random(0))
+    assert vote.decision is None and vote.failures == 2 and vote.totals == (0, 0)
+    with pytest.raises(ValueError, match="score 2 replies"):
+        pointwise_voting([(1, 2, 3)], 2, random.Random(0))
+    with pytest.raises(ValueError, match="at least one"):
+        pointwise_voting([], 2, random.Random(0))
+
+
+@pytest.mark.parametrize(
+    "scores, best, reward",
+    [
+        ((7, 4), 0, 1.0),
+        ((7, 4), 1, -1.0),
+        ((5, 5), 0, -1.0),
+        ((3, 9, 8), 1, 1.0),
+        ((3, 9, 9), 1, -1.0),
+        (None, 0, -1.0),
+    ],
+)
+def test_strict_winner_reward(scores, best, reward):
+    assert strict_winner_reward(scores, best) == reward
+
+
+def test_strict_winner_reward_bad_index():
+    with pytest.raises(ValueError, match="best=2"):
+        strict_winner_reward((1, 2), 2)
+
+
+def test_compute_score_for_verl():
+    assert compute_score("rm", "Scores: \\boxed{8, 3}", "model_a") == {"score": 1.0, "acc": 1.0, "scores_found": 1.0}
+    assert compute_score("rm", "Scores: \\boxed{8, 3}", "model_b") == {"score": -1.0, "acc": 0.0, "scores_found": 1.0}
+    assert compute_score("rm", "no scores", "model_a") == {"score": -1.0, "acc": 0.0, "scores_found": 0.0}
+    assert compute_score("rm", "\\boxed{1, 2, 9}", 2, {"num_replies": 3})["score"] == 1.0
+    with pytest.raises(ValueError, match="not one of the 2 replies"):
+        compute_score("rm", "\\boxed{1, 2}", 5)
+    with pytest.raises(ValueError, match="preference label"):
+        compute_score("rm", "\\boxed{1, 2}", "chosen")
+    with pytest.raises(TypeError, match="unexpected reward kwargs"):
+        compute_score("rm", "\\boxed{1, 2}", "model_a", rule="anywhere")
