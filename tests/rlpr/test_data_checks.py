@@ -67,8 +67,10 @@ def test_prompt_lengths_match_verl_counting(small_tokenizer):
 
 def test_filter_policy_drops_and_names_each_bad_row(rows, small_tokenizer, caplog):
     limit = template_length(small_tokenizer, rows[0]["prompt"])
-    assert template_length(small_tokenizer, rows[7]["prompt"]) > limit >= template_length(
-        small_tokenizer, rows[8]["prompt"]
+    assert (
+        template_length(small_tokenizer, rows[7]["prompt"])
+        > limit
+        >= template_length(small_tokenizer, rows[8]["prompt"])
     )
     with caplog.at_level(logging.WARNING, logger="rlpr.data_checks"):
         checked = check_rows(rows, small_tokenizer, limit, "filter")
@@ -76,8 +78,14 @@ def test_filter_policy_drops_and_names_each_bad_row(rows, small_tokenizer, caplo
     assert checked.kept_indices == [0, 5, 8]
     assert checked.rows == [rows[0], rows[5], rows[8]]
     reasons = {b.index: b.reason for b in checked.bad}
-    assert reasons == {1: NO_REFERENCE, 2: NO_REFERENCE, 3: NO_REFERENCE, 4: EMPTY_PROMPT, 6: NO_REFERENCE,
-                       7: PROMPT_TOO_LONG}
+    assert reasons == {
+        1: NO_REFERENCE,
+        2: NO_REFERENCE,
+        3: NO_REFERENCE,
+        4: EMPTY_PROMPT,
+        6: NO_REFERENCE,
+        7: PROMPT_TOO_LONG,
+    }
     assert checked.counts == {NO_REFERENCE: 4, EMPTY_PROMPT: 1, PROMPT_TOO_LONG: 1}
     assert "6 of 9 training rows" in caplog.text
     assert "rows row 7: prompt_too_long" in caplog.text
