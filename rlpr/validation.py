@@ -1,0 +1,332 @@
+"""Validation scoring of RLPR (RLPR.md §5-§6): rule grading, an optional LLM judge, and Avg@k aggregation.
+
+* ``compute_score`` is verl's ``reward.custom_reward_function`` (``path=pkg://rlpr.validation``,
+  ``name=compute_score``): it extracts the answer of a response, grades it, and returns ``score`` plus the same extra
+  keys for every sample (``acc``, ``format``, ``has_answer``, ``judge_used``, ``judge_failed``).
+* ``avg_at_k_metrics`` turns per-sample accuracies into the paper's table: Avg@k per benchmark (each question appears
+  k times in its evaluation file, so Avg@k is the mean accuracy over the file's rows) and the unweighted means over the
+  general-domain benchmarks, the math benchmarks, and all seven.
+
+Grading by answer type (``extra_info["answer_type"]``, else the benchmark's default, else ``math``):
+``choice`` compares option letters; ``math`` accepts a normalised string match or math-verify equivalence; ``text``
+accepts a normalised string match only. When a judge is configured, answers that the rules reject are sent to it
+(multiple-choice answers never are: a letter needs no judge).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
+from rlpr.judge import JudgeConfig, JudgeError, LLMJudge
+
+logger = logging.getLogger(__name__)
+
+ANSWER_TYPES = ("math", "choice", "text")
+DOMAINS = ("general", "math")
+OPTION_LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One evaluation set: its ``data_source`` name, the k of its Avg@k, its domain and default answer type."""
+
+    name: str
+    k: int
+    domain: str
+    answer_type: str
+
+
+# The paper's evaluation suite (RLPR.md §5-§6). TheoremQA counts as general domain in the paper's averages.
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in (
+        Benchmark("MMLU-Pro", 2, "general", "choice"),
+        Benchmark("GPQA-diamond", 4, "general", "choice"),
+        Benchmark("TheoremQA", 2, "general", "math"),
+        Benchmark("WebInstruct-verified", 2, "general", "math"),
+        Benchmark("MATH-500", 2, "math", "math"),
+        Benchmark("Minerva", 4, "math", "math"),
+        Benchmark("AIME2024", 16, "math", "math"),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Answer extraction
+
+
+def last_boxed(text: str) -> str | None:
+    r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``) in ``text`` with balanced braces, else None."""
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None
+
+
+def extract_answer(response: str) -> str | None:
+    r"""The final answer of ``response``, or None if it gives none.
+
+    The text after the last ``<answer>`` up to the next ``</answer>`` (or the end); if that text holds a
+    ``\boxed{}``, the boxed content. Without an ``<answer>`` tag, the last ``\boxed{}`` of the response.
+    """
+    if not isinstance(response, str):
+        raise ValueError(f"response must be a str, got {type(response).__name__}")
+    if ANSWER_OPEN in response:
+        answer = response.rsplit(ANSWER_OPEN, 1)[1].split(ANSWER_CLOSE, 1)[0]
+        answer = last_boxed(answer) or answer
+    else:
+        answer = last_boxed(response)
+    answer = answer.strip() if answer is not None else ""
+    return answer or None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rule grading
+
+_TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
+_BARE_LETTER = re.compile(r"\(?([A-Ja-j])\)?[.:)]?")  # "B", "(b)", "B.", "B)"
+_LETTER_PATTERNS = (
+    re.compile(r"^\(?([A-J])[.:)]\s"),  # "B) the option text"
+    re.compile(r"(?i:\banswer\b)[^A-Za-z]*(?i:is)?[\s:]*\(?([A-J])\b"),  # "the answer is (B)"
+    re.compile(r"(?i:\boption)\s*\(?([A-J])\b"),  # "option B"
+)
+
+
+def normalize_text(text: str) -> str:
+    r"""Lower-cased answer text without ``$``, ``\text{}``-style wrappers, a trailing period, or extra spaces."""
+    text = _TEXT_WRAPPER.sub(r"\1", text)
+    text = text.replace("$", "").strip()
+    text = text.rstrip(".").strip().strip("\"'").strip()
+    return " ".join(text.lower().split())
+
+
+def choice_letter(text: str) -> str | None:
+    """The option letter (A-J) an answer names, or None if it names none."""
+    text = _TEXT_WRAPPER.sub(r"\1", text).replace("$", "").strip()
+    found = _BARE_LETTER.fullmatch(text)
+    if found:
+        return found.group(1).upper()
+    for pattern in _LETTER_PATTERNS:
+        found = pattern.search(text)
+        if found:
+            return found.group(1)
+    return None
+
+
+def _math_verify_equal(reference: str, answer: str) -> bool:
+    from math_verify import parse, verify
+
+    # math-verify times out with SIGALRM, which only the main thread may set: elsewhere run without a timeout.
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+
+    def boxed(s: str) -> str:
+        s = s.strip().strip("$")
+        return s if "\\boxed" in s else f"\\boxed{{{s}}}"
+
+    gold = parse(boxed(reference), parsing_timeout=timeout)
+    pred = parse(boxed(answer), parsing_timeout=timeout)
+    return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout))
+
+
+def rule_grade(answer: str, reference: str, answer_type: str) -> bool:
+    """Whether ``answer`` matches ``reference`` under the rules of ``answer_type`` (see the module docstring)."""
+    if answer_type not in ANSWER_TYPES:
+        raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
+    if answer_type == "choice":
+        gold = choice_letter(reference)
+        if gold is None:
+            raise ValueError(f"multiple-choice reference must be an option letter A-J, got {reference!r}")
+        return choice_letter(answer) == gold
+    if normalize_text(answer) == normalize_text(reference):
+        return True
+    return answer_type == "math" and _math_verify_equal(reference, answer)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Grading one response (rules, then the judge)
+
+
+@dataclass(frozen=True)
+class Grade:
+    """The outcome of grading one response; ``prediction`` is the extracted answer (None if there was none)."""
+
+    prediction: str | None
+    acc: float
+    format: float
+    judge_used: float
+    judge_failed: float
+
+    def reward_dict(self) -> dict[str, float]:
+        """verl's per-sample result: ``score`` and the extra keys, identical for every sample."""
+        return {
+            "score": self.acc,
+            "acc": self.acc,
+            "format": self.format,
+            "has_answer": float(self.prediction is not None),
+            "judge_used": self.judge_used,
+            "judge_failed": self.judge_failed,
+        }
+
+
+def answer_type_of(data_source: str, extra_info: Mapping[str, Any] | None) -> str:
+    """``extra_info["answer_type"]`` if given, else the benchmark's default, else ``math``."""
+    given = (extra_info or {}).get("answer_type")
+    if given is not None:
+        if given not in ANSWER_TYPES:
+            raise ValueError(f"extra_info['answer_type'] must be one of {ANSWER_TYPES}, got {given!r}")
+        return given
+    bench = BENCHMARKS.get(data_source)
+    return bench.answer_type if bench else "math"
+
+
+async def grade_response(
+    data_source: str,
+    response: str,
+    reference: str,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    format_mode: str = "R1",
+    judge: LLMJudge | None = None,
+) -> Grade:
+    """Extract, rule-grade, and (when ``judge`` is given and the rules say no) ask the judge.
+
+    A judge failure is counted in ``judge_failed`` and logged; the rule verdict then stands.
+    """
+    if not isinstance(reference, str):
+        raise ValueError(f"ground_truth of {data_source!r} must be a str, got {type(reference).__name__}")
+    answer_type = answer_type_of(data_source, extra_info)
+    fmt = format_reward(response, format_mode)
+    prediction = extract_answer(response)
+    if prediction is None:
+        return Grade(None, 0.0, fmt, 0.0, 0.0)
+    correct = rule_grade(prediction, reference, answer_type)
+    if correct or judge is None or answer_type == "choice":
+        return Grade(prediction, float(correct), fmt, 0.0, 0.0)
+    question = (extra_info or {}).get("question")
+    if not isinstance(question, str) or not question:
+        raise ValueError(f"the LLM judge needs extra_info['question'] (a non-empty str) for {data_source!r} rows")
+    try:
+        correct = await judge.judge(question, reference, prediction)
+    except JudgeError as exc:
+        logger.warning("judge failed on a %s sample; keeping the rule verdict: %s", data_source, exc)
+        return Grade(prediction, 0.0, fmt, 1.0, 1.0)
+    return Grade(prediction, float(correct), fmt, 1.0, 0.0)
+
+
+def judge_from_kwargs(
+    judge_base_url: str | None = None,
+    judge_model: str | None = None,
+    judge_api_key: str | None = None,
+    judge_concurrency: int = 16,
+    judge_timeout: float = 60.0,
+    judge_retries: int = 2,
+) -> LLMJudge | None:
+    """An ``LLMJudge`` if ``judge_base_url`` is set (then ``judge_model`` is required), else None."""
+    if not judge_base_url:
+        return None
+    config = JudgeConfig(
+        base_url=judge_base_url,
+        model=judge_model,
+        api_key=judge_api_key,
+        concurrency=int(judge_concurrency),
+        timeout_s=float(judge_timeout),
+        retries=int(judge_retries),
+    )
+    return LLMJudge(config)
+
+
+# keyword arguments verl itself may add to a custom reward call; they mean nothing here
+_VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+
+
+async def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: str,
+    extra_info: Mapping[str, Any] | None = None,
+    *,
+    format_mode: str = "R1",
+    judge_base_url: str | None = None,
+    judge_model: str | None = None,
+    judge_api_key: str | None = None,
+    judge_concurrency: int = 16,
+    judge_timeout: float = 60.0,
+    judge_retries: int = 2,
+    judge_sources: Sequence[str] | None = None,
+    **verl_kwargs: Any,
+) -> dict[str, float]:
+    """verl's custom reward for validation: ``score`` = ``acc`` in {0, 1}, plus the extra keys of ``Grade``.
+
+    Configure through ``reward.custom_reward_function.reward_kwargs``: ``format_mode`` (``R1`` | ``R1_nothink``, for
+    the ``format`` key) and the judge (``judge_base_url`` e.g. ``http://host:8000/v1``, ``judge_model``,
+    ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds, ``judge_retries``; ``judge_sources`` limits
+    the judge to those data sources).
+    """
+    unknown = set(verl_kwargs) - _VERL_KWARGS
+    if unknown:
+        raise TypeError(f"compute_score got unknown keyword arguments {sorted(unknown)}")
+    judge = None
+    if judge_sources is None or data_source in judge_sources:
+        judge = judge_from_kwargs(
+            judge_base_url, judge_model, judge_api_key, judge_concurrency, judge_timeout, judge_retries
+        )
+    grade = await grade_response(
+        data_source, solution_str, ground_truth, extra_info, format_mode=format_mode, judge=judge
+    )
+    return grade.reward_dict()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Avg@k
+
+
+def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix: str = "val") -> dict[str, float]:
+    """Avg@k per data source and the paper's averages, as fractions in [0, 1].
+
+    Keys: ``{prefix}/{source}/avg@{k}`` for the benchmarks of ``BENCHMARKS`` (k from the table),
+    ``{prefix}/{source}/acc`` for any other source, and ``{prefix}/general/avg``, ``{prefix}/math/avg``,
+    ``{prefix}/overall/avg``: unweighted means of the per-benchmark Avg@k over the general-domain benchmarks
+    (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified), the math benchmarks (MATH-500, Minerva, AIME2024) and
+    all of them. Sources outside the table are not in the averages; an average is emitted only if at least one of
+    its benchmarks is present.
+    """
+    if len(data_sources) != len(accs):
+        raise ValueError(f"data_sources ({len(data_sources)}) and accs ({len(accs)}) differ in length")
+    per_source: dict[str, list[float]] = defaultdict(list)
+    for source, acc in zip(data_sources, accs, strict=True):
+        acc = float(acc)
+        if not math.isfinite(acc):
+            raise ValueError(f"non-finite accuracy {acc} for data source {source!r}")
+        per_source[str(source)].append(acc)
+    metrics: dict[str, float] = {}
+    by_domain: dict[str, list[float]] = defaultdict(list)
+    for source in sorted(per_source):
+        mean = sum(per_source[source]) / len(per_source[source])
+        bench = BENCHMARKS.get(source)
+        if bench is None:
+            metrics[f"{prefix}/{source}/acc"] = mean
+            continue
+        metrics[f"{prefix}/{source}/avg@{bench.k}"] = mean
+        by_domain[bench.domain].append(mean)
+        by_domain["overall"].append(mean)
+    for group in (*DOMAINS, "overall"):
+        if by_domain[group]:
+            metrics[f"{prefix}/{group}/avg"] = sum(by_domain[group]) / len(by_domain[group])
+    return metrics

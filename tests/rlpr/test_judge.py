@@ -1,0 +1,264 @@
+"""The LLM judge client and validation scoring with a judge, against a canned endpoint on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()  # candidate answer -> requests seen
+        self.in_flight = 0  # requests for "slow..." candidates being served
+        self.max_in_flight = 0
+        self.bodies: list[dict] = []
+        self.headers: list[dict] = []
+
+
+def _candidate(body: dict) -> str:
+    return body["messages"][-1]["content"].split("Candidate answer:\n", 1)[1].split("\n", 1)[0]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: _State
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    def _reply(self, status: int, payload: object) -> None:
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        st = self.state
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        cand = _candidate(body)
+        with st.lock:
+            st.calls[cand] += 1
+            n = st.calls[cand]
+            st.bodies.append(body)
+            st.headers.append(dict(self.headers))
+            st.in_flight += cand.startswith("slow")
+            st.max_in_flight = max(st.max_in_flight, st.in_flight)
+        try:
+            status, payload = self._answer(cand, n)
+        finally:
+            with st.lock:
+                st.in_flight -= cand.startswith("slow")
+        self._reply(status, payload)
+
+    def _answer(self, cand: str, n: int) -> tuple[int, object]:
+        if self.path != "/v1/chat/completions":
+            return 404, {"error": "no such path"}
+        if cand.startswith("slow"):
+            time.sleep(0.15)
+        if cand.startswith("flaky") and n == 1:
+            return 503, {"error": "busy"}
+        if cand.startswith("broken"):
+            return 500, {"error": "down"}
+        if cand.startswith("forbidden"):
+            return 403, {"error": "no"}
+        if cand.startswith("notjson"):
+            return 200, "<html>oops</html>"
+        if cand.startswith("hang"):
+            time.sleep(1.0)
+        verdict = {"good": "YES", "bad": "NO", "maybe": "Perhaps."}
+        word = next((v for k, v in verdict.items() if k in cand), "YES")
+        return 200, {"choices": [{"message": {"role": "assistant", "content": word}}]}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a client that timed out and hung up is expected here
+        pass
+
+
+@contextmanager
+def judge_server():
+    """Yields (base_url, state) for a server answering YES for 'good...', NO for 'bad...', and failing on cue."""
+    state = _State()
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = _QuietServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+import asyncio  # noqa: E402
+
+import pytest  # noqa: E402
+
+from rlpr.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig, JudgeError, LLMJudge, parse_verdict  # noqa: E402
+from rlpr.validation import compute_score, grade_response  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server():
+    with judge_server() as (url, state):
+        yield url, state
+
+
+def _judge(url: str, **kw) -> LLMJudge:
+    kw = {"timeout_s": 1.0, "retries": 2, "retry_delay_s": 0.0, **kw}
+    return LLMJudge(JudgeConfig(base_url=url, model="judge-model", **kw))
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [("YES", True), ("yes.", True), ("  **Yes**", True), ("NO", False), ("No, it differs", False)],
+)
+def test_parse_verdict_accepts_yes_and_no(reply, expected):
+    assert parse_verdict(reply) is expected
+
+
+@pytest.mark.parametrize("reply", ["Perhaps", "YESNO", "", "The answer is YES", None])
+def test_parse_verdict_rejects_anything_else(reply):
+    with pytest.raises(JudgeError):
+        parse_verdict(reply)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"base_url": "localhost:8000"},
+        {"model": ""},
+        {"concurrency": 0},
+        {"timeout_s": 0},
+        {"retries": -1},
+    ],
+)
+def test_config_rejects_bad_values(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
+        JudgeConfig(**{"base_url": "http://127.0.0.1:1/v1", "model": "m", **kwargs})
+
+
+def test_request_carries_model_prompt_and_key(server):
+    url, state = server
+    assert _run(_judge(url, api_key="sk-test").judge("What is 1+1?", "2", "good two")) is True
+    body = state.bodies[-1]
+    assert body["model"] == "judge-model" and body["temperature"] == 0.0
+    assert body["messages"][0] == {"role": "system", "content": JUDGE_SYSTEM_PROMPT}
+    user = body["messages"][1]["content"]
+    assert "What is 1+1?" in user and "Reference answer:\n2\n" in user
+    assert state.headers[-1]["Authorization"] == "Bearer sk-test"
+
+
+def test_verdicts_and_retry_after_a_server_error(server):
+    url, state = server
+    judge = _judge(url)
+    assert _run(judge.judge("q", "r", "bad one")) is False
+    assert _run(judge.judge("q", "r", "flaky good")) is True
+    assert state.calls["flaky good"] == 2  # one 503, then the verdict
+
+
+@pytest.mark.parametrize(
+    ("candidate", "requests"),
+    [("broken 1", 3), ("maybe 1", 3), ("notjson 1", 3), ("forbidden 1", 1)],  # 4xx is not retried
+)
+def test_failures_raise_after_the_retries(server, candidate, requests):
+    url, state = server
+    with pytest.raises(JudgeError):
+        _run(_judge(url).judge("q", "r", candidate))
+    assert state.calls[candidate] == requests
+
+
+def test_timeout_is_a_failure(server):
+    url, state = server
+    with pytest.raises(JudgeError, match="failed 1 times"):
+        _run(_judge(url, timeout_s=0.3, retries=0).judge("q", "r", "hang 1"))
+
+
+def test_unreachable_endpoint_is_a_failure():
+    with pytest.raises(JudgeError):
+        _run(_judge("http://127.0.0.1:9/v1", retries=1).judge("q", "r", "x"))
+
+
+def test_concurrency_is_bounded(server):
+    url, state = server
+    judge = _judge(url, concurrency=2)
+
+    async def many():
+        return await asyncio.gather(*(judge.judge("q", "r", f"slow good {i}") for i in range(6)))
+
+    state.max_in_flight = 0
+    assert _run(many()) == [True] * 6
+    assert state.max_in_flight == 2
+
+
+# --- validation scoring with the judge -------------------------------------------------------------------------
+
+EXTRA = {"question": "How fast is it?", "answer_type": "text"}
+KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed"}
+
+
+def _score(url, response, ground_truth="3 m/s", data_source="WebInstruct-verified", extra=EXTRA, **kw):
+    kw = {"judge_base_url": url, "judge_model": "m", "judge_timeout": 1.0, "judge_retries": 1, **kw}
+    return _run(compute_score(data_source, response, ground_truth, extra, **kw))
+
+
+def test_judge_rescues_a_rule_miss(server):
+    url, state = server
+    out = _score(url, "<think>t</think> <answer>good: three metres per second</answer>")
+    assert out == {"score": 1.0, "acc": 1.0, "format": 1.0, "has_answer": 1.0, "judge_used": 1.0, "judge_failed": 0.0}
+
+
+def test_judge_can_confirm_a_miss(server):
+    url, state = server
+    out = _score(url, "<answer>bad: 5 m/s</answer>")
+    assert out["acc"] == 0.0 and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0 and out["format"] == 0.0
+
+
+def test_rule_hit_and_multiple_choice_never_call_the_judge(server):
+    url, state = server
+    before = sum(state.calls.values())
+    assert _score(url, "<answer>3 m/s</answer>")["judge_used"] == 0.0
+    out = _score(url, "<answer>good B</answer>", "C", "GPQA-diamond", {"question": "q"})
+    assert out["acc"] == 0.0 and out["judge_used"] == 0.0
+    assert sum(state.calls.values()) == before
+
+
+def test_judge_failure_is_counted_not_hidden(server):
+    url, _ = server
+    out = _score(url, "<answer>broken reply</answer>")
+    assert set(out) == KEYS
+    assert out["judge_failed"] == 1.0 and out["judge_used"] == 1.0 and out["acc"] == 0.0
+
+
+def test_judge_sources_limit_where_the_judge_runs(server):
+    url, _ = server
+    out = _score(url, "<answer>good but other words</answer>", judge_sources=["TheoremQA"])
+    assert out["judge_used"] == 0.0 and out["acc"] == 0.0
+
+
+def test_judge_needs_the_question(server):
+    url, _ = server
+    with pytest.raises(ValueError, match="question"):
+        _score(url, "<answer>good x</answer>", extra={"answer_type": "text"})
+
+
+def test_grade_response_reports_the_prediction(server):
+    url, _ = server
+    grade = _run(grade_response("WebInstruct-verified", "<answer>good 3</answer>", "3 m/s", EXTRA,
+                                judge=_judge(url)))
+    assert grade.prediction == "good 3" and grade.acc == 1.0

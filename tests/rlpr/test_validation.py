@@ -1,0 +1,195 @@
+"""Validation scoring: answer extraction, rule grading, verl's custom reward entry, Avg@k aggregation."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import pytest
+from omegaconf import OmegaConf
+
+from rlpr.validation import (
+    BENCHMARKS,
+    avg_at_k_metrics,
+    choice_letter,
+    compute_score,
+    extract_answer,
+    normalize_text,
+    rule_grade,
+)
+
+KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed"}
+
+
+# --- extraction -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        ("<think>so</think> <answer> Paris </answer>", "Paris"),
+        ("<think>a</think><answer>The result is \\boxed{\\frac{1}{2}}.</answer>", "\\frac{1}{2}"),
+        ("<answer>1</answer> then <answer>2</answer>", "2"),  # the last answer block
+        ("<think>cut off</think> <answer> 42", "42"),  # no closing tag: to the end
+        ("no tags, but \\boxed{x^{2}} and finally \\boxed{\\{1,2\\}}", "\\{1,2\\}"),
+        ("\\fbox{7}", "7"),
+        ("just talking", None),
+        ("<answer>   </answer>", None),
+        ("unbalanced \\boxed{3", None),
+    ],
+)
+def test_extract_answer(response, expected):
+    assert extract_answer(response) == expected
+
+
+def test_extract_answer_rejects_non_text():
+    with pytest.raises(ValueError, match="response"):
+        extract_answer(None)
+
+
+# --- grading ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [
+        ("B", "B"), ("(c)", "C"), ("D.", "D"), ("E)", "E"), ("$\\text{F}$", "F"), ("J", "J"),
+        ("A) 3.2 eV", "A"), ("The answer is (G).", "G"), ("answer: H", "H"), ("Option I", "I"),
+        ("K", None), ("A cat", None), ("I am not sure", None), ("", None),
+    ],
+)
+def test_choice_letter(text, letter):
+    assert choice_letter(text) == letter
+
+
+@pytest.mark.parametrize(
+    ("answer", "reference", "answer_type", "correct"),
+    [
+        ("B", "B", "choice", True),
+        ("(b)", "B", "choice", True),
+        ("The answer is C", "B", "choice", False),
+        ("0.5", "\\frac{1}{2}", "math", True),
+        ("\\dfrac{3}{4}", "3/4", "math", True),
+        ("x^2 + 1", "$1 + x^{2}$", "math", True),
+        ("3.1416", "3.14", "math", False),
+        ("12", "13", "math", False),
+        ("Paris.", "paris", "text", True),
+        ("\\text{Mitochondria}", "mitochondria", "text", True),
+        ("pairs", "Paris", "text", False),  # math-verify would call these equal products of symbols
+        ("1/2", "0.5", "text", False),  # text answers get no numeric equivalence
+    ],
+)
+def test_rule_grade(answer, reference, answer_type, correct):
+    assert rule_grade(answer, reference, answer_type) is correct
+
+
+def test_rule_grade_rejects_bad_inputs():
+    with pytest.raises(ValueError, match="answer_type"):
+        rule_grade("1", "1", "numeric")
+    with pytest.raises(ValueError, match="option letter"):
+        rule_grade("A", "Paris", "choice")
+
+
+def test_normalize_text():
+    assert normalize_text("  $\\text{The  Nile}$. ") == "the nile"
+
+
+# --- verl's custom reward ---------------------------------------------------------------------------------------
+
+
+def _score(data_source, response, truth, extra=None, **kw):
+    return asyncio.run(compute_score(data_source, response, truth, extra, **kw))
+
+
+@pytest.mark.parametrize(
+    ("source", "response", "truth", "extra", "expected"),
+    [
+        ("MATH-500", "<think>t</think> <answer>\\boxed{\\frac{1}{2}}</answer>", "0.5", None, (1.0, 1.0, 1.0)),
+        ("MATH-500", "<think>t</think> <answer>3</answer>", "4", None, (0.0, 1.0, 1.0)),
+        ("MMLU-Pro", "<think>t</think> <answer>(C)</answer>", "C", None, (1.0, 1.0, 1.0)),
+        ("MMLU-Pro", "<answer>C</answer>", "C", None, (1.0, 0.0, 1.0)),  # right but not R1-formatted
+        ("GPQA-diamond", "I do not know", "A", None, (0.0, 0.0, 0.0)),
+        ("WebInstruct-verified", "<answer>Yes</answer>", "yes", {"answer_type": "text"}, (1.0, 0.0, 1.0)),
+        ("my-own-set", "\\boxed{2}", "2", {}, (1.0, 0.0, 1.0)),  # unknown sources grade as math
+    ],
+)
+def test_compute_score_returns_the_same_keys_for_every_sample(source, response, truth, extra, expected):
+    out = _score(source, response, truth, extra)
+    assert set(out) == KEYS
+    assert (out["acc"], out["format"], out["has_answer"]) == expected
+    assert out["score"] == out["acc"] and out["judge_used"] == out["judge_failed"] == 0.0
+
+
+def test_compute_score_format_mode():
+    response = "<answer>4</answer>"
+    assert _score("MATH-500", response, "4", format_mode="R1_nothink")["format"] == 1.0
+    assert _score("MATH-500", response, "4", format_mode="R1")["format"] == 0.0
+
+
+def test_compute_score_rejects_typos_and_bad_answer_types():
+    with pytest.raises(TypeError, match="judge_modle"):
+        _score("MATH-500", "<answer>4</answer>", "4", judge_modle="x")
+    with pytest.raises(ValueError, match="answer_type"):
+        _score("MATH-500", "<answer>4</answer>", "4", {"answer_type": "number"})
+    with pytest.raises(ValueError, match="ground_truth"):
+        _score("MATH-500", "<answer>4</answer>", 4)
+
+
+def test_verl_loads_it_as_an_async_custom_reward():
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.create(
+        {"reward": {"custom_reward_function": {
+            "path": "pkg://rlpr.validation", "name": "compute_score", "reward_kwargs": {"format_mode": "R1_nothink"}
+        }}}
+    )
+    fn = get_custom_reward_fn(config)
+    assert inspect.iscoroutinefunction(fn.func)
+    out = asyncio.run(fn(data_source="MATH-500", solution_str="<answer>4</answer>", ground_truth="4",
+                         extra_info={"index": 0}, reward_router_address=None))
+    assert out["acc"] == 1.0 and out["format"] == 1.0
+
+
+# --- Avg@k ------------------------------------------------------------------------------------------------------
+
+# The paper's Qwen2.5-7B RLPR row (RLPR.md §6), in percent, with its published general and overall averages.
+PAPER = {"MMLU-Pro": 56.0, "GPQA-diamond": 37.6, "TheoremQA": 55.4, "WebInstruct-verified": 75.5,
+         "MATH-500": 78.0, "Minerva": 56.5, "AIME2024": 16.3}
+
+
+def test_avg_at_k_reproduces_the_papers_averages():
+    sources, accs = [], []
+    for name, pct in PAPER.items():
+        n_right = round(pct * 10)  # 1000 samples per benchmark
+        sources += [name] * 1000
+        accs += [1.0] * n_right + [0.0] * (1000 - n_right)
+    m = avg_at_k_metrics(sources, accs)
+    assert m["val/MMLU-Pro/avg@2"] == pytest.approx(0.560)
+    assert m["val/AIME2024/avg@16"] == pytest.approx(0.163)
+    assert round(100 * m["val/general/avg"], 1) == 56.1
+    assert round(100 * m["val/overall/avg"], 1) == 53.6
+    assert m["val/math/avg"] == pytest.approx((0.780 + 0.565 + 0.163) / 3)
+    assert len(m) == 7 + 3
+
+
+def test_avg_at_k_is_unweighted_across_benchmarks_and_skips_unknown_sources_in_averages():
+    m = avg_at_k_metrics(["MATH-500", "MATH-500", "MATH-500", "MATH-500", "Minerva", "extra"],
+                         [1, 1, 1, 0, 0, 1], prefix="test")
+    assert m == {"test/MATH-500/avg@2": 0.75, "test/Minerva/avg@4": 0.0, "test/extra/acc": 1.0,
+                 "test/math/avg": 0.375, "test/overall/avg": 0.375}
+
+
+def test_avg_at_k_table_matches_the_paper_setup():
+    assert {b.name: b.k for b in BENCHMARKS.values()} == {
+        "MMLU-Pro": 2, "GPQA-diamond": 4, "TheoremQA": 2, "WebInstruct-verified": 2,
+        "MATH-500": 2, "Minerva": 4, "AIME2024": 16}
+    assert {b.name for b in BENCHMARKS.values() if b.domain == "general"} == {
+        "MMLU-Pro", "GPQA-diamond", "TheoremQA", "WebInstruct-verified"}
+
+
+def test_avg_at_k_rejects_bad_input():
+    with pytest.raises(ValueError, match="length"):
+        avg_at_k_metrics(["MATH-500"], [1.0, 0.0])
+    with pytest.raises(ValueError, match="MATH-500"):
+        avg_at_k_metrics(["MATH-500"], [float("nan")])
+    assert avg_at_k_metrics([], []) == {}
