@@ -10,6 +10,10 @@ A judge ends its output with ``<answer>[[A]]</answer>`` or ``<answer>[[B]]</answ
   ``[[B]]`` up to surrounding whitespace.
 * ``anywhere`` (the reference evaluation rule): exactly one of ``[[A]]`` / ``[[B]]`` occurs anywhere in the response.
 
+verl's own reward managers hand ``compute_score`` the response decoded WITHOUT special tokens; to give
+``strict_tail`` the reference's input, select ``SpecialTokenTextRewardManager`` (``reward.reward_manager.source:
+importlib``, ``module.path: pkg://rm_r1.reward``, ``name: SpecialTokenTextRewardManager``).
+
 The preference reward is R = +1 if the parsed verdict names the labelled (chosen) side, else R = -1 (wrong side, both,
 none, malformed, truncated or empty output).
 """
@@ -17,6 +21,7 @@ none, malformed, truncated or empty output).
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any, Literal
 
 Verdict = Literal["A", "B"]
@@ -107,3 +112,37 @@ def compute_score(
         "acc": 1.0 if correct else 0.0,
         "verdict_found": 0.0 if verdict is None else 1.0,
     }
+
+
+@cache
+def _special_token_text_reward_manager() -> type:
+    # Built on first use, so that importing the parser (evaluation, data preparation) does not import verl.
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+
+    class _KeepSpecialTokens:
+        """A view of a tokenizer whose ``decode`` always keeps special tokens (everything else is the tokenizer's)."""
+
+        def __init__(self, tokenizer: Any) -> None:
+            self._tokenizer = tokenizer
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._tokenizer, name)
+
+        def decode(self, token_ids: Any, skip_special_tokens: bool = False, **kwargs: Any) -> str:
+            return self._tokenizer.decode(token_ids, skip_special_tokens=False, **kwargs)
+
+    class SpecialTokenTextRewardManager(NaiveRewardManager):
+        """verl's naive reward manager, except that ``compute_score`` receives the response decoded WITH special
+        tokens (e.g. a final ``<|im_end|>``), as RM-R1's reference reward did."""
+
+        def __init__(self, config: Any, tokenizer: Any, compute_score: Any, **kwargs: Any) -> None:
+            super().__init__(config, _KeepSpecialTokens(tokenizer), compute_score, **kwargs)
+
+    SpecialTokenTextRewardManager.__module__ = __name__
+    return SpecialTokenTextRewardManager
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SpecialTokenTextRewardManager":
+        return _special_token_text_reward_manager()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -124,3 +124,11 @@ def test_strict_tail_matches_an_independent_reading(prefix, verdict, suffix, sid
     text = prefix + verdict + suffix
     expected = 1.0 if _reference_strict_tail(text, side) else -1.0
     assert preference_reward(text, "model_" + side.lower()) == expected
+
+
+def test_importing_the_parser_and_prompts_does_not_import_verl():
+    import subprocess
+    import sys
+
+    code = "import sys, rm_r1.reward, rm_r1.prompts; assert 'verl' not in sys.modules and 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
