@@ -19,7 +19,6 @@ prompt and the final reward R (RLPR.md §1-§3), with every invalid or skipped s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import weakref
@@ -39,6 +38,7 @@ from rlpr.answer import (
     repetition_penalty,
     whitespace_after_answer_tag,
 )
+from rlpr.debias_cache import prompt_key
 from rlpr.reward import check_method, check_shaping, combine, debias, sequence_scores
 
 _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
@@ -188,15 +188,6 @@ def _overlap_mask(offsets: Sequence[tuple[int, int]], span: tuple[int, int]) -> 
     return [s < hi and e > lo and e > s for s, e in offsets]
 
 
-def prompt_key(prompt_ids: Sequence[int], reference: str) -> str:
-    """Stable key of an r' value: a hash of the prompt token ids and the reference answer."""
-    h = hashlib.sha256()
-    h.update(np.asarray(list(prompt_ids), dtype=np.int64).tobytes())
-    h.update(b"\x00")
-    h.update(reference.encode())
-    return h.hexdigest()
-
-
 # --------------------------------------------------------------------------------------------------------------------
 # The batch
 
@@ -214,6 +205,7 @@ class ScoringBatch:
     status: list[str]  # per response: "ok" or one of SKIP_REASONS
     uids: list  # per response
     prompt_keys: list[str]  # per response: prompt_key(prompt ids, reference)
+    references: list[str]  # per response: y* (stripped)
     prompt_row: dict = field(default_factory=dict)  # uid -> its debias row
     format_scores: torch.Tensor | None = None  # (responses,) F
     repetition: torch.Tensor | None = None  # (responses,) P
@@ -343,6 +335,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
         status=status,
         uids=uids,
         prompt_keys=keys,
+        references=refs,
         prompt_row=prompt_row,
         format_scores=f_scores,
         repetition=rep,
@@ -437,7 +430,7 @@ def compute_rewards(
             used[key] = from_batch[key]
         elif r_prime is not None and key in r_prime:
             used[key] = float(r_prime[key])
-        elif config.shaping != "none" and scoring.status[i] != "empty_reference":
+        elif config.shaping != "none" and scoring.references[i]:  # an empty y* has no r' (r' = 0, counted)
             missing.append(scoring.uids[i])
     if missing:
         raise KeyError(f"no r' for the prompts with uid {sorted(set(map(str, missing)))}: no debias row, not cached")
