@@ -1,0 +1,282 @@
+"""Data preparation of RLPR (RLPR.md §5, §8): the training set and the seven benchmarks as verl parquet rows.
+
+Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.prompts``),
+``ability``, ``reward_model: {style: "rule", ground_truth}``, ``extra_info: {index, split, question, answer_type,
+sample}``. Benchmark questions are repeated k times in a row (k of the paper's Avg@k, ``rlpr.validation.BENCHMARKS``)
+and ``data_source`` is the benchmark's name there, so validation reports Avg@k under that name.
+
+Columns read (public column names of each dataset; the first present of each alternative is used):
+
+========================  =======================================  =================================================
+dataset (default source)  question                                 answer
+========================  =======================================  =================================================
+train (openbmb/RLPR-      last ``user`` message of ``prompt``      ``reward_model.ground_truth``
+Train-Dataset)
+MMLU-Pro (TIGER-Lab/      ``question`` + ``options`` (list)        ``answer`` (letter)
+MMLU-Pro, test)
+GPQA-diamond (Idavidrein  ``Question`` + ``Correct Answer``,       letter of the correct answer after a shuffle
+/gpqa, gpqa_diamond)      ``Incorrect Answer 1..3``                seeded by (seed, row index)
+TheoremQA (TIGER-Lab/     ``Question``                             ``Answer`` (``Answer_type`` bool/option: text)
+TheoremQA, test)
+WebInstruct-verified      ``question``                             ``answer`` (``answer_type`` Multiple Choice,
+(TIGER-Lab/WebInstruct-                                            String, Boolean, Other: text)
+verified, test)
+MATH-500 (HuggingFaceH4/  ``problem``                              ``answer``
+MATH-500, test)
+Minerva (math-ai/         ``question`` | ``problem``               ``answer``
+minervamath, test)
+AIME2024 (HuggingFaceH4/  ``problem`` | ``Problem``                ``answer`` | ``Answer``
+aime_2024, train)
+========================  =======================================  =================================================
+
+Rows whose question or answer is empty are dropped and counted (``PrepReport.dropped``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rlpr.answer import check_mode
+from rlpr.data_checks import read_rows, write_rows
+from rlpr.prompts import build_r1_messages
+from rlpr.validation import BENCHMARKS, OPTION_LETTERS
+
+logger = logging.getLogger(__name__)
+
+TRAIN = "train"
+EMPTY_QUESTION = "empty_question"
+EMPTY_ANSWER = "empty_answer"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question as the model will see it, its reference answer and how that answer is graded."""
+
+    question: str
+    answer: str
+    answer_type: str
+
+
+class _Row:
+    """Column access that names the dataset and its columns when a column is missing."""
+
+    def __init__(self, dataset: str, row: Mapping[str, Any]):
+        self.dataset, self.row = dataset, row
+
+    def get(self, *names: str) -> Any:
+        for name in names:
+            if name in self.row:
+                return self.row[name]
+        raise ValueError(f"{self.dataset} row has none of the columns {list(names)}; it has {sorted(self.row)}")
+
+
+def _text(value: Any) -> str:
+    """A cell as answer/question text: None -> "", numbers/bools/lists as Python prints them, strings stripped."""
+    if value is None:
+        return ""
+    return value.strip() if isinstance(value, str) else str(value)
+
+
+def format_options(question: str, options: Sequence[str]) -> str:
+    """``question`` followed by the options lettered A, B, C, ... (at most 10)."""
+    if not 2 <= len(options) <= len(OPTION_LETTERS):
+        raise ValueError(f"expected 2 to {len(OPTION_LETTERS)} options, got {len(options)}: {options!r}")
+    lines = [f"{letter}. {_text(option)}" for letter, option in zip(OPTION_LETTERS, options, strict=False)]
+    return question + "\n\nOptions:\n" + "\n".join(lines)
+
+
+def _train(row: _Row, index: int, seed: int) -> Item:
+    messages = row.get("prompt")
+    users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
+    question = _text(users[-1].get("content")) if users else ""
+    reward_model = row.get("reward_model") or {}
+    return Item(question, _text(reward_model.get("ground_truth")), "math")
+
+
+def _mmlu_pro(row: _Row, index: int, seed: int) -> Item:
+    question, options = _text(row.get("question")), list(row.get("options"))
+    letter = _text(row.get("answer")).upper()
+    if question and letter and letter not in OPTION_LETTERS[: len(options)]:
+        raise ValueError(f"MMLU-Pro row {index}: answer {letter!r} is not one of its {len(options)} options")
+    return Item(format_options(question, options) if question else "", letter, "choice")
+
+
+def _gpqa(row: _Row, index: int, seed: int) -> Item:
+    question = _text(row.get("Question"))
+    correct = _text(row.get("Correct Answer"))
+    options = [correct] + [_text(row.get(f"Incorrect Answer {i}")) for i in (1, 2, 3)]
+    random.Random(f"{seed}-{index}").shuffle(options)
+    letter = OPTION_LETTERS[options.index(correct)] if correct else ""
+    return Item(format_options(question, options) if question else "", letter, "choice")
+
+
+def _theoremqa(row: _Row, index: int, seed: int) -> Item:
+    kind = _text(row.get("Answer_type")).lower()
+    return Item(_text(row.get("Question")), _text(row.get("Answer")), "text" if kind in ("bool", "option") else "math")
+
+
+_WEBINSTRUCT_TEXT_TYPES = frozenset({"multiple choice", "string", "boolean", "other"})
+
+
+def _webinstruct(row: _Row, index: int, seed: int) -> Item:
+    kind = _text(row.get("answer_type")).lower()
+    answer_type = "text" if kind in _WEBINSTRUCT_TEXT_TYPES else "math"
+    return Item(_text(row.get("question")), _text(row.get("answer")), answer_type)
+
+
+def _math(row: _Row, index: int, seed: int) -> Item:
+    return Item(_text(row.get("problem", "question", "Problem")), _text(row.get("answer", "Answer")), "math")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset lives on the hub by default and how one of its rows becomes an ``Item``."""
+
+    hub: str
+    config: str | None
+    split: str
+    convert: Callable[[_Row, int, int], Item]
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    TRAIN: DatasetSpec("openbmb/RLPR-Train-Dataset", None, "train", _train),
+    "MMLU-Pro": DatasetSpec("TIGER-Lab/MMLU-Pro", None, "test", _mmlu_pro),
+    "GPQA-diamond": DatasetSpec("Idavidrein/gpqa", "gpqa_diamond", "train", _gpqa),
+    "TheoremQA": DatasetSpec("TIGER-Lab/TheoremQA", None, "test", _theoremqa),
+    "WebInstruct-verified": DatasetSpec("TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct),
+    "MATH-500": DatasetSpec("HuggingFaceH4/MATH-500", None, "test", _math),
+    "Minerva": DatasetSpec("math-ai/minervamath", None, "test", _math),
+    "AIME2024": DatasetSpec("HuggingFaceH4/aime_2024", None, "train", _math),
+}
+
+
+@dataclass
+class PrepReport:
+    """What one preparation did: rows read, questions kept, rows written (after repeats), drops by reason."""
+
+    dataset: str
+    source: str
+    rows_in: int
+    questions: int
+    rows_out: int
+    repeat: int
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def load_source(source: str, config: str | None = None, split: str = "train") -> list[dict[str, Any]]:
+    """Rows of a local ``.parquet``/``.jsonl``/``.json`` file, or of a hub dataset (name, config, split)."""
+    path = Path(source).expanduser()
+    if path.exists() or path.suffix in (".parquet", ".jsonl", ".json"):
+        return read_rows(path)
+    from datasets import load_dataset
+
+    return load_dataset(source, config, split=split).to_list()
+
+
+def prepare_rows(
+    dataset: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    fmt: str = "R1",
+    repeat: int | None = None,
+    max_questions: int | None = None,
+    seed: int = 0,
+    split: str = "test",
+    source: str = "",
+) -> tuple[list[dict[str, Any]], PrepReport]:
+    """verl rows for ``dataset`` (``train`` or a benchmark name) from its raw ``rows``, and the report.
+
+    ``repeat`` defaults to the benchmark's k (1 for ``train``); ``max_questions`` keeps a random subset of that many
+    questions (seeded, original order kept), e.g. 1000 for the paper's MMLU-Pro subset.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    check_mode(fmt)
+    bench = BENCHMARKS.get(dataset)
+    repeat = repeat if repeat is not None else (bench.k if bench else 1)
+    if not isinstance(repeat, int) or repeat < 1:
+        raise ValueError(f"repeat must be a positive int, got {repeat!r}")
+    spec = DATASETS[dataset]
+    dropped: Counter[str] = Counter()
+    kept: list[tuple[int, Mapping[str, Any], Item]] = []
+    for index, raw in enumerate(rows):
+        item = spec.convert(_Row(dataset, raw), index, seed)
+        if not item.question:
+            dropped[EMPTY_QUESTION] += 1
+        elif not item.answer:
+            dropped[EMPTY_ANSWER] += 1
+        else:
+            kept.append((index, raw, item))
+    if max_questions is not None and max_questions < len(kept):
+        chosen = sorted(random.Random(seed).sample(range(len(kept)), max_questions))
+        kept = [kept[i] for i in chosen]
+    out = []
+    for index, raw, item in kept:
+        row = _verl_row(dataset, raw, index, item, fmt, split)
+        for sample in range(repeat):
+            out.append({**row, "extra_info": {**row["extra_info"], "sample": sample}})
+    report = PrepReport(dataset, source, len(rows), len(kept), len(out), repeat, dict(dropped))
+    if dropped:
+        logger.warning("%s: dropped %s of %d rows", dataset, dict(dropped), len(rows))
+    return out, report
+
+
+def _verl_row(dataset: str, raw: Mapping[str, Any], index: int, item: Item, fmt: str, split: str) -> dict[str, Any]:
+    extra = {"index": index, "split": split, "question": item.question, "answer_type": item.answer_type}
+    if dataset == TRAIN:  # keep the training set's own source, ability and metadata
+        data_source = _text(raw.get("data_source")) or "RLPR-Train"
+        ability = _text(raw.get("ability")) or "general"
+        extra = {**(raw.get("extra_info") or {}), **extra}
+    else:
+        data_source, ability = dataset, BENCHMARKS[dataset].domain
+    return {
+        "data_source": data_source,
+        "prompt": build_r1_messages(item.question, fmt, multiple_choice=item.answer_type == "choice"),
+        "ability": ability,
+        "reward_model": {"style": "rule", "ground_truth": item.answer},
+        "extra_info": extra,
+    }
+
+
+def default_file_name(dataset: str) -> str:
+    """``<name>_Avg<k>.parquet`` for a benchmark (the paper's naming), ``rlpr_train.parquet`` for training."""
+    return "rlpr_train.parquet" if dataset == TRAIN else f"{dataset}_Avg{BENCHMARKS[dataset].k}.parquet"
+
+
+def prepare_file(
+    dataset: str,
+    output: str | Path,
+    *,
+    source: str | None = None,
+    config: str | None = None,
+    split: str | None = None,
+    fmt: str = "R1",
+    repeat: int | None = None,
+    max_questions: int | None = None,
+    seed: int = 0,
+) -> PrepReport:
+    """Read ``dataset`` (from ``source``, default its hub name), write verl parquet to ``output``, return the report.
+
+    The report is also written next to the output as ``<output>.report.json``.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    spec = DATASETS[dataset]
+    source = source or spec.hub
+    split = split or spec.split
+    rows = load_source(source, config if config is not None else spec.config, split)
+    out, report = prepare_rows(
+        dataset, rows, fmt=fmt, repeat=repeat, max_questions=max_questions, seed=seed, split=split, source=source
+    )
+    if not out:
+        raise ValueError(f"{dataset} from {source}: no usable rows (dropped {report.dropped} of {report.rows_in})")
+    output = write_rows(out, output)
+    Path(f"{output}.report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    return report

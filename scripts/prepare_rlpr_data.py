@@ -1,0 +1,67 @@
+"""Prepare RLPR data as verl parquet: the training set and/or the seven benchmarks (see ``rlpr.data_prep``).
+
+Examples::
+
+    python scripts/prepare_rlpr_data.py --dataset train --output data/rlpr/rlpr_train.parquet
+    python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --max-questions 1000 --output data/rlpr/eval
+    python scripts/prepare_rlpr_data.py --dataset benchmarks --output data/rlpr/eval --format R1_nothink
+    python scripts/prepare_rlpr_data.py --dataset MATH-500 --source ./math500.jsonl --output data/rlpr/eval
+
+``--output`` is a file (``.parquet``) or a directory, where files get the paper's names (``MATH-500_Avg2.parquet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+
+from rlpr.answer import FORMAT_MODES
+from rlpr.data_prep import DATASETS, default_file_name, prepare_file
+from rlpr.validation import BENCHMARKS
+
+ALL_BENCHMARKS = "benchmarks"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", required=True, choices=[*DATASETS, ALL_BENCHMARKS])
+    parser.add_argument("--output", required=True, help="output .parquet file, or a directory")
+    parser.add_argument("--source", help="hub dataset name or local .parquet/.jsonl/.json (default: the hub name)")
+    parser.add_argument("--config", help="hub dataset config (default: the dataset's usual one)")
+    parser.add_argument("--split", help="hub split (default: the dataset's evaluation split)")
+    parser.add_argument("--format", default="R1", choices=FORMAT_MODES, help="R1 (Qwen) or R1_nothink (Llama/Gemma)")
+    parser.add_argument("--repeat", type=int, help="copies per question (default: the benchmark's k; 1 for train)")
+    parser.add_argument("--max-questions", type=int, help="keep a seeded random subset of this many questions")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subset and of GPQA's option shuffle")
+    args = parser.parse_args(argv)
+    if args.dataset == ALL_BENCHMARKS and (args.source or Path(args.output).suffix):
+        parser.error(f"--dataset {ALL_BENCHMARKS} reads every benchmark from the hub into an --output directory")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    names = list(BENCHMARKS) if args.dataset == ALL_BENCHMARKS else [args.dataset]
+    output = Path(args.output)
+    for name in names:
+        target = output if output.suffix == ".parquet" else output / default_file_name(name)
+        report = prepare_file(
+            name,
+            target,
+            source=args.source,
+            config=args.config,
+            split=args.split,
+            fmt=args.format,
+            repeat=args.repeat,
+            max_questions=args.max_questions,
+            seed=args.seed,
+        )
+        print(f"{target}: {json.dumps(asdict(report))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Data preparation: every dataset from a small local file with its real column names, into verl rows."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from rlpr.data_prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, format_options, load_source, prepare_rows
+from rlpr.prompts import R1_SYSTEM_PROMPT
+from rlpr.validation import BENCHMARKS, compute_score
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parents[2]
+FILES = {
+    "train": "rlpr_train.parquet",
+    "MMLU-Pro": "mmlu_pro.jsonl",
+    "GPQA-diamond": "gpqa_diamond.parquet",
+    "TheoremQA": "theoremqa.json",
+    "WebInstruct-verified": "webinstruct_verified.jsonl",
+    "MATH-500": "math500.jsonl",
+    "Minerva": "minerva.jsonl",
+    "AIME2024": "aime2024.parquet",
+}
+
+
+def _prepare(name, **kw):
+    return prepare_rows(name, load_source(str(DATA / FILES[name])), **kw)
+
+
+def test_every_benchmark_has_a_dataset_spec_and_a_fixture():
+    assert set(DATASETS) == set(BENCHMARKS) | {"train"} == set(FILES)
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_benchmark_rows_are_verl_rows_repeated_k_times(name):
+    rows, report = _prepare(name)
+    k = BENCHMARKS[name].k
+    assert report.rows_out == len(rows) == report.questions * k and report.repeat == k
+    assert report.rows_in == report.questions + sum(report.dropped.values())
+    for i, row in enumerate(rows):
+        assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
+        assert row["data_source"] == name and row["ability"] == BENCHMARKS[name].domain
+        assert row["reward_model"]["style"] == "rule" and row["reward_model"]["ground_truth"].strip()
+        assert row["prompt"] == [{"role": "system", "content": R1_SYSTEM_PROMPT},
+                                 {"role": "user", "content": row["extra_info"]["question"]}]
+        assert row["extra_info"]["sample"] == i % k
+    # the k copies of one question are identical apart from the sample number
+    first = [dict(r, extra_info={**r["extra_info"], "sample": 0}) for r in rows[:k]]
+    assert all(r == first[0] for r in first)
+
+
+def test_mmlu_pro_options_are_lettered_and_the_answer_is_the_letter():
+    rows, report = _prepare("MMLU-Pro", repeat=1)
+    assert report.dropped == {EMPTY_QUESTION: 1}
+    q = rows[1]["extra_info"]["question"]
+    assert q.startswith("Which planet is known as the red planet?\n\nOptions:\nA. Venus\nB. Jupiter\nC. Mars\n")
+    assert q.endswith("J. Moon")
+    assert rows[1]["reward_model"]["ground_truth"] == "C" and rows[1]["extra_info"]["answer_type"] == "choice"
+
+
+def test_gpqa_shuffle_is_seeded_and_the_letter_follows_the_correct_answer():
+    rows, _ = _prepare("GPQA-diamond", repeat=1, seed=3)
+    again, _ = _prepare("GPQA-diamond", repeat=1, seed=3)
+    assert rows == again
+    for row, correct in zip(rows, ["Photon", "7"], strict=True):
+        letter = row["reward_model"]["ground_truth"]
+        assert f"\n{letter}. {correct}\n" in row["extra_info"]["question"] + "\n"
+    seeds = {_prepare("GPQA-diamond", repeat=1, seed=s)[0][0]["reward_model"]["ground_truth"] for s in range(12)}
+    assert len(seeds) > 1  # the correct answer is not always in the same place
+
+
+def test_theoremqa_answers_become_text_and_empty_answers_are_dropped():
+    rows, report = _prepare("TheoremQA", repeat=1)
+    assert report.dropped == {EMPTY_ANSWER: 1}
+    assert [(r["reward_model"]["ground_truth"], r["extra_info"]["answer_type"]) for r in rows] == [
+        ("12", "math"), ("True", "text"), ("[1, 2]", "math")]
+
+
+def test_webinstruct_answer_types():
+    rows, _ = _prepare("WebInstruct-verified", repeat=1)
+    assert [r["extra_info"]["answer_type"] for r in rows] == ["text", "math"]
+
+
+def test_aime_reads_the_capitalised_columns_and_integer_answers():
+    rows, _ = _prepare("AIME2024", repeat=1)
+    assert [r["reward_model"]["ground_truth"] for r in rows] == ["24", "42"]
+
+
+def test_train_rows_keep_source_and_metadata_and_get_our_prompt():
+    rows, report = _prepare("train")
+    assert report.repeat == 1 and report.dropped == {EMPTY_ANSWER: 1} and len(rows) == 2
+    row = rows[1]
+    assert row["prompt"][0]["content"] == R1_SYSTEM_PROMPT
+    assert row["prompt"][1]["content"] == "A car travels 120 km in 2 h. What is its average speed in km/h?"
+    assert row["data_source"] == "WebInstruct-verified" and row["ability"] == "Physics"
+    assert row["extra_info"]["index"] == 1 and row["extra_info"]["split"] == "test"
+    assert row["reward_model"] == {"style": "rule", "ground_truth": "60"}
+
+
+def test_nothink_format_has_no_system_prompt_and_asks_for_the_letter_on_multiple_choice():
+    mc, _ = _prepare("MMLU-Pro", fmt="R1_nothink", repeat=1)
+    free, _ = _prepare("MATH-500", fmt="R1_nothink", repeat=1)
+    assert [m["role"] for m in mc[0]["prompt"]] == ["user"]
+    assert "letter" in mc[0]["prompt"][0]["content"] and "letter" not in free[0]["prompt"][0]["content"]
+    assert mc[0]["prompt"][0]["content"].startswith(mc[0]["extra_info"]["question"])
+
+
+def test_max_questions_takes_a_seeded_subset_in_order():
+    rows = [{"problem": f"q{i}", "answer": str(i)} for i in range(50)]
+    out, report = prepare_rows("MATH-500", rows, repeat=1, max_questions=10, seed=1)
+    idx = [r["extra_info"]["index"] for r in out]
+    assert len(idx) == 10 == report.questions and idx == sorted(idx)
+    assert idx == [r["extra_info"]["index"] for r in prepare_rows("MATH-500", rows, repeat=1, max_questions=10,
+                                                                  seed=1)[0]]
+
+
+def test_prepared_references_grade_as_correct_answers():
+    """Round trip: each benchmark's reference, given back as the answer, scores acc 1 under validation."""
+    import asyncio
+
+    for name in BENCHMARKS:
+        rows, _ = _prepare(name, repeat=1)
+        for row in rows:
+            response = f"<think>ok</think> <answer>{row['reward_model']['ground_truth']}</answer>"
+            out = asyncio.run(compute_score(row["data_source"], response, row["reward_model"]["ground_truth"],
+                                            row["extra_info"]))
+            assert out["acc"] == 1.0, (name, row)
+
+
+@pytest.mark.parametrize(
+    ("name", "rows", "match"),
+    [
+        ("MATH-500", [{"question_text": "q", "answer": "1"}], "columns"),
+        ("MMLU-Pro", [{"question": "q", "options": ["a", "b"], "answer": "E"}], "not one of its 2 options"),
+        ("MMLU-Pro", [{"question": "q", "options": ["a"], "answer": "A"}], "2 to 10 options"),
+        ("NoSuchSet", [], "unknown dataset"),
+    ],
+)
+def test_bad_input_is_named(name, rows, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_rows(name, rows)
+
+
+def test_format_options_rejects_too_many():
+    with pytest.raises(ValueError, match="options"):
+        format_options("q", [str(i) for i in range(11)])
+
+
+def test_missing_local_file_is_an_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_source(str(tmp_path / "nope.jsonl"))
+
+
+def test_script_writes_parquet_and_report(tmp_path):
+    cmd = [sys.executable, str(REPO / "scripts" / "prepare_rlpr_data.py"), "--dataset", "Minerva",
+           "--source", str(DATA / FILES["Minerva"]), "--output", str(tmp_path), "--format", "R1_nothink"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(tmp_path / "Minerva_Avg4.parquet").to_pylist()
+    assert len(table) == 8 and table[0]["prompt"][0]["role"] == "user"
+    assert table[0]["reward_model"]["ground_truth"] == "2.5"
+    report = json.loads((tmp_path / "Minerva_Avg4.parquet.report.json").read_text())
+    assert report["questions"] == 2 and report["rows_out"] == 8 and report["dropped"] == {}
