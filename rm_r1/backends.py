@@ -1,0 +1,239 @@
+"""Judge backends: chat messages in, generated texts out.
+
+* ``TransformersBackend``: a local checkpoint through ``transformers`` (CPU or GPU), batched greedy/sampled decoding.
+* ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API):
+  ``POST {base_url}/chat/completions`` with a thread pool, retries with exponential back-off and timeouts.
+* ``VLLMBackend``: vLLM's offline engine on GPU; ``vllm`` is imported only when this backend is built.
+
+``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
+can store results as they arrive. A request that failed for good yields ``text=None`` and the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+BACKENDS = ("hf", "openai", "vllm")
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings shared by all backends; temperature 0 means greedy."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 8192
+
+
+@dataclass(frozen=True)
+class JudgeRequest:
+    """One generation: chat messages and the seed of its sampling (used when temperature > 0)."""
+
+    messages: list[dict[str, str]]
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The result of ``requests[index]``: the generated text, or None and the reason it failed."""
+
+    index: int
+    text: str | None
+    error: str | None = None
+
+
+class JudgeBackend(Protocol):
+    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]: ...
+
+
+def request_seed(*parts: object) -> int:
+    """A 31-bit seed derived from ``parts`` (stable across processes, unlike ``hash``)."""
+    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of ``messages`` under the tokenizer's chat template, with the assistant generation prompt.
+
+    The template text is tokenized without adding special tokens, so a template that writes its own BOS gets one.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+class TransformersBackend:
+    """Greedy or sampled generation with ``AutoModelForCausalLM`` in left-padded batches of ``batch_size``.
+
+    Sampling seeds torch with the first request's seed of each batch, so sampled outputs repeat for the same batching.
+    """
+
+    def __init__(self, model_path: str, batch_size: int = 4, device: str | None = None, dtype: str = "auto"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
+        self.batch_size = batch_size
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(requests), self.batch_size):
+            batch = requests[start : start + self.batch_size]
+            prompts = [chat_prompt_ids(self.tokenizer, r.messages) for r in batch]
+            width = max(map(len, prompts))
+            input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+            attention_mask = torch.tensor(
+                [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device
+            )
+            options: dict[str, Any] = {"do_sample": False}
+            if sampling.temperature > 0:
+                torch.manual_seed(batch[0].seed)
+                options = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+            with torch.no_grad():
+                output = self.model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    max_new_tokens=sampling.max_new_tokens,
+                    pad_token_id=pad,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                    **options,
+                )
+            for offset, row in enumerate(output[:, width:]):
+                yield Completion(start + offset, self.tokenizer.decode(row, skip_special_tokens=True))
+
+
+class BackendError(RuntimeError):
+    """A request that failed after every retry (or with a status that retrying cannot fix)."""
+
+
+class OpenAIBackend:
+    """Chat completions from an OpenAI-compatible server.
+
+    ``base_url`` includes the API prefix (``http://host:8000/v1``). Up to ``concurrency`` requests are in flight; a
+    request is retried ``retries`` times after a timeout, a connection error or a status in ``RETRYABLE_STATUS``,
+    waiting ``backoff * 2**attempt`` seconds in between; other statuses fail at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        retries: int = 3,
+        timeout: float = 600.0,
+        backoff: float = 1.0,
+    ):
+        if concurrency < 1 or retries < 0 or timeout <= 0 or backoff < 0:
+            raise ValueError(
+                f"need concurrency >= 1, retries >= 0, timeout > 0, backoff >= 0; got {concurrency}, {retries}, "
+                f"{timeout}, {backoff}"
+            )
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
+
+    def _complete(self, client: Any, request: JudgeRequest, sampling: Sampling) -> str:
+        import httpx
+
+        payload = {
+            "model": self.model,
+            "messages": request.messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_new_tokens,
+            "seed": request.seed,
+        }
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = client.post(self.url, json=payload)
+            except httpx.TransportError as error:  # timeouts and connection errors
+                problem = f"{type(error).__name__}: {error}"
+                continue
+            if response.status_code in RETRYABLE_STATUS:
+                problem = f"HTTP {response.status_code}: {response.text[:200]}"
+                continue
+            if response.status_code != 200:
+                raise BackendError(f"HTTP {response.status_code} from {self.url}: {response.text[:200]}")
+            try:
+                content = response.json()["choices"][0]["message"]["content"]
+            except (ValueError, KeyError, IndexError, TypeError) as error:
+                raise BackendError(f"malformed chat completion from {self.url}: {response.text[:200]}") from error
+            if not isinstance(content, str):
+                raise BackendError(f"chat completion without text content from {self.url}: {response.text[:200]}")
+            return content
+        raise BackendError(f"gave up after {self.retries + 1} attempts on {self.url}; last: {problem}")
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+        import httpx
+
+        with httpx.Client(timeout=self.timeout, headers=self.headers) as client:
+            pool = ThreadPoolExecutor(max_workers=self.concurrency)
+            try:
+                futures = {pool.submit(self._complete, client, r, sampling): i for i, r in enumerate(requests)}
+                for future in as_completed(futures):
+                    try:
+                        yield Completion(futures[future], future.result())
+                    except BackendError as error:
+                        yield Completion(futures[future], None, str(error))
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+class VLLMBackend:
+    """vLLM's offline engine (GPU). Prompts are token ids from the tokenizer's chat template, like the hf backend;
+    each request gets its own seed. Requests go to the engine in chunks of ``chunk_size`` so results stream out."""
+
+    def __init__(
+        self,
+        model_path: str,
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        chunk_size: int = 512,
+    ):
+        from vllm import LLM  # GPU-only dependency: imported when this backend is built, never at module import
+
+        self.llm = LLM(
+            model=model_path,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        self.chunk_size = chunk_size
+
+    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+        from vllm import SamplingParams
+
+        for start in range(0, len(requests), self.chunk_size):
+            chunk = requests[start : start + self.chunk_size]
+            prompts = [{"prompt_token_ids": chat_prompt_ids(self.tokenizer, r.messages)} for r in chunk]
+            params = [
+                SamplingParams(
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_tokens=sampling.max_new_tokens,
+                    seed=r.seed if sampling.temperature > 0 else None,
+                )
+                for r in chunk
+            ]
+            for offset, output in enumerate(self.llm.generate(prompts, params, use_tqdm=False)):
+                yield Completion(start + offset, output.outputs[0].text)
