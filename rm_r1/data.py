@@ -1,0 +1,285 @@
+"""RM-R1 training data (RM_R1.md §2, §7): preference pairs from the three sources, balanced A/B orders, a held-out
+split, verl RL rows (judge prompt + label) and verl SFT rows (judge prompt + teacher trace), and the prompt budget.
+
+Every converter either returns a ``PreferencePair`` or raises ``SkippedRow`` with a short reason; the caller counts
+the reasons per source. Problems that make a whole source unusable (a missing column) raise ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rm_r1.prompts import build_judge_messages, check_family, context_messages
+from rm_r1.reward import label_side, parse_verdict
+
+SKYWORK = "Skywork/Skywork-Reward-Preference-80K-v0.2"
+CODE_PREFERENCE = "Vezora/Code-Preference-Pairs"
+MATH_STEP_DPO = "xinlai/Math-Step-DPO-10K"
+SKYWORK_DROPPED_ORIGIN = "magpie_ultra"  # its rejected replies are multi-turn and contain "<im_start>": a spurious cue
+CODE_SHUFFLE_SEED, CODE_PAIRS = 42, 8000
+PROMPT_BUDGET = 4096  # tokens of the rendered chat template, generation prompt included
+SFT_MAX_LENGTH = 12288
+ABILITY = "preference"
+LABEL_OF_SIDE = {"A": "model_a", "B": "model_b"}
+SFT_COLUMNS = ("conversation", "reply_a", "reply_b", "trace", "label")
+
+
+class SkippedRow(ValueError):
+    """A row that cannot become a training example; ``reason`` is the counter it is reported under."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One comparison: the shared context (chat messages ending with a user turn) and the two final replies."""
+
+    source: str
+    index: int
+    context: list[dict[str, str]]
+    chosen: str
+    rejected: str
+    origin: str = ""
+
+
+def require_columns(column_names: Iterable[str], required: Sequence[str], where: str) -> None:
+    missing = [c for c in required if c not in set(column_names)]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; it has {sorted(column_names)}")
+
+
+def _checked_pair(source: str, index: int, context: Any, chosen: Any, rejected: Any,
+                  origin: str = "") -> PreferencePair:
+    if not isinstance(chosen, str) or not isinstance(rejected, str):
+        raise SkippedRow("reply is not a string")
+    if not chosen.strip() or not rejected.strip():
+        raise SkippedRow("empty reply")
+    if chosen.strip() == rejected.strip():
+        raise SkippedRow("chosen identical to rejected")
+    try:
+        context = context_messages(context)
+    except ValueError as error:
+        raise SkippedRow("malformed conversation") from error
+    if not context[-1]["content"].strip():
+        raise SkippedRow("empty question")
+    return PreferencePair(source, index, context, chosen, rejected, origin)
+
+
+def skywork_pair(row: dict[str, Any], index: int) -> PreferencePair:
+    """Skywork-Reward-Preference-80K-v0.2: ``chosen``/``rejected`` message lists sharing every turn but the last
+    assistant one; ``source`` names the origin (``magpie_ultra`` rows are skipped)."""
+    origin = row.get("source") or ""
+    if origin == SKYWORK_DROPPED_ORIGIN:
+        raise SkippedRow(f"origin {SKYWORK_DROPPED_ORIGIN}")
+    chosen, rejected = row["chosen"], row["rejected"]
+    if not isinstance(chosen, list) or not isinstance(rejected, list) or not chosen or not rejected:
+        raise SkippedRow("malformed conversation")
+    last_chosen, last_rejected = chosen[-1], rejected[-1]
+    if not all(isinstance(m, dict) and m.get("role") == "assistant" for m in (last_chosen, last_rejected)):
+        raise SkippedRow("last turn is not the assistant's")
+    context = [{"role": m.get("role"), "content": m.get("content")} for m in chosen[:-1]]
+    if context != [{"role": m.get("role"), "content": m.get("content")} for m in rejected[:-1]]:
+        raise SkippedRow("chosen and rejected contexts differ")
+    return _checked_pair(SKYWORK, index, context, last_chosen.get("content"), last_rejected.get("content"), origin)
+
+
+def code_preference_pair(row: dict[str, Any], index: int) -> PreferencePair:
+    """Code-Preference-Pairs: ``input`` (the question), ``accepted``, ``rejected``."""
+    return _checked_pair(CODE_PREFERENCE, index, row["input"], row["accepted"], row["rejected"])
+
+
+def math_step_pair(row: dict[str, Any], index: int) -> PreferencePair:
+    """Math-Step-DPO-10K: the compared replies are ``initial_reason_steps`` + ``full_chosen`` and
+    ``initial_reason_steps`` + ``full_rejected``."""
+    steps = row["initial_reason_steps"]
+    if not isinstance(steps, str):
+        raise SkippedRow("reply is not a string")
+    full_chosen, full_rejected = row["full_chosen"], row["full_rejected"]
+    if not isinstance(full_chosen, str) or not isinstance(full_rejected, str):
+        raise SkippedRow("reply is not a string")
+    return _checked_pair(MATH_STEP_DPO, index, row["prompt"], steps + full_chosen, steps + full_rejected,
+                         row.get("dataset") or "")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    hub_name: str
+    columns: tuple[str, ...]
+    to_pair: Callable[[dict[str, Any], int], PreferencePair]
+
+
+SOURCES: dict[str, SourceSpec] = {
+    "skywork": SourceSpec(SKYWORK, ("chosen", "rejected", "source"), skywork_pair),
+    "code": SourceSpec(CODE_PREFERENCE, ("input", "accepted", "rejected"), code_preference_pair),
+    "math": SourceSpec(MATH_STEP_DPO, ("prompt", "initial_reason_steps", "full_chosen", "full_rejected"),
+                       math_step_pair),
+}
+
+
+def load_table(name_or_path: str, split: str = "train"):
+    """A ``datasets.Dataset`` from a local parquet/json/jsonl file or a hub dataset name."""
+    import datasets
+
+    path = Path(name_or_path)
+    if path.suffix in (".parquet", ".json", ".jsonl"):
+        if not path.is_file():
+            raise ValueError(f"data file {name_or_path!r} does not exist")
+        builder = "parquet" if path.suffix == ".parquet" else "json"
+        return datasets.load_dataset(builder, data_files=str(path), split="train")
+    return datasets.load_dataset(name_or_path, split=split)
+
+
+def select_code_rows(table, seed: int = CODE_SHUFFLE_SEED, limit: int = CODE_PAIRS):
+    """Code-Preference-Pairs as the paper used it: shuffled with ``seed``, the first ``limit`` rows."""
+    table = table.shuffle(seed=seed)
+    return table.select(range(min(limit, len(table))))
+
+
+@dataclass
+class Report:
+    """Counts for the summary: kept pairs and skip reasons per source, prompt-budget drops per (split, source)."""
+
+    kept: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    over_budget: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def skip(self, source: str, reason: str) -> None:
+        reasons = self.skipped.setdefault(source, {})
+        reasons[reason] = reasons.get(reason, 0) + 1
+
+
+def convert(rows: Iterable[dict[str, Any]], source: str, report: Report) -> list[PreferencePair]:
+    """Pairs from one source's rows; every skipped row is counted under its reason in ``report``."""
+    spec = SOURCES[source]
+    pairs = []
+    for index, row in enumerate(rows):
+        try:
+            pairs.append(spec.to_pair(row, index))
+        except SkippedRow as skipped:
+            report.skip(spec.hub_name, skipped.reason)
+    report.kept[spec.hub_name] = len(pairs)
+    return pairs
+
+
+def held_out(count: int, val_size: float, seed: int) -> set[int]:
+    """The indices (into ``count`` pairs) of the validation split: ``val_size`` pairs if >= 1, else that fraction,
+    drawn with ``seed``."""
+    if val_size < 0 or (val_size >= 1 and val_size != int(val_size)):
+        raise ValueError(f"val_size must be a fraction in [0, 1) or a whole number of pairs, got {val_size}")
+    size = int(val_size) if val_size >= 1 else round(val_size * count)
+    if size >= count and count:
+        raise ValueError(f"val_size {val_size} leaves no training pairs out of {count}")
+    return set(random.Random(seed).sample(range(count), size))
+
+
+def balanced_swaps(count: int, seed: int | str, odd_one_swapped: bool = False) -> list[bool]:
+    """One flag per pair, True = the chosen reply is shown as Chatbot B, in an order drawn with ``seed``:
+    floor(count/2) True, plus the odd one when ``count`` is odd and ``odd_one_swapped``."""
+    swapped = count // 2 + (count % 2 if odd_one_swapped else 0)
+    flags = [True] * swapped + [False] * (count - swapped)
+    random.Random(seed).shuffle(flags)
+    return flags
+
+
+def rl_row(pair: PreferencePair, swapped: bool, family: str, prompt_file: str | None, split: str,
+           index: int) -> dict[str, Any]:
+    """A verl RL row: the judge prompt with the chosen reply as Chatbot B iff ``swapped``; the label names its side."""
+    reply_a, reply_b = (pair.rejected, pair.chosen) if swapped else (pair.chosen, pair.rejected)
+    return {
+        "data_source": pair.source,
+        "prompt": build_judge_messages(pair.context, reply_a, reply_b, family, prompt_file),
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": LABEL_OF_SIDE["B" if swapped else "A"]},
+        "extra_info": {"split": split, "index": index, "source_index": pair.index, "swapped": swapped,
+                       "origin": pair.origin, "family": family},
+    }
+
+
+def rl_rows(pairs: Sequence[PreferencePair], split: str, family: str, prompt_file: str | None, seed: int,
+            both_orders: bool) -> list[dict[str, Any]]:
+    """RL rows for one split: each pair in both orders, or once with a seeded A/B order balanced within each source
+    (the odd pairs of odd-sized sources alternate sides, so the whole split is balanced too)."""
+    check_family(family)
+    by_source: dict[str, list[PreferencePair]] = {}
+    for pair in pairs:
+        by_source.setdefault(pair.source, []).append(pair)
+    rows = []
+    odd_one_swapped = False
+    for source, group in by_source.items():
+        if both_orders:
+            orders_per_pair = [(False, True)] * len(group)
+        else:
+            flags = balanced_swaps(len(group), f"{seed}:{split}:{source}", odd_one_swapped)
+            odd_one_swapped ^= len(group) % 2 == 1
+            orders_per_pair = [(swapped,) for swapped in flags]
+        for pair, orders in zip(group, orders_per_pair):
+            rows.extend(rl_row(pair, swapped, family, prompt_file, split, len(rows)) for swapped in orders)
+    return rows
+
+
+def token_counts(tokenizer, conversations: Sequence[list[dict[str, str]]], add_generation_prompt: bool,
+                 batch_size: int = 256, progress: str | None = None) -> list[int]:
+    """Length in tokens of each conversation rendered by ``tokenizer``'s chat template."""
+    from tqdm.auto import tqdm
+
+    counts = []
+    starts = range(0, len(conversations), batch_size)
+    for start in tqdm(starts, desc=progress, disable=progress is None, unit="batch"):
+        texts = tokenizer.apply_chat_template(list(conversations[start:start + batch_size]), tokenize=False,
+                                              add_generation_prompt=add_generation_prompt)
+        counts.extend(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+    return counts
+
+
+def within_budget(rows: list[dict[str, Any]], counts: Sequence[int], budget: int, report: Report,
+                  split: str) -> list[dict[str, Any]]:
+    """The rows whose count is at most ``budget``; the others are counted per (split, data_source) in ``report``."""
+    kept = []
+    for row, count in zip(rows, counts, strict=True):
+        if count <= budget:
+            kept.append(row)
+        else:
+            key = f"{split}/{row['data_source']}"
+            report.over_budget[key] = report.over_budget.get(key, 0) + 1
+    return kept
+
+
+def sft_row(row: dict[str, Any], index: int, family: str, prompt_file: str | None) -> dict[str, Any]:
+    """A verl SFT row (``messages`` = judge prompt + the teacher's trace as the assistant turn) from a distillation row
+    with columns ``conversation`` (question or messages), ``reply_a``, ``reply_b``, ``trace``, ``label``.
+
+    The trace must end with the labelled side's verdict tag (the ``strict_tail`` rule, which RL rewards), else the row
+    is skipped: a model distilled on it would learn a verdict the reward reads differently.
+    """
+    trace = row["trace"]
+    if not isinstance(trace, str) or not trace.strip():
+        raise SkippedRow("empty trace")
+    for name in ("reply_a", "reply_b"):
+        if not isinstance(row[name], str) or not row[name].strip():
+            raise SkippedRow("empty reply")
+    try:
+        side = label_side(row["label"])
+    except ValueError as error:
+        raise SkippedRow("unknown label") from error
+    try:
+        messages = build_judge_messages(row["conversation"], row["reply_a"], row["reply_b"], family, prompt_file)
+    except ValueError as error:
+        raise SkippedRow("malformed conversation") from error
+    verdict = parse_verdict(trace, "strict_tail")
+    if verdict is None:
+        raise SkippedRow("trace does not end with one verdict tag")
+    if verdict != side:
+        raise SkippedRow("trace verdict disagrees with label")
+    return {
+        "messages": messages + [{"role": "assistant", "content": trace}],
+        "data_source": "rm_r1_distill",
+        "extra_info": {"index": index, "label": LABEL_OF_SIDE[side], "family": family},
+    }

@@ -1,0 +1,159 @@
+"""Prepare RM-R1 training data for verl (RM_R1.md §2).
+
+RL (default): preference pairs from Skywork-Reward-Preference-80K-v0.2 (without magpie_ultra), Code-Preference-Pairs
+(shuffled with seed 42, first 8,000) and Math-Step-DPO-10K, each from its hub name or a local parquet/json/jsonl file
+with the same columns -> judge prompts of the chosen family, balanced seeded A/B orders (or both orders), prompts over
+the budget dropped -> ``train.parquet`` and a held-out ``val.parquet`` (verl RL rows).
+
+SFT (``--sft FILE``): distillation rows (``conversation``, ``reply_a``, ``reply_b``, ``trace`` ending in the verdict,
+``label``) -> ``train.parquet`` / ``val.parquet`` with a ``messages`` column for verl's SFT trainer.
+
+    python scripts/prepare_rm_r1_data.py --tokenizer Qwen/Qwen2.5-7B-Instruct --family instruct --output-dir data/rm_r1
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rm_r1.data import (
+    PROMPT_BUDGET,
+    SFT_COLUMNS,
+    SFT_MAX_LENGTH,
+    SOURCES,
+    Report,
+    SkippedRow,
+    convert,
+    held_out,
+    load_table,
+    require_columns,
+    rl_rows,
+    select_code_rows,
+    sft_row,
+    token_counts,
+    within_budget,
+)
+from rm_r1.prompts import FAMILIES, load_prompt
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", required=True, help="where train.parquet and val.parquet are written")
+    parser.add_argument("--tokenizer", required=True, help="tokenizer (path or hub name) whose chat template renders "
+                        "the prompts; use the model you train")
+    parser.add_argument("--family", choices=FAMILIES, required=True,
+                        help="judge prompt family: instruct (system + user) or reasoning (one user message)")
+    parser.add_argument("--prompt-file", default=None, help="your own judge instructions (see rm_r1.prompts)")
+    parser.add_argument("--sources", default="skywork,code,math", help="comma-separated subset of "
+                        f"{','.join(SOURCES)}")
+    for name, spec in SOURCES.items():
+        parser.add_argument(f"--{name}", default=spec.hub_name, help=f"hub name or local parquet/json/jsonl with "
+                            f"the columns of {spec.hub_name} (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the A/B orders and of the held-out split")
+    parser.add_argument("--both-orders", action="store_true", help="every pair twice, chosen as A and as B")
+    parser.add_argument("--val-size", type=float, default=0.01,
+                        help="held-out pairs: a fraction (< 1) or a count (default: %(default)s)")
+    parser.add_argument("--prompt-budget", type=int, default=PROMPT_BUDGET,
+                        help="drop prompts longer than this many tokens (default: %(default)s)")
+    parser.add_argument("--sft", default=None, metavar="FILE",
+                        help="SFT mode: distillation rows with columns " + ", ".join(SFT_COLUMNS))
+    parser.add_argument("--sft-max-length", type=int, default=SFT_MAX_LENGTH,
+                        help="SFT mode: drop examples (prompt + trace) longer than this (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    unknown = sorted(set(args.sources) - set(SOURCES))
+    if unknown or not args.sources:
+        parser.error(f"--sources: unknown {unknown}; choose from {list(SOURCES)}")
+    return args
+
+
+def _write(rows: list[dict[str, Any]], path: Path) -> None:
+    import datasets
+
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+
+
+def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
+    pairs = []
+    for name in args.sources:
+        spec = SOURCES[name]
+        table = load_table(getattr(args, name))
+        require_columns(table.column_names, spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
+        if name == "code":
+            table = select_code_rows(table)
+        pairs.extend(convert(table, name, report))
+    val = held_out(len(pairs), args.val_size, args.seed)
+    splits = {}
+    for split, members in (("train", [p for i, p in enumerate(pairs) if i not in val]),
+                           ("val", [p for i, p in enumerate(pairs) if i in val])):
+        rows = rl_rows(members, split, args.family, args.prompt_file, args.seed, args.both_orders)
+        counts = token_counts(tokenizer, [r["prompt"] for r in rows], add_generation_prompt=True,
+                              progress=f"prompt tokens ({split})")
+        splits[split] = within_budget(rows, counts, args.prompt_budget, report, split)
+        report.labels[split] = dict(Counter(r["reward_model"]["ground_truth"] for r in splits[split]))
+    return splits
+
+
+def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
+    table = load_table(args.sft)
+    require_columns(table.column_names, SFT_COLUMNS, f"SFT data ({args.sft})")
+    rows = []
+    for index, row in enumerate(table):
+        try:
+            rows.append(sft_row(row, index, args.family, args.prompt_file))
+        except SkippedRow as skipped:
+            report.skip(args.sft, skipped.reason)
+    report.kept[args.sft] = len(rows)
+    val = held_out(len(rows), args.val_size, args.seed)
+    splits = {}
+    for split, members in (("train", [r for i, r in enumerate(rows) if i not in val]),
+                           ("val", [r for i, r in enumerate(rows) if i in val])):
+        counts = token_counts(tokenizer, [r["messages"] for r in members], add_generation_prompt=False,
+                              progress=f"example tokens ({split})")
+        splits[split] = within_budget(members, counts, args.sft_max_length, report, split)
+        report.labels[split] = dict(Counter(r["extra_info"]["label"] for r in splits[split]))
+    return splits
+
+
+def _summary(report: Report, splits: dict[str, list[dict[str, Any]]]) -> str:
+    lines = []
+    for source, kept in report.kept.items():
+        skipped = report.skipped.get(source, {})
+        detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())) or "none"
+        lines.append(f"{source}: {kept} kept; skipped {sum(skipped.values())} ({detail})")
+    for split, rows in splits.items():
+        per_source = Counter(r["data_source"] for r in rows)
+        labels = report.labels.get(split, {})
+        drops = {k.split("/", 1)[1]: n for k, n in report.over_budget.items() if k.startswith(split + "/")}
+        lines.append(f"{split}: {len(rows)} rows {dict(per_source)}; labels {dict(sorted(labels.items()))}; "
+                     f"over the length budget, dropped {sum(drops.values())} {drops}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None, tokenizer=None) -> Report:
+    """Run the preparation; ``tokenizer`` overrides ``--tokenizer`` (tests pass one already loaded)."""
+    args = parse_args(argv)
+    load_prompt(args.family, args.prompt_file)  # a bad prompt file fails here, before any data is read
+    if tokenizer is None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    report = Report()
+    splits = _sft(args, tokenizer, report) if args.sft else _rl(args, tokenizer, report)
+    print(_summary(report, splits))
+    if not splits["train"]:
+        raise ValueError("no training rows left; see the counts above")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for split, rows in splits.items():
+        report.rows[split] = len(rows)
+        if rows:
+            _write(rows, out / f"{split}.parquet")
+    return report
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,229 @@
+"""scripts/prepare_rm_r1_data.py on small local files with the real column names (tests/rm_r1/data/)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rm_r1.data import CODE_PREFERENCE, MATH_STEP_DPO, SKYWORK, balanced_swaps, held_out
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).parent / "data"
+SCRIPT = ROOT / "scripts" / "prepare_rm_r1_data.py"
+SOURCES = ["--skywork", str(DATA / "skywork.jsonl"), "--code", str(DATA / "code.jsonl"),
+           "--math", str(DATA / "math.parquet")]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("prepare_rm_r1_data", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def prepare():
+    return _script().main
+
+
+def _rows(path: Path) -> list[dict]:
+    return pd.read_parquet(path).to_dict("records") if path.exists() else []
+
+
+def _valid_pairs() -> dict[str, tuple[str, str]]:
+    """The kept pairs, read from the fixture files independently of rm_r1.data: last user turn -> (chosen, rejected)."""
+    pairs = {}
+    for line in (DATA / "skywork.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        pairs[row["chosen"][-2]["content"]] = (row["chosen"][-1]["content"], row["rejected"][-1]["content"])
+    for line in (DATA / "code.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        pairs[row["input"]] = (row["accepted"], row["rejected"])
+    for row in pd.read_parquet(DATA / "math.parquet").to_dict("records"):
+        steps = row["initial_reason_steps"]
+        pairs[row["prompt"]] = (steps + row["full_chosen"], steps + row["full_rejected"])
+    bad = {"Write a haiku about rain.", "Say hi.", "What is 3*3?", "Capital of France?", "Sum a list xs.",
+           "Solve x + 1 = 3."}
+    return {q: p for q, p in pairs.items() if q not in bad}
+
+
+def _shown(user_text: str, side: str, reply: str) -> bool:
+    return f"[Chatbot {side}'s reply]\n{reply}\n[End of Chatbot {side}'s reply]" in user_text or \
+        f"Chatbot {side}: {reply}\n[End of the conversation with Chatbot {side}]" in user_text
+
+
+def test_rl_rows_counts_labels_and_replies(prepare, small_tokenizer, tmp_path, capsys):
+    report = prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct",
+                      "--val-size", "3", "--seed", "7", *SOURCES], tokenizer=small_tokenizer)
+    assert report.kept == {SKYWORK: 5, CODE_PREFERENCE: 4, MATH_STEP_DPO: 3}
+    assert report.skipped == {
+        SKYWORK: {"origin magpie_ultra": 1, "empty reply": 1, "chosen identical to rejected": 1,
+                  "chosen and rejected contexts differ": 1},
+        CODE_PREFERENCE: {"empty reply": 1},
+        MATH_STEP_DPO: {"chosen identical to rejected": 1},
+    }
+    printed = capsys.readouterr().out
+    assert "origin magpie_ultra: 1" in printed and "labels" in printed
+
+    train, val = _rows(tmp_path / "train.parquet"), _rows(tmp_path / "val.parquet")
+    assert (len(train), len(val)) == (9, 3)
+    pairs = _valid_pairs()
+    seen = []
+    for row in train + val:
+        system, user = row["prompt"]
+        assert system["role"] == "system" and user["role"] == "user"
+        (question,) = [q for q in pairs if q in user["content"]]
+        seen.append(question)
+        chosen, rejected = pairs[question]
+        label = row["reward_model"]["ground_truth"]
+        chosen_side, rejected_side = ("A", "B") if label == "model_a" else ("B", "A")
+        assert _shown(user["content"], chosen_side, chosen) and _shown(user["content"], rejected_side, rejected)
+        assert row["extra_info"]["swapped"] == (label == "model_b")
+        assert row["ability"] == "preference" and row["reward_model"]["style"] == "rule"
+    assert sorted(seen) == sorted(pairs)  # every kept pair exactly once, train and val disjoint
+    assert {r["extra_info"]["split"] for r in train} == {"train"} and {r["extra_info"]["split"] for r in val} == {"val"}
+    for rows in (train, val):
+        labels = Counter(r["reward_model"]["ground_truth"] for r in rows)
+        assert abs(labels["model_a"] - labels["model_b"]) <= 1
+        for source in {r["data_source"] for r in rows}:
+            per_source = Counter(r["reward_model"]["ground_truth"] for r in rows if r["data_source"] == source)
+            assert abs(per_source["model_a"] - per_source["model_b"]) <= 1
+
+
+def test_same_seed_same_files_other_seed_other_orders(prepare, small_tokenizer, tmp_path):
+    def labels(seed, out):
+        prepare(["--output-dir", str(out), "--tokenizer", "unused", "--family", "reasoning", "--val-size", "0",
+                 "--seed", str(seed), *SOURCES], tokenizer=small_tokenizer)
+        return [(r["extra_info"]["source_index"], r["data_source"], r["reward_model"]["ground_truth"])
+                for r in _rows(out / "train.parquet")]
+
+    first, again = labels(0, tmp_path / "a"), labels(0, tmp_path / "b")
+    assert first == again
+    assert (tmp_path / "a" / "train.parquet").read_bytes() == (tmp_path / "b" / "train.parquet").read_bytes()
+    assert not (tmp_path / "a" / "val.parquet").exists()
+    others = [labels(seed, tmp_path / f"s{seed}") for seed in (1, 2, 3)]
+    assert any(other != first for other in others)
+    assert all(sorted(k[:2] for k in other) == sorted(k[:2] for k in first) for other in others)  # same pairs
+    row = _rows(tmp_path / "a" / "train.parquet")[0]
+    assert [m["role"] for m in row["prompt"]] == ["user"]  # reasoning family
+
+
+def test_both_orders(prepare, small_tokenizer, tmp_path):
+    prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--val-size", "2",
+             "--both-orders", *SOURCES], tokenizer=small_tokenizer)
+    for split, pairs in (("train", 10), ("val", 2)):
+        rows = _rows(tmp_path / f"{split}.parquet")
+        assert len(rows) == 2 * pairs
+        keys = Counter((r["data_source"], r["extra_info"]["source_index"]) for r in rows)
+        assert set(keys.values()) == {2}
+        by_key = {}
+        for r in rows:
+            by_key.setdefault((r["data_source"], r["extra_info"]["source_index"]), set()).add(
+                r["reward_model"]["ground_truth"])
+        assert all(v == {"model_a", "model_b"} for v in by_key.values())
+
+
+def test_prompt_budget_counts_tokens_of_the_rendered_chat_template(prepare, small_tokenizer, tmp_path):
+    prepare(["--output-dir", str(tmp_path / "all"), "--tokenizer", "unused", "--family", "instruct",
+             "--val-size", "0", *SOURCES], tokenizer=small_tokenizer)
+    rows = _rows(tmp_path / "all" / "train.parquet")
+    lengths = [len(small_tokenizer.apply_chat_template(list(r["prompt"]), tokenize=True, add_generation_prompt=True,
+                                                       return_dict=True)["input_ids"]) for r in rows]
+    budget = sorted(lengths)[len(lengths) // 2]
+    report = prepare(["--output-dir", str(tmp_path / "cut"), "--tokenizer", "unused", "--family", "instruct",
+                      "--val-size", "0", "--prompt-budget", str(budget), *SOURCES], tokenizer=small_tokenizer)
+    kept = _rows(tmp_path / "cut" / "train.parquet")
+    expected_drops = Counter(r["data_source"] for r, n in zip(rows, lengths) if n > budget)
+    assert len(kept) == sum(n <= budget for n in lengths) < len(rows)
+    assert report.over_budget == {f"train/{source}": n for source, n in expected_drops.items()}
+
+
+def test_rl_parquet_loads_in_verls_rl_dataset(prepare, small_tokenizer, tmp_path):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--val-size", "0",
+             *SOURCES], tokenizer=small_tokenizer)
+    config = OmegaConf.create({"max_prompt_length": 4096, "filter_overlong_prompts": True,
+                               "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")})
+    dataset = RLHFDataset(str(tmp_path / "train.parquet"), small_tokenizer, config)
+    assert len(dataset) == 12
+    item = dataset[0]
+    assert item["data_source"] == SKYWORK
+    assert item["reward_model"]["ground_truth"] in ("model_a", "model_b")
+    assert [m["role"] for m in item["raw_prompt"]] == ["system", "user"]
+
+
+def test_sft_rows_train_on_the_trace_only_in_verls_sft_dataset(prepare, small_tokenizer, tmp_path):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    report = prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct",
+                      "--val-size", "0", "--sft", str(DATA / "sft.jsonl")], tokenizer=small_tokenizer)
+    assert report.skipped[str(DATA / "sft.jsonl")] == {"trace verdict disagrees with label": 1,
+                                                       "trace does not end with one verdict tag": 1,
+                                                       "unknown label": 1}
+    traces = [json.loads(line)["trace"] for line in (DATA / "sft.jsonl").read_text().splitlines()]
+    kept = [traces[0], traces[1], traces[5]]
+    config = OmegaConf.create({"max_length": 2048, "truncation": "error", "pad_mode": "right",
+                               "messages_key": "messages"})
+    dataset = MultiTurnSFTDataset(str(tmp_path / "train.parquet"), small_tokenizer, config)
+    assert len(dataset) == 3
+    for i, trace in enumerate(kept):
+        item = dataset[i]
+        trained = item["input_ids"][item["loss_mask"].bool()]
+        assert small_tokenizer.decode(trained) == trace + "<|im_end|>\n"
+        assert "You are an impartial judge." in small_tokenizer.decode(item["input_ids"])
+
+
+def test_bad_inputs_are_errors_naming_them(prepare, small_tokenizer, tmp_path):
+    broken = tmp_path / "code_broken.jsonl"
+    broken.write_text(json.dumps({"question": "q", "accepted": "a", "rejected": "b"}) + "\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['input'\]"):
+        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--sources", "code",
+                 "--code", str(broken)], tokenizer=small_tokenizer)
+    with pytest.raises(ValueError, match="nothere.parquet"):
+        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--sources", "math",
+                 "--math", str(tmp_path / "nothere.parquet")], tokenizer=small_tokenizer)
+    with pytest.raises(SystemExit):
+        prepare(["--output-dir", str(tmp_path), "--tokenizer", "x", "--family", "auto"], tokenizer=small_tokenizer)
+    with pytest.raises(SystemExit):
+        prepare(["--output-dir", str(tmp_path), "--tokenizer", "x", "--family", "instruct", "--sources", "hh"],
+                tokenizer=small_tokenizer)
+
+
+def test_balanced_swaps_and_held_out():
+    for count in range(0, 9):
+        for odd in (False, True):
+            flags = balanced_swaps(count, "s", odd)
+            assert len(flags) == count and sum(flags) == count // 2 + (count % 2 if odd else 0)
+            assert flags == balanced_swaps(count, "s", odd)
+    assert len({tuple(balanced_swaps(20, seed)) for seed in range(5)}) > 1
+    assert len(held_out(200, 0.1, 0)) == 20 and len(held_out(200, 7, 0)) == 7 and held_out(200, 0, 0) == set()
+    assert held_out(200, 7, 1) == held_out(200, 7, 1)
+    for bad in (-1, 2.5, 200):
+        with pytest.raises(ValueError, match="val_size"):
+            held_out(200, bad, 0)
+
+
+def test_command_line_help_and_run(small_tokenizer, tmp_path):
+    help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True,
+                               text=True).stdout
+    for option in ("--family", "--both-orders", "--prompt-budget", "--sft", "--val-size", "--skywork"):
+        assert option in help_text
+    small_tokenizer.save_pretrained(tmp_path / "tok")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(tmp_path / "out"), "--tokenizer",
+                           str(tmp_path / "tok"), "--family", "instruct", "--sources", "code", "--code",
+                           str(DATA / "code.jsonl"), "--val-size", "1"], capture_output=True, text=True,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "Vezora/Code-Preference-Pairs: 4 kept; skipped 1 (empty reply: 1)" in done.stdout
+    assert len(_rows(tmp_path / "out" / "train.parquet")) == 3
