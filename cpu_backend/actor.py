@@ -202,6 +202,7 @@ class CpuActorRolloutWorkerGroup:
             use_dynamic_bsz=actor.use_dynamic_bsz,
             max_token_len_per_gpu=actor.ppo_max_token_len_per_gpu,
             micro_batch_size_per_gpu=actor.ppo_micro_batch_size_per_gpu,
+            strict_key="actor.ppo_micro_batch_size_per_gpu",
         )
         micro_batches, _ = prepare_micro_batches(mini_batch, dp_group=None, same_micro_num_in_dp=False)
 
@@ -303,10 +304,23 @@ def _temperature(data: TensorDict, role: str) -> float | torch.Tensor:
 
 
 def _assign_micro_batch_keys(
-    data: TensorDict, use_dynamic_bsz: bool, max_token_len_per_gpu: int | None, micro_batch_size_per_gpu: int | None
+    data: TensorDict,
+    use_dynamic_bsz: bool,
+    max_token_len_per_gpu: int | None,
+    micro_batch_size_per_gpu: int | None,
+    strict_key: str | None = None,
 ) -> None:
-    """Set the keys verl's ``prepare_micro_batches`` reads; no micro-batch size means one micro-batch."""
-    if not use_dynamic_bsz and micro_batch_size_per_gpu is None:
+    """Set the keys verl's ``prepare_micro_batches`` reads.
+
+    A fixed micro-batch size must divide the batch. For training (``strict_key`` names the config key) anything else
+    is an error, as in verl; for inference, where batch sizes are arbitrary, the batch then runs as one micro-batch.
+    """
+    if not use_dynamic_bsz and (micro_batch_size_per_gpu is None or len(data) % micro_batch_size_per_gpu):
+        if strict_key is not None:
+            raise ValueError(
+                f"{strict_key}={micro_batch_size_per_gpu} must divide the PPO mini-batch of {len(data)} sequences "
+                "(actor.ppo_mini_batch_size x rollout.n)"
+            )
         micro_batch_size_per_gpu = len(data)
     tu.assign_non_tensor(
         data,
