@@ -45,9 +45,9 @@ def _files(source: Path) -> list[Path]:
 
 def _read_file(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".parquet":
-        import pandas as pd
+        import pyarrow.parquet as pq
 
-        return pd.read_parquet(path).to_dict(orient="records")
+        return pq.read_table(path).to_pylist()  # plain Python lists, not numpy arrays
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".jsonl":
         return [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -53,6 +53,15 @@ def test_rmbench_nine_pairs_per_sample_and_domain_from_file_name():
     assert scores["missing_domains"] == ["code"] and scores["total"] == pytest.approx(2 / 3)
 
 
+def test_rmbench_parquet_lists(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = json.loads((DATA / "rmbench" / "total_dataset.json").read_text())
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "total.parquet")
+    assert load_rmbench(tmp_path / "total.parquet") == load_rmbench(DATA / "rmbench" / "total_dataset.json")
+
+
 def test_rmb_pairwise_and_best_of_n():
     pairs = load_rmb(DATA / "rmb")
     by_id = {p.pair_id: p for p in pairs}
