@@ -110,16 +110,16 @@ def generate_hf(
 
 
 def generate_vllm(
-    model_path: str, prompts: Sequence[str], sampling: SamplingSettings, tensor_parallel_size: int = 1
+    model_path: str, prompt_ids: Sequence[Sequence[int]], sampling: SamplingSettings, tensor_parallel_size: int = 1
 ) -> list[str]:
-    """Responses from vLLM (one sample per prompt, in input order)."""
+    """Responses from vLLM (one sample per prompt, in input order), from token ids so no second BOS is added."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=sampling.seed)
     params = SamplingParams(
         temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens, n=1
     )
-    outputs = llm.generate(list(prompts), params)
+    outputs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params)
     return [out.outputs[0].text for out in outputs]
 
 
@@ -244,7 +244,8 @@ def evaluate(
     backend = resolve_backend(backend)
     logger.info("generating %d responses with %s", len(prompts), backend)
     if backend == "vllm":
-        responses = generate_vllm(model_path, prompts, sampling, tensor_parallel_size)
+        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        responses = generate_vllm(model_path, prompt_ids, sampling, tensor_parallel_size)
     else:
         from transformers import AutoModelForCausalLM
 

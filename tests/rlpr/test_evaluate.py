@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -13,6 +15,7 @@ from rlpr.data_prep import load_source, prepare_rows
 from rlpr.evaluate import (
     SamplingSettings,
     generate_hf,
+    generate_vllm,
     grade_all,
     load_eval_rows,
     main,
@@ -84,16 +87,41 @@ def test_sampling_settings_are_checked():
 
 
 def test_hf_generation_is_seeded_and_batch_independent_when_greedy(tiny_model, small_tokenizer):
-    side = small_tokenizer.padding_side
-    prompts = render_prompts(small_tokenizer, _rows()[:3])
-    assert prompts[0].endswith("<|im_start|>assistant\n")
-    greedy = SamplingSettings(temperature=0.0, max_new_tokens=5)
-    one_by_one = [generate_hf(tiny_model, small_tokenizer, [p], greedy)[0] for p in prompts]
-    assert generate_hf(tiny_model, small_tokenizer, prompts, greedy, batch_size=3) == one_by_one
-    sampled = SamplingSettings(temperature=1.0, max_new_tokens=5, seed=7)
-    assert generate_hf(tiny_model, small_tokenizer, prompts, sampled) == generate_hf(
-        tiny_model, small_tokenizer, prompts, sampled)
-    assert small_tokenizer.padding_side == side  # generation pads on the left and then restores it
+    original = small_tokenizer.padding_side
+    small_tokenizer.padding_side = "right"
+    try:
+        prompts = render_prompts(small_tokenizer, _rows()[:3])
+        assert prompts[0].endswith("<|im_start|>assistant\n")
+        greedy = SamplingSettings(temperature=0.0, max_new_tokens=5)
+        one_by_one = [generate_hf(tiny_model, small_tokenizer, [p], greedy)[0] for p in prompts]
+        assert generate_hf(tiny_model, small_tokenizer, prompts, greedy, batch_size=3) == one_by_one
+        sampled = SamplingSettings(temperature=1.0, max_new_tokens=5, seed=7)
+        assert generate_hf(tiny_model, small_tokenizer, prompts, sampled) == generate_hf(
+            tiny_model, small_tokenizer, prompts, sampled)
+        assert small_tokenizer.padding_side == "right"  # generation pads on the left, then restores the caller's
+    finally:
+        small_tokenizer.padding_side = original
+
+
+def test_vllm_generation_passes_token_ids_and_sampling(monkeypatch):
+    """vllm is not installed here: a stand-in module records what generate_vllm asks of it."""
+    calls = {}
+
+    class LLM:
+        def __init__(self, **kw):
+            calls["init"] = kw
+
+        def generate(self, prompts, params):
+            calls["prompts"], calls["params"] = prompts, params
+            return [SimpleNamespace(outputs=[SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}")])
+                    for p in prompts]
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
+    sampling = SamplingSettings(temperature=0.6, top_p=0.95, max_new_tokens=9, seed=4)
+    assert generate_vllm("model-dir", [[1, 2], [3, 4, 5]], sampling, tensor_parallel_size=2) == ["out2", "out3"]
+    assert calls["init"] == {"model": "model-dir", "tensor_parallel_size": 2, "seed": 4}
+    assert calls["prompts"] == [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3, 4, 5]}]
+    assert calls["params"] == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "n": 1}
 
 
 def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, capsys):
