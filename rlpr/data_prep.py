@@ -5,29 +5,19 @@ Every output row has verl's row format: ``data_source``, ``prompt`` (chat messag
 sample}``. Benchmark questions are repeated k times in a row (k of the paper's Avg@k, ``rlpr.validation.BENCHMARKS``)
 and ``data_source`` is the benchmark's name there, so validation reports Avg@k under that name.
 
-Columns read (public column names of each dataset; the first present of each alternative is used):
+Columns read (the datasets' public column names; ``a | b`` means the first of them that the file has):
 
-========================  =======================================  =================================================
-dataset (default source)  question                                 answer
-========================  =======================================  =================================================
-train (openbmb/RLPR-      last ``user`` message of ``prompt``      ``reward_model.ground_truth``
-Train-Dataset)
-MMLU-Pro (TIGER-Lab/      ``question`` + ``options`` (list)        ``answer`` (letter)
-MMLU-Pro, test)
-GPQA-diamond (Idavidrein  ``Question`` + ``Correct Answer``,       letter of the correct answer after a shuffle
-/gpqa, gpqa_diamond)      ``Incorrect Answer 1..3``                seeded by (seed, row index)
-TheoremQA (TIGER-Lab/     ``Question``                             ``Answer`` (``Answer_type`` bool/option: text)
-TheoremQA, test)
-WebInstruct-verified      ``question``                             ``answer`` (``answer_type`` Multiple Choice,
-(TIGER-Lab/WebInstruct-                                            String, Boolean, Other: text)
-verified, test)
-MATH-500 (HuggingFaceH4/  ``problem``                              ``answer``
-MATH-500, test)
-Minerva (math-ai/         ``question`` | ``problem``               ``answer``
-minervamath, test)
-AIME2024 (HuggingFaceH4/  ``problem`` | ``Problem``                ``answer`` | ``Answer``
-aime_2024, train)
-========================  =======================================  =================================================
+* ``train`` (openbmb/RLPR-Train-Dataset, split train): the last ``user`` message of ``prompt`` as the question,
+  ``reward_model.ground_truth``; ``data_source``, ``ability`` and ``extra_info`` are kept.
+* ``MMLU-Pro`` (TIGER-Lab/MMLU-Pro, test): ``question`` + ``options`` (a list, lettered A-J), ``answer`` (a letter).
+* ``GPQA-diamond`` (Idavidrein/gpqa, config gpqa_diamond, train): ``Question``, ``Correct Answer``,
+  ``Incorrect Answer 1..3``, shuffled with a seed of (``--seed``, row index); the answer is the correct option's letter.
+* ``TheoremQA`` (TIGER-Lab/TheoremQA, test): ``Question``, ``Answer`` (numbers and lists as Python prints them),
+  ``Answer_type`` (bool and option answers are graded as text).
+* ``WebInstruct-verified`` (TIGER-Lab/WebInstruct-verified, test): ``question``, ``answer``, ``answer_type``
+  (Multiple Choice, String, Boolean and Other answers are graded as text).
+* ``MATH-500`` (HuggingFaceH4/MATH-500, test), ``Minerva`` (math-ai/minervamath, test), ``AIME2024``
+  (HuggingFaceH4/aime_2024, train): ``problem | question | Problem``, ``answer | Answer``.
 
 Rows whose question or answer is empty are dropped and counted (``PrepReport.dropped``).
 """
