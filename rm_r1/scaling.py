@@ -11,6 +11,10 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
+from rm_r1.backends import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
+from rm_r1.prompts import build_judge_messages
+from rm_r1.reward import parse_verdict
+
 TIE_RULES = ("random", "wrong")
 """How voting settles a tie for the most votes: a seeded coin among the leaders, or no decision (scored wrong)."""
 
@@ -176,3 +180,31 @@ def round_robin_elo(
         ratings[b] += k_factor * ((1.0 - score_a) - (1.0 - expected_a))
         result.games.append((a, b, a if verdict == "A" else b))
     return result
+
+
+def pairwise_judge(
+    backend: JudgeBackend,
+    conversation: str | list[dict],
+    candidates: Sequence[str],
+    *,
+    family: str = "instruct",
+    prompt_file: str | None = None,
+    sampling: Sampling | None = None,
+    rule: str = "anywhere",
+    seed: int = 0,
+) -> Judge:
+    """A ``Judge`` over ``candidates`` (replies to ``conversation``) backed by a model: ``judge(a, b)`` shows
+    candidate a as Chatbot A and b as Chatbot B, generates once (seed from (seed, a, b)) and parses the verdict
+    with ``rule`` (greedy unless ``sampling`` says otherwise). A request the backend could not serve raises
+    ``BackendError``."""
+    sampling = sampling or Sampling()
+
+    def judge(a: int, b: int) -> str | None:
+        messages = build_judge_messages(conversation, candidates[a], candidates[b], family=family,
+                                        prompt_file=prompt_file)
+        (completion,) = backend.generate([JudgeRequest(messages, request_seed(seed, a, b))], sampling)
+        if completion.text is None:
+            raise BackendError(f"judging candidates {a} and {b} failed: {completion.error}")
+        return parse_verdict(completion.text, rule)
+
+    return judge

@@ -6,7 +6,9 @@ import random
 
 import pytest
 
-from rm_r1.scaling import knockout_tournament, round_robin_elo, swapped, unswap, voting
+from rm_r1.backends import BackendError, Completion, request_seed
+from rm_r1.prompts import build_judge_messages
+from rm_r1.scaling import knockout_tournament, pairwise_judge, round_robin_elo, swapped, unswap, voting
 
 
 def test_swapped_is_a_stable_fair_coin():
@@ -129,3 +131,43 @@ def test_elo_ranks_a_transitive_judge_and_conserves_rating_mass():
 def test_elo_skips_and_counts_failed_judgements():
     result = round_robin_elo(3, lambda a, b: None if {a, b} == {0, 2} else "A", random.Random(0))
     assert result.failures == 2 and len(result.games) == 4
+
+
+class _RankingBackend:
+    """A backend that prefers the candidate with the higher quality; it recognises the pair from the messages."""
+
+    def __init__(self, conversation, candidates, quality, fail_on=None):
+        self.routes = {
+            repr(build_judge_messages(conversation, candidates[a], candidates[b])): (a, b)
+            for a in range(len(candidates))
+            for b in range(len(candidates))
+            if a != b
+        }
+        self.quality, self.fail_on, self.requests = quality, fail_on, []
+
+    def generate(self, requests, sampling):
+        for index, request in enumerate(requests):
+            self.requests.append(request)
+            a, b = self.routes[repr(request.messages)]
+            if self.fail_on in (a, b):
+                yield Completion(index, None, "HTTP 503")
+                continue
+            yield Completion(index, f"<answer>[[{'A' if self.quality[a] > self.quality[b] else 'B'}]]</answer>")
+
+
+def test_pairwise_judge_drives_a_tournament_with_a_backend():
+    quality = (4, 17, 9, 12, 3)
+    candidates = [f"My answer is {n}" for n in quality]
+    backend = _RankingBackend("Pick a big number.", candidates, quality)
+    judge = pairwise_judge(backend, "Pick a big number.", candidates, seed=5)
+    assert judge(1, 0) == "A" and judge(0, 1) == "B"
+    result = knockout_tournament(5, judge, random.Random(0))
+    assert result.winner == 1
+    assert len(backend.requests) == 2 + 4
+    assert backend.requests[0].seed == request_seed(5, 1, 0) != request_seed(5, 0, 1)
+    elo = round_robin_elo(5, judge, random.Random(0))
+    assert max(range(5), key=elo.ratings.__getitem__) == 1
+    failing_backend = _RankingBackend("Pick a big number.", candidates, quality, fail_on=0)
+    failing = pairwise_judge(failing_backend, "Pick a big number.", candidates)
+    with pytest.raises(BackendError, match="candidates 0 and 1 failed: HTTP 503"):
+        failing(0, 1)
