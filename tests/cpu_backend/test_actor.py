@@ -1,11 +1,16 @@
-"""The in-process actor worker group against independent computations (plain forward, verl's own formulas)."""
+"""The in-process actor worker group against independent computations (plain forward, verl's own formulas), and its
+checkpoints (weights, optimizer and LR-scheduler state, RNG round-trip)."""
 
 from __future__ import annotations
 
 import copy
+import os
+import random
 
+import numpy as np
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 from verl import DataProto
 from verl.utils import tensordict_utils as tu
 from verl.utils.model import compute_position_id_with_mask
@@ -207,3 +212,53 @@ def test_micro_batch_that_does_not_divide_the_mini_batch_is_named(grpo_config, s
     batch = training_batch(group, len(small_tokenizer))
     with pytest.raises(ValueError, match="actor.ppo_micro_batch_size_per_gpu=3"):
         update(group, batch)
+
+
+def snapshot(group: CpuActorRolloutWorkerGroup) -> dict:
+    return {k: v.clone() for k, v in group.model.state_dict().items()}
+
+
+def test_save_then_load_restores_weights_optimizer_and_rng(grpo_config, small_tokenizer, tmp_path):
+    group = CpuActorRolloutWorkerGroup.from_pretrained(grpo_config.actor_rollout_ref, tokenizer=small_tokenizer)
+    batch = training_batch(group, len(small_tokenizer))
+    update(group, batch)
+    saved_weights = snapshot(group)
+    saved_optimizer = copy.deepcopy(group.optimizer.state_dict())
+    saved_scheduler = group.lr_scheduler.state_dict()
+
+    group.save_checkpoint(str(tmp_path / "global_step_1" / "actor"), None, 1, max_ckpt_to_keep=None)
+    draws = (torch.rand(3), np.random.rand(3), random.random())
+    update(group, batch)  # moves weights, optimizer moments and the scheduler on
+    assert any(not torch.equal(saved_weights[k], v) for k, v in group.model.state_dict().items())
+
+    group.load_checkpoint(str(tmp_path / "global_step_1" / "actor"), del_local_after_load=False)
+
+    for key, value in group.model.state_dict().items():
+        torch.testing.assert_close(value, saved_weights[key], rtol=0, atol=0)
+    restored = group.optimizer.state_dict()
+    for param_id, state in saved_optimizer["state"].items():
+        for name, value in state.items():
+            torch.testing.assert_close(restored["state"][param_id][name], value, rtol=0, atol=0)
+    assert group.lr_scheduler.state_dict() == saved_scheduler
+    assert torch.equal(torch.rand(3), draws[0])
+    assert np.array_equal(np.random.rand(3), draws[1])
+    assert random.random() == draws[2]
+    # The saved model folder is a plain Hugging Face checkpoint with its tokenizer.
+    hf_dir = tmp_path / "global_step_1" / "actor" / "huggingface"
+    reloaded = AutoModelForCausalLM.from_pretrained(str(hf_dir))
+    torch.testing.assert_close(reloaded.state_dict()["lm_head.weight"], saved_weights["lm_head.weight"])
+    assert (hf_dir / "tokenizer_config.json").exists()
+
+
+def test_max_ckpt_to_keep_deletes_older_checkpoints(grpo_config, small_tokenizer, tmp_path):
+    group = CpuActorRolloutWorkerGroup.from_pretrained(grpo_config.actor_rollout_ref)
+    paths = [str(tmp_path / f"global_step_{step}" / "actor") for step in (1, 2, 3)]
+    for step, path in enumerate(paths, start=1):
+        group.save_checkpoint(path, None, step, max_ckpt_to_keep=2)
+    assert [os.path.isdir(path) for path in paths] == [False, True, True]
+
+
+def test_loading_a_folder_that_is_not_a_checkpoint_names_it(grpo_config, tmp_path):
+    group = CpuActorRolloutWorkerGroup.from_pretrained(grpo_config.actor_rollout_ref)
+    with pytest.raises(FileNotFoundError, match="not-a-checkpoint"):
+        group.load_checkpoint(str(tmp_path / "not-a-checkpoint"))
