@@ -333,7 +333,10 @@ def _ks(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rm_r1.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m rm_r1.evaluate",
+        description="Evaluate a pairwise (RM-R1) or pointwise (DeepSeek-GRM) judge on RewardBench, RM-Bench or RMB.",
+    )
     p.add_argument("--benchmark", required=True, choices=BENCHMARKS)
     p.add_argument("--data", help="local file/folder, or hub dataset name (default: the benchmark's hub dataset)")
     p.add_argument("--model", required=True, help="checkpoint path (hf, vllm) or the served model name (openai)")
@@ -349,8 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, help="default 0 (greedy), or 0.5 with --k")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=8192)
-    p.add_argument("--tie", default="random", choices=TIE_RULES, help="voting ties: seeded coin, or count as wrong")
-    p.add_argument("--failures", default="abstain", choices=FAILURE_RULES, help="unparsable samples in voting")
+    p.add_argument("--tie", default="random", choices=TIE_RULES, help="pairwise voting ties: seeded coin, or wrong")
+    p.add_argument("--failures", default="abstain", choices=FAILURE_RULES, help="unparsable samples in pairwise voting")
     p.add_argument("--limit", type=int, help="only the first N benchmark records (smoke runs)")
     hf = p.add_argument_group("hf backend")
     hf.add_argument("--batch-size", type=int, default=4)
