@@ -35,8 +35,8 @@ from typing import Any
 
 from rlpr.answer import check_mode
 from rlpr.data_checks import read_rows, write_rows
-from rlpr.prompts import build_r1_messages
-from rlpr.validation import BENCHMARKS, OPTION_LETTERS
+from rlpr.prompts import OPTION_LETTERS, build_r1_messages, format_options
+from rlpr.validation import BENCHMARKS
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,6 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return value.strip() if isinstance(value, str) else str(value)
-
-
-def format_options(question: str, options: Sequence[str]) -> str:
-    """``question`` followed by the options lettered A, B, C, ... (at most 10)."""
-    if not 2 <= len(options) <= len(OPTION_LETTERS):
-        raise ValueError(f"expected 2 to {len(OPTION_LETTERS)} options, got {len(options)}: {options!r}")
-    lines = [f"{letter}. {_text(option)}" for letter, option in zip(OPTION_LETTERS, options, strict=False)]
-    return question + "\n\nOptions:\n" + "\n".join(lines)
 
 
 def _train(row: _Row, index: int, seed: int) -> Item:

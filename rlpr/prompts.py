@@ -4,9 +4,15 @@
 ``<answer> </answer>``, followed by the question as the user turn. ``R1_nothink`` (Llama, Gemma recipes): no system
 prompt; the single user turn holds the question and an instruction to reason step by step and put the final answer
 within ``<answer> </answer>`` (for multiple-choice questions, only the option letter).
+
+Multiple-choice options follow the question as lettered lines (``format_options``); ``parse_options`` reads them back
+for grading.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Sequence
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, check_mode
 
@@ -34,3 +40,29 @@ def build_r1_messages(question: str, fmt: str = "R1", multiple_choice: bool = Fa
         return [{"role": "system", "content": R1_SYSTEM_PROMPT}, {"role": "user", "content": question}]
     instruction = NOTHINK_CHOICE_INSTRUCTION if multiple_choice else NOTHINK_INSTRUCTION
     return [{"role": "user", "content": f"{question}\n\n{instruction}"}]
+
+
+OPTION_LETTERS = "ABCDEFGHIJ"
+_OPTIONS_HEADER = "\n\nOptions:\n"
+_OPTION_LINE = re.compile(r"([A-J])\. (.*)")
+
+
+def format_options(question: str, options: Sequence[str]) -> str:
+    """``question`` followed by its options as lines ``A. text``, ``B. text``, ... (2 to 10 options)."""
+    if not 2 <= len(options) <= len(OPTION_LETTERS):
+        raise ValueError(f"expected 2 to {len(OPTION_LETTERS)} options, got {len(options)}: {list(options)!r}")
+    lines = [f"{letter}. {' '.join(str(option).split())}" for letter, option in zip(OPTION_LETTERS, options)]
+    return question + _OPTIONS_HEADER + "\n".join(lines)
+
+
+def parse_options(text: str) -> list[str]:
+    """The option texts of a question written by ``format_options``, in letter order ([] if it has none)."""
+    if _OPTIONS_HEADER not in text:
+        return []
+    options = []
+    for letter, line in zip(OPTION_LETTERS, text.rsplit(_OPTIONS_HEADER, 1)[1].split("\n")):
+        found = _OPTION_LINE.fullmatch(line)
+        if found is None or found.group(1) != letter:
+            return []
+        options.append(found.group(2))
+    return options

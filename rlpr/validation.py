@@ -8,9 +8,14 @@
   general-domain benchmarks, the math benchmarks, and all seven.
 
 Grading by answer type (``extra_info["answer_type"]``, else the benchmark's default, else ``math``):
-``choice`` compares option letters; ``math`` accepts a normalised string match or math-verify equivalence; ``text``
-accepts a normalised string match only. When a judge is configured, answers that the rules reject are sent to it
-(multiple-choice answers never are: a letter needs no judge).
+
+* ``choice`` compares option letters; an answer that gives an option's text instead of its letter counts as that
+  option when ``extra_info["question"]`` lists the options (``rlpr.prompts.format_options``);
+* ``math`` accepts a normalised string match or math-verify equivalence;
+* ``text`` accepts a normalised string match only.
+
+When a judge is configured, answers that the rules reject are sent to it (multiple-choice answers never are: a letter
+needs no judge).
 """
 
 from __future__ import annotations
@@ -26,12 +31,12 @@ from typing import Any
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
 from rlpr.judge import JudgeConfig, JudgeError, LLMJudge
+from rlpr.prompts import OPTION_LETTERS, parse_options
 
 logger = logging.getLogger(__name__)
 
 ANSWER_TYPES = ("math", "choice", "text")
 DOMAINS = ("general", "math")
-OPTION_LETTERS = "ABCDEFGHIJ"
 
 
 @dataclass(frozen=True)
@@ -117,16 +122,25 @@ def normalize_text(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def choice_letter(text: str) -> str | None:
-    """The option letter (A-J) an answer names, or None if it names none."""
-    text = _TEXT_WRAPPER.sub(r"\1", text).replace("$", "").strip()
-    found = _BARE_LETTER.fullmatch(text)
+def choice_letter(text: str, options: Sequence[str] | None = None) -> str | None:
+    """The option letter (A-J) an answer names, or None if it names none.
+
+    With ``options`` (the option texts in letter order), an answer that is exactly one option's text (after
+    ``normalize_text``) names that option.
+    """
+    plain = _TEXT_WRAPPER.sub(r"\1", text).replace("$", "").strip()
+    found = _BARE_LETTER.fullmatch(plain)
     if found:
         return found.group(1).upper()
     for pattern in _LETTER_PATTERNS:
-        found = pattern.search(text)
+        found = pattern.search(plain)
         if found:
             return found.group(1)
+    if options:
+        wanted = normalize_text(text)
+        matches = [letter for letter, option in zip(OPTION_LETTERS, options) if normalize_text(option) == wanted]
+        if len(matches) == 1:
+            return matches[0]
     return None
 
 
@@ -145,15 +159,18 @@ def _math_verify_equal(reference: str, answer: str) -> bool:
     return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout))
 
 
-def rule_grade(answer: str, reference: str, answer_type: str) -> bool:
-    """Whether ``answer`` matches ``reference`` under the rules of ``answer_type`` (see the module docstring)."""
+def rule_grade(answer: str, reference: str, answer_type: str, options: Sequence[str] | None = None) -> bool:
+    """Whether ``answer`` matches ``reference`` under the rules of ``answer_type`` (see the module docstring).
+
+    ``options`` (multiple choice only) are the option texts in letter order.
+    """
     if answer_type not in ANSWER_TYPES:
         raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
     if answer_type == "choice":
         gold = choice_letter(reference)
         if gold is None:
             raise ValueError(f"multiple-choice reference must be an option letter A-J, got {reference!r}")
-        return choice_letter(answer) == gold
+        return choice_letter(answer, options) == gold
     if normalize_text(answer) == normalize_text(reference):
         return True
     return answer_type == "math" and _math_verify_equal(reference, answer)
@@ -216,7 +233,8 @@ async def grade_response(
     prediction = extract_answer(response)
     if prediction is None:
         return Grade(None, 0.0, fmt, 0.0, 0.0)
-    correct = rule_grade(prediction, reference, answer_type)
+    options = parse_options((extra_info or {}).get("question") or "") if answer_type == "choice" else None
+    correct = rule_grade(prediction, reference, answer_type, options)
     if correct or judge is None or answer_type == "choice":
         return Grade(prediction, float(correct), fmt, 0.0, 0.0)
     question = (extra_info or {}).get("question")

@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rlpr.data_prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, format_options, load_source, prepare_rows
+from rlpr.data_checks import write_rows
+from rlpr.data_prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, load_source, prepare_rows
 from rlpr.prompts import R1_SYSTEM_PROMPT
 from rlpr.validation import BENCHMARKS, compute_score
 
@@ -146,9 +147,18 @@ def test_bad_input_is_named(name, rows, match):
         prepare_rows(name, rows)
 
 
-def test_format_options_rejects_too_many():
-    with pytest.raises(ValueError, match="options"):
-        format_options("q", [str(i) for i in range(11)])
+def test_benchmark_files_concatenate_as_verl_reads_them(tmp_path):
+    """verl reads each val file with datasets and concatenates them: the column types must agree across files."""
+    import datasets
+
+    paths = []
+    for name in BENCHMARKS:
+        rows, _ = _prepare(name, repeat=1)
+        paths.append(str(write_rows(rows, tmp_path / f"{name}.parquet")))
+    parts = [datasets.load_dataset("parquet", data_files=p)["train"] for p in paths]
+    merged = datasets.concatenate_datasets(parts)
+    assert len(merged) == sum(len(p) for p in parts)
+    assert set(merged.unique("data_source")) == set(BENCHMARKS)
 
 
 def test_missing_local_file_is_an_error(tmp_path):

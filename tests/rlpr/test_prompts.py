@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
-from rlpr.prompts import R1_SYSTEM_PROMPT, build_r1_messages
+from rlpr.prompts import R1_SYSTEM_PROMPT, build_r1_messages, format_options, parse_options
 
 
 def test_r1_is_system_then_user_with_the_question_verbatim():
@@ -48,3 +48,20 @@ def test_chat_template_renders_the_r1_prompt(small_tokenizer):
 def test_bad_input_is_rejected(question, fmt):
     with pytest.raises(ValueError, match="question|format mode"):
         build_r1_messages(question, fmt=fmt)
+
+
+def test_options_are_lettered_lines_and_read_back():
+    text = format_options("Pick one.", ["red", "a\nmulti-line  option", "blue"])
+    assert text == "Pick one.\n\nOptions:\nA. red\nB. a multi-line option\nC. blue"
+    assert parse_options(text) == ["red", "a multi-line option", "blue"]
+
+
+@pytest.mark.parametrize("text", ["no options here", "Q\n\nOptions:\nA. x\nC. y", "Q\n\nOptions:\nA) x\nB) y"])
+def test_parse_options_without_well_formed_options_is_empty(text):
+    assert parse_options(text) == []
+
+
+@pytest.mark.parametrize("n", [1, 11])
+def test_format_options_needs_2_to_10(n):
+    with pytest.raises(ValueError, match="options"):
+        format_options("q", [str(i) for i in range(n)])

@@ -8,6 +8,7 @@ import inspect
 import pytest
 from omegaconf import OmegaConf
 
+from rlpr.prompts import format_options
 from rlpr.validation import (
     BENCHMARKS,
     avg_at_k_metrics,
@@ -53,9 +54,20 @@ def test_extract_answer_rejects_non_text():
 @pytest.mark.parametrize(
     ("text", "letter"),
     [
-        ("B", "B"), ("(c)", "C"), ("D.", "D"), ("E)", "E"), ("$\\text{F}$", "F"), ("J", "J"),
-        ("A) 3.2 eV", "A"), ("The answer is (G).", "G"), ("answer: H", "H"), ("Option I", "I"),
-        ("K", None), ("A cat", None), ("I am not sure", None), ("", None),
+        ("B", "B"),
+        ("(c)", "C"),
+        ("D.", "D"),
+        ("E)", "E"),
+        ("$\\text{F}$", "F"),
+        ("J", "J"),
+        ("A) 3.2 eV", "A"),
+        ("The answer is (G).", "G"),
+        ("answer: H", "H"),
+        ("Option I", "I"),
+        ("K", None),
+        ("A cat", None),
+        ("I am not sure", None),
+        ("", None),
     ],
 )
 def test_choice_letter(text, letter):
@@ -81,6 +93,17 @@ def test_choice_letter(text, letter):
 )
 def test_rule_grade(answer, reference, answer_type, correct):
     assert rule_grade(answer, reference, answer_type) is correct
+
+
+def test_choice_answer_given_as_option_text():
+    options = ["Venus", "Mars", "the  Moon"]
+    assert choice_letter("Mars", options) == "B" and choice_letter("The moon.", options) == "C"
+    assert choice_letter("Mars", None) is None and choice_letter("Pluto", options) is None
+    assert choice_letter("Mars", ["Mars", "mars"]) is None  # ambiguous
+    assert rule_grade("mars", "B", "choice", options) and not rule_grade("Venus", "B", "choice", options)
+    question = format_options("Which planet is red?", options)
+    out = _score("MMLU-Pro", "<think>t</think> <answer>Mars</answer>", "B", {"question": question})
+    assert out["acc"] == 1.0
 
 
 def test_rule_grade_rejects_bad_inputs():
@@ -139,22 +162,42 @@ def test_verl_loads_it_as_an_async_custom_reward():
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     config = OmegaConf.create(
-        {"reward": {"custom_reward_function": {
-            "path": "pkg://rlpr.validation", "name": "compute_score", "reward_kwargs": {"format_mode": "R1_nothink"}
-        }}}
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://rlpr.validation",
+                    "name": "compute_score",
+                    "reward_kwargs": {"format_mode": "R1_nothink"},
+                }
+            }
+        }
     )
     fn = get_custom_reward_fn(config)
     assert inspect.iscoroutinefunction(fn.func)
-    out = asyncio.run(fn(data_source="MATH-500", solution_str="<answer>4</answer>", ground_truth="4",
-                         extra_info={"index": 0}, reward_router_address=None))
+    out = asyncio.run(
+        fn(
+            data_source="MATH-500",
+            solution_str="<answer>4</answer>",
+            ground_truth="4",
+            extra_info={"index": 0},
+            reward_router_address=None,
+        )
+    )
     assert out["acc"] == 1.0 and out["format"] == 1.0
 
 
 # --- Avg@k ------------------------------------------------------------------------------------------------------
 
 # The paper's Qwen2.5-7B RLPR row (RLPR.md §6), in percent, with its published general and overall averages.
-PAPER = {"MMLU-Pro": 56.0, "GPQA-diamond": 37.6, "TheoremQA": 55.4, "WebInstruct-verified": 75.5,
-         "MATH-500": 78.0, "Minerva": 56.5, "AIME2024": 16.3}
+PAPER = {
+    "MMLU-Pro": 56.0,
+    "GPQA-diamond": 37.6,
+    "TheoremQA": 55.4,
+    "WebInstruct-verified": 75.5,
+    "MATH-500": 78.0,
+    "Minerva": 56.5,
+    "AIME2024": 16.3,
+}
 
 
 def test_avg_at_k_reproduces_the_papers_averages():
@@ -173,18 +216,34 @@ def test_avg_at_k_reproduces_the_papers_averages():
 
 
 def test_avg_at_k_is_unweighted_across_benchmarks_and_skips_unknown_sources_in_averages():
-    m = avg_at_k_metrics(["MATH-500", "MATH-500", "MATH-500", "MATH-500", "Minerva", "extra"],
-                         [1, 1, 1, 0, 0, 1], prefix="test")
-    assert m == {"test/MATH-500/avg@2": 0.75, "test/Minerva/avg@4": 0.0, "test/extra/acc": 1.0,
-                 "test/math/avg": 0.375, "test/overall/avg": 0.375}
+    m = avg_at_k_metrics(
+        ["MATH-500", "MATH-500", "MATH-500", "MATH-500", "Minerva", "extra"], [1, 1, 1, 0, 0, 1], prefix="test"
+    )
+    assert m == {
+        "test/MATH-500/avg@2": 0.75,
+        "test/Minerva/avg@4": 0.0,
+        "test/extra/acc": 1.0,
+        "test/math/avg": 0.375,
+        "test/overall/avg": 0.375,
+    }
 
 
 def test_avg_at_k_table_matches_the_paper_setup():
     assert {b.name: b.k for b in BENCHMARKS.values()} == {
-        "MMLU-Pro": 2, "GPQA-diamond": 4, "TheoremQA": 2, "WebInstruct-verified": 2,
-        "MATH-500": 2, "Minerva": 4, "AIME2024": 16}
+        "MMLU-Pro": 2,
+        "GPQA-diamond": 4,
+        "TheoremQA": 2,
+        "WebInstruct-verified": 2,
+        "MATH-500": 2,
+        "Minerva": 4,
+        "AIME2024": 16,
+    }
     assert {b.name for b in BENCHMARKS.values() if b.domain == "general"} == {
-        "MMLU-Pro", "GPQA-diamond", "TheoremQA", "WebInstruct-verified"}
+        "MMLU-Pro",
+        "GPQA-diamond",
+        "TheoremQA",
+        "WebInstruct-verified",
+    }
 
 
 def test_avg_at_k_rejects_bad_input():
