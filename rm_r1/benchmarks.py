@@ -136,7 +136,7 @@ def load_rmbench(source: str | Path = HUB_SOURCES["rmbench"][0]) -> list[Compari
         for origin, row in read_rows(source, HUB_SOURCES["rmbench"][1]):
             sample = _field(origin, row, "id", (int, str))
             domain = _rmbench_domain(origin, row)
-            rmbench_domain(domain)
+            rmbench_domain(domain)  # rejects a domain the scorer would not know
             chosen, rejected = (list(_field(origin, row, key, (list, tuple))) for key in ("chosen", "rejected"))
             if len(chosen) != 3 or len(rejected) != 3 or not all(isinstance(r, str) for r in chosen + rejected):
                 raise ValueError(f"{origin}: 'chosen' and 'rejected' must hold 3 strings each (one per style)")

@@ -63,6 +63,6 @@ def test_vllm_backend_token_ids_seeds_and_chunks(small_tokenizer, monkeypatch):
 def test_evaluation_modules_do_not_import_vllm():
     code = (
         "import sys, rm_r1.evaluate, rm_r1.backends, rm_r1.scaling, rm_r1.pointwise, rm_r1.benchmarks, rm_r1.eval\n"
-        "assert 'vllm' not in sys.modules and 'torch' not in sys.modules, sorted(sys.modules)"
+        "assert 'vllm' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
