@@ -259,6 +259,5 @@ def test_judge_needs_the_question(server):
 
 def test_grade_response_reports_the_prediction(server):
     url, _ = server
-    grade = _run(grade_response("WebInstruct-verified", "<answer>good 3</answer>", "3 m/s", EXTRA,
-                                judge=_judge(url)))
+    grade = _run(grade_response("WebInstruct-verified", "<answer>good 3</answer>", "3 m/s", EXTRA, judge=_judge(url)))
     assert grade.prediction == "good 3" and grade.acc == 1.0
