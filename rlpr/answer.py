@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import numpy as np
+
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 ANSWER_OPEN = "<answer>"
@@ -76,13 +78,21 @@ def repetition_penalty(text: str, window: int = 10, limit: int = 10) -> float:
         raise ValueError(f"window must be a positive int, got {window!r}")
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive int, got {limit!r}")
-    words = [w for chunk in text.split() for w in chunk.split("_") if w]
+    words = [w for w in _WORD_SEPARATORS.split(text) if w]
     if len(words) <= window:
+        return 0.0
+    # Fast rejection: identical windows have identical hashes, so if no hash occurs `limit` times no window does.
+    vocabulary: dict[str, int] = {}
+    ids = np.array([vocabulary.setdefault(w, len(vocabulary)) for w in words], dtype=np.uint64)
+    weights = np.power(np.uint64(1_000_003), np.arange(window, dtype=np.uint64))  # wraps mod 2**64
+    hashes = np.lib.stride_tricks.sliding_window_view(ids, window) @ weights
+    if np.unique(hashes, return_counts=True)[1].max() < limit:
         return 0.0
     counts = Counter(tuple(words[i : i + window]) for i in range(len(words) - window + 1))
     return -1.0 if max(counts.values()) >= limit else 0.0
 
 
+_WORD_SEPARATORS = re.compile(r"[\s_]+")
 _LEADING_SPACE = re.compile(r"\s*")
 
 

@@ -106,7 +106,7 @@ def format_table(scoring, rewards, index) -> str:
     for i, (row_id, k) in enumerate(index):
         lines.append(
             f"{row_id:<12.12} {k:>2} {scoring.status[i]:<16} {rewards.r[i]:10.4g} {rewards.r_prime[i]:10.4g} "
-            f"{rewards.r_hat[i]:10.4g} {scoring.format_scores[i]:3.0f} {scoring.repetition[i]:3.0f} "
+            f"{rewards.r_hat[i]:10.4g} {rewards.format_scores[i]:3.0f} {rewards.repetition[i]:3.0f} "
             f"{rewards.reward[i]:10.4g}"
         )
     return "\n".join(lines)

@@ -207,8 +207,6 @@ class ScoringBatch:
     prompt_keys: list[str]  # per response: prompt_key(prompt ids, reference)
     references: list[str]  # per response: y* (stripped)
     prompt_row: dict = field(default_factory=dict)  # uid -> its debias row
-    format_scores: torch.Tensor | None = None  # (responses,) F
-    repetition: torch.Tensor | None = None  # (responses,) P
     texts: list[str] = field(default_factory=list)  # decoded responses (special tokens at the end dropped)
 
     @property
@@ -303,31 +301,23 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
             spans.append(span)
 
     encoded = tokenizer(tails, add_special_tokens=False, return_offsets_mapping=True) if tails else None
-    rows_prompt: list[torch.Tensor] = []
-    rows_response: list[torch.Tensor] = []
-    rows_mask: list[list[bool]] = []
+    # a row: (prompt ids, response it continues or -1, sampled response tokens kept, tail ids, y* mask over the tail)
+    rows: list[tuple[torch.Tensor, int, int, list[int], list[bool]]] = []
     response_row = [-1] * n
     for j, (i, keep) in enumerate(kept):
         tail_ids = encoded["input_ids"][j]
         if limit is not None and keep + len(tail_ids) > limit:
             status[i] = "overlength"
             continue
-        response_row[i] = len(rows_prompt)
-        rows_prompt.append(prompt_ids[i])
-        rows_response.append(torch.cat([responses[i, :keep], torch.tensor(tail_ids, dtype=responses.dtype)]))
-        rows_mask.append([False] * keep + _overlap_mask(encoded["offset_mapping"][j], spans[j]))
+        response_row[i] = len(rows)
+        rows.append((prompt_ids[i], i, keep, tail_ids, _overlap_mask(encoded["offset_mapping"][j], spans[j])))
     prompt_row = {}
     for j, (uid, i) in enumerate(debias_uids, start=len(kept)):
-        tail_ids = encoded["input_ids"][j]
-        prompt_row[uid] = len(rows_prompt)
-        rows_prompt.append(prompt_ids[i])
-        rows_response.append(torch.tensor(tail_ids, dtype=responses.dtype))
-        rows_mask.append(_overlap_mask(encoded["offset_mapping"][j], spans[j]))
+        prompt_row[uid] = len(rows)
+        rows.append(
+            (prompt_ids[i], -1, 0, encoded["input_ids"][j], _overlap_mask(encoded["offset_mapping"][j], spans[j]))
+        )
 
-    f_scores = torch.tensor([format_reward(t, config.format_mode) for t in texts], dtype=torch.float64)
-    rep = torch.tensor(
-        [repetition_penalty(t, config.repetition_window, config.repetition_limit) for t in texts], dtype=torch.float64
-    )
     result = ScoringBatch(
         data=None,
         answer_mask=torch.zeros(0, 0, dtype=torch.bool),
@@ -337,27 +327,26 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
         prompt_keys=keys,
         references=refs,
         prompt_row=prompt_row,
-        format_scores=f_scores,
-        repetition=rep,
         texts=texts,
     )
-    if not rows_prompt:
+    if not rows:
         return result
 
-    rows = len(rows_prompt)
-    p_len = max(len(p) for p in rows_prompt)
-    r_len = max(len(r) for r in rows_response)
+    p_len = max(len(row[0]) for row in rows)
+    r_len = max(row[2] + len(row[3]) for row in rows)
     dtype = responses.dtype
-    prompt_t = torch.full((rows, p_len), pad_id, dtype=dtype)
-    response_t = torch.full((rows, r_len), pad_id, dtype=dtype)
-    attn = torch.zeros(rows, p_len + r_len, dtype=torch.long)
-    mask_t = torch.zeros(rows, r_len, dtype=torch.bool)
-    for j in range(rows):
-        p, r = rows_prompt[j], rows_response[j]
-        prompt_t[j, p_len - len(p) :] = p
-        response_t[j, : len(r)] = r
-        attn[j, p_len - len(p) : p_len + len(r)] = 1
-        mask_t[j, : len(r)] = torch.tensor(rows_mask[j], dtype=torch.bool)
+    prompt_t = torch.full((len(rows), p_len), pad_id, dtype=dtype)
+    response_t = torch.full((len(rows), r_len), pad_id, dtype=dtype)
+    attn = torch.zeros(len(rows), p_len + r_len, dtype=torch.long)
+    mask_t = torch.zeros(len(rows), r_len, dtype=torch.bool)
+    for j, (prompt, source, keep, tail_ids, tail_mask) in enumerate(rows):
+        end = keep + len(tail_ids)
+        prompt_t[j, p_len - len(prompt) :] = prompt
+        if keep:
+            response_t[j, :keep] = responses[source, :keep]
+        response_t[j, keep:end] = torch.tensor(tail_ids, dtype=dtype)
+        mask_t[j, keep:end] = torch.tensor(tail_mask, dtype=torch.bool)
+        attn[j, p_len - len(prompt) : p_len + end] = 1
     position_ids = torch.clip(torch.cumsum(attn, dim=-1) - 1, min=0)
     result.data = DataProto.from_dict(
         tensors={
@@ -377,14 +366,23 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 # Rewards from log-probs
 
 
+def format_and_repetition(texts: Sequence[str], config: ScoringConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """F and P of every decoded response (RLPR.md §3)."""
+    f = [format_reward(t, config.format_mode) for t in texts]
+    p = [repetition_penalty(t, config.repetition_window, config.repetition_limit) for t in texts]
+    return torch.tensor(f, dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
+
+
 @dataclass
 class RlprRewards:
-    """Per-response rewards (float64) and the batch metrics (``rlpr/*`` names)."""
+    """Per-response rewards (float64), F and P, and the batch metrics (``rlpr/*`` names)."""
 
     r: torch.Tensor
     r_prime: torch.Tensor
     r_hat: torch.Tensor
     reward: torch.Tensor
+    format_scores: torch.Tensor
+    repetition: torch.Tensor
     metrics: dict[str, float]
     r_prime_by_key: dict[str, float]  # r' per prompt key, as computed in this batch (for the r' cache)
 
@@ -436,7 +434,7 @@ def compute_rewards(
         raise KeyError(f"no r' for the prompts with uid {sorted(set(map(str, missing)))}: no debias row, not cached")
     rp = torch.tensor([used.get(key, 0.0) for key in scoring.prompt_keys], dtype=torch.float64)
     r_hat = torch.tensor([debias(float(a), float(b), config.shaping) for a, b in zip(r, rp)], dtype=torch.float64)
-    f, p = scoring.format_scores, scoring.repetition
+    f, p = format_and_repetition(scoring.texts, config)
     reward = torch.tensor(
         [combine(float(r_hat[i]), float(f[i]), 0.0, config.format_coef) for i in range(n)], dtype=torch.float64
     )
@@ -467,4 +465,13 @@ def compute_rewards(
     for name, value in metrics.items():
         if not math.isfinite(value):
             raise FloatingPointError(f"metric {name} is not finite ({value}); the scoring batch is inconsistent")
-    return RlprRewards(r=r, r_prime=rp, r_hat=r_hat, reward=reward, metrics=metrics, r_prime_by_key=from_batch)
+    return RlprRewards(
+        r=r,
+        r_prime=rp,
+        r_hat=r_hat,
+        reward=reward,
+        format_scores=f,
+        repetition=p,
+        metrics=metrics,
+        r_prime_by_key=from_batch,
+    )

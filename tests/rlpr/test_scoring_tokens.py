@@ -147,7 +147,8 @@ def test_r1_nothink_mode(qwen_tokenizer):
     scoring = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(format_mode="R1_nothink"))
     assert scoring.status == ["ok", "no_answer"]
     check_o_prime(qwen_tokenizer, scoring, 0, response, "4", " ")
-    assert scoring.format_scores.tolist() == [1.0, 0.0]
+    lp = torch.zeros(scoring.answer_mask.shape)
+    assert compute_rewards(scoring, lp, ScoringConfig(format_mode="R1_nothink")).format_scores.tolist() == [1.0, 0.0]
 
 
 def test_empty_reference_and_overlength_are_per_sample(qwen_tokenizer):
