@@ -280,16 +280,27 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
+def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
+    """The judge the ``--judge-*`` options ask for (None without ``--judge-base-url``)."""
     api_key = None
     if args.judge_api_key_env:
         api_key = os.environ.get(args.judge_api_key_env)
         if not api_key:
             raise SystemExit(f"environment variable {args.judge_api_key_env} (--judge-api-key-env) is not set")
-    judge = judge_from_kwargs(args.judge_base_url, args.judge_model, api_key, args.judge_concurrency,
-                              args.judge_timeout, args.judge_retries)
+    return judge_from_kwargs(
+        judge_base_url=args.judge_base_url,
+        judge_model=args.judge_model,
+        judge_api_key=api_key,
+        judge_concurrency=args.judge_concurrency,
+        judge_timeout=args.judge_timeout,
+        judge_retries=args.judge_retries,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    judge = judge_from_args(args)
     sampling = SamplingSettings(args.temperature, args.top_p, args.max_new_tokens, args.seed)
     summary = evaluate(args.model, args.data, args.output_dir, sampling=sampling, backend=args.backend,
                        format_mode=args.format, judge=judge, batch_size=args.batch_size,

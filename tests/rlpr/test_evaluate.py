@@ -17,8 +17,10 @@ from rlpr.evaluate import (
     generate_hf,
     generate_vllm,
     grade_all,
+    judge_from_args,
     load_eval_rows,
     main,
+    parse_args,
     render_prompts,
     sample_records,
     write_outputs,
@@ -138,3 +140,20 @@ def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, c
         accs = [x["acc"] for x in lines if x["data_source"] == source]
         assert summary["metrics"][f"eval/{source}/avg@2"] == sum(accs) / len(accs)
     assert "| data source | k | samples | Avg@k (%) |" in capsys.readouterr().out
+
+
+def test_judge_options(monkeypatch):
+    base = ["--model", "m", "--data", "d.parquet"]
+    assert judge_from_args(parse_args(base)) is None
+    args = parse_args(base + ["--judge-base-url", "http://127.0.0.1:8000/v1", "--judge-model", "qwen-judge",
+                              "--judge-concurrency", "3", "--judge-timeout", "5", "--judge-retries", "4",
+                              "--judge-api-key-env", "RLPR_TEST_JUDGE_KEY"])
+    monkeypatch.delenv("RLPR_TEST_JUDGE_KEY", raising=False)
+    with pytest.raises(SystemExit, match="RLPR_TEST_JUDGE_KEY"):
+        judge_from_args(args)
+    monkeypatch.setenv("RLPR_TEST_JUDGE_KEY", "k")
+    cfg = judge_from_args(args).config
+    assert (cfg.base_url, cfg.model, cfg.api_key, cfg.concurrency, cfg.timeout_s, cfg.retries) == (
+        "http://127.0.0.1:8000/v1", "qwen-judge", "k", 3, 5.0, 4)
+    with pytest.raises(ValueError, match="judge model"):
+        judge_from_args(parse_args(base + ["--judge-base-url", "http://127.0.0.1:8000/v1"]))

@@ -252,3 +252,39 @@ def test_avg_at_k_rejects_bad_input():
     with pytest.raises(ValueError, match="MATH-500"):
         avg_at_k_metrics(["MATH-500"], [float("nan")])
     assert avg_at_k_metrics([], []) == {}
+
+
+def test_verl_naive_reward_manager_returns_our_keys(small_tokenizer):
+    """The reward manager verl's reward loop uses for a custom function: decode, call us, pass our keys through."""
+    import numpy as np
+    import torch
+    from verl import DataProto
+    from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.create(
+        {"reward": {"custom_reward_function": {"path": "pkg://rlpr.validation", "name": "compute_score",
+                                               "reward_kwargs": {"format_mode": "R1"}}}}
+    )
+    manager = NaiveRewardManager(config, small_tokenizer, get_custom_reward_fn(config))
+    prompt = small_tokenizer("Q?", add_special_tokens=False)["input_ids"]
+    results = []
+    for text, truth in [("<think>t</think> <answer>B</answer>", "B"), ("<answer>7</answer>", "8")]:
+        response = small_tokenizer(text, add_special_tokens=False)["input_ids"] + [small_tokenizer.pad_token_id] * 3
+        valid = len(response) - 3
+        data = DataProto.from_dict(
+            tensors={
+                "prompts": torch.tensor([prompt]),
+                "responses": torch.tensor([response]),
+                "attention_mask": torch.tensor([[1] * len(prompt) + [1] * valid + [0] * 3]),
+            },
+            non_tensors={
+                "data_source": np.array(["MMLU-Pro" if truth == "B" else "MATH-500"], dtype=object),
+                "reward_model": np.array([{"ground_truth": truth, "style": "rule"}], dtype=object),
+                "extra_info": np.array([{"index": 0}], dtype=object),
+            },
+        )
+        results.append(manager.loop.run_until_complete(manager.run_single(data)))
+    assert [r["reward_score"] for r in results] == [1.0, 0.0]
+    assert all(set(r["reward_extra_info"]) == KEYS for r in results)
+    assert results[0]["reward_extra_info"]["format"] == 1.0 and results[1]["reward_extra_info"]["format"] == 0.0
