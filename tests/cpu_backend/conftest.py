@@ -10,6 +10,17 @@ import pytest
 TOY_REWARD = Path(__file__).with_name("toy_reward.py")
 
 
+@pytest.fixture(scope="package", autouse=True)
+def single_torch_thread():
+    """Tiny models run several times faster on one thread than on oversubscribed cores; restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(small_tokenizer, tmp_path_factory) -> Path:
     """A tiny random Qwen2 saved with its tokenizer (what ``actor_rollout_ref.model.path`` points at)."""
