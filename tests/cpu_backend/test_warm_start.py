@@ -1,0 +1,55 @@
+"""Warm start: supervised fitting on well-formed responses, cached by fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from cpu_backend import warm_start
+
+EXAMPLES = [
+    ([{"role": "user", "content": f"What is {i} + {i}?"}], f"<think>{i} plus {i}</think><answer>{2 * i}</answer>")
+    for i in range(4)
+]
+
+
+def response_nll(model_dir, tokenizer) -> float:
+    """Mean NLL of the example responses (+ EOS) after the chat-templated prompt, computed directly."""
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
+    total, count = 0.0, 0
+    for messages, response in EXAMPLES:
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt = tokenizer.encode(text, add_special_tokens=False)
+        target = tokenizer.encode(response, add_special_tokens=False) + [tokenizer.eos_token_id]
+        ids = torch.tensor([prompt + target])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, len(prompt) - 1 : -1], dim=-1)
+        total -= logp.gather(-1, torch.tensor(target)[:, None]).sum().item()
+        count += len(target)
+    return total / count
+
+
+def test_warm_start_fits_responses_and_caches(tiny_model_dir, small_tokenizer, tmp_path):
+    out = tmp_path / "warm"
+    result = warm_start(tiny_model_dir, out, small_tokenizer, EXAMPLES, steps=15, lr=1e-2, seed=0)
+
+    assert result == out
+    assert response_nll(out, small_tokenizer) < 0.5 * response_nll(tiny_model_dir, small_tokenizer)
+    assert (out / "tokenizer_config.json").exists()
+
+    fingerprint = json.loads((out / "warm_start.json").read_text())["fingerprint"]
+    weights = out / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    warm_start(tiny_model_dir, out, small_tokenizer, EXAMPLES, steps=15, lr=1e-2, seed=0)
+    assert weights.stat().st_mtime_ns == stamp  # cache hit: nothing retrained or rewritten
+
+    warm_start(tiny_model_dir, out, small_tokenizer, EXAMPLES, steps=16, lr=1e-2, seed=0)
+    assert json.loads((out / "warm_start.json").read_text())["fingerprint"] != fingerprint
+
+
+def test_warm_start_rejects_empty_examples(tiny_model_dir, small_tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="example"):
+        warm_start(tiny_model_dir, tmp_path / "warm", small_tokenizer, [], steps=1)
