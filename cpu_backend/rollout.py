@@ -71,8 +71,8 @@ class HFGenerateClient:
         if not greedy:
             top_k = int(sampling_params.get("top_k", -1))
             options.update(temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)), top_k=max(top_k, 0))
-        if float(sampling_params.get("repetition_penalty", 1.0)) != 1.0:
-            options["repetition_penalty"] = float(sampling_params["repetition_penalty"])
+        # Explicit, as verl sends it: the checkpoint's generation_config defaults must not leak in.
+        options["repetition_penalty"] = float(sampling_params.get("repetition_penalty", 1.0))
         want_logprobs = bool(sampling_params.get("logprobs", False))
 
         with torch.random.fork_rng(devices=[]), torch.no_grad():

@@ -262,3 +262,20 @@ def test_loading_a_folder_that_is_not_a_checkpoint_names_it(grpo_config, tmp_pat
     group = CpuActorRolloutWorkerGroup.from_pretrained(grpo_config.actor_rollout_ref)
     with pytest.raises(FileNotFoundError, match="not-a-checkpoint"):
         group.load_checkpoint(str(tmp_path / "not-a-checkpoint"))
+
+
+@pytest.mark.parametrize("loss_agg_mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"])
+def test_update_is_independent_of_the_micro_batch_split(grpo_config, small_tokenizer, loss_agg_mode):
+    """verl normalizes each micro-batch's loss by the whole mini-batch, so accumulation equals one big batch."""
+    runs = []
+    for micro in (1, 2):
+        config = copy.deepcopy(grpo_config)
+        config.actor_rollout_ref.actor.update({"ppo_micro_batch_size_per_gpu": micro, "loss_agg_mode": loss_agg_mode})
+        group = make_group(config, small_tokenizer)
+        metrics = update(group, training_batch(group, len(small_tokenizer)))
+        runs.append((metrics, group.model.state_dict()))
+    (metrics_1, weights_1), (metrics_2, weights_2) = runs
+    for key in ("loss", "actor/pg_loss", "grad_norm"):  # the gradient norm is scale-sensitive
+        assert metrics_1[key] == pytest.approx(metrics_2[key], rel=1e-4, abs=1e-7), key
+    for key, value in weights_1.items():
+        torch.testing.assert_close(value, weights_2[key], atol=2e-5, rtol=0)  # lr 1e-3: 2% of one Adam step

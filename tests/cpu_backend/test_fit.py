@@ -85,3 +85,17 @@ def test_configs_the_backend_cannot_run_are_named(tiny_model_dir, override, name
     config = compose_cpu_config(overrides=[*base_overrides(tiny_model_dir), override])
     with pytest.raises(ValueError, match=named):
         check_cpu_config(config)
+
+
+def test_compose_from_a_recipe_folder(tmp_path):
+    """A recipe YAML on verl's search path composes with the CPU overrides applied on top of it."""
+    (tmp_path / "smoke.yaml").write_text(
+        "hydra:\n  searchpath:\n    - pkg://verl.trainer.config\n"
+        "defaults:\n  - ppo_trainer\n  - _self_\n"
+        "trainer:\n  use_v1: true\n"
+        "recipe:\n  beta: 0.5\n"
+    )
+    config = compose_cpu_config("smoke", ["recipe.beta=0.25"], config_dir=str(tmp_path))
+    assert config.recipe.beta == 0.25
+    assert config.trainer.use_v1 is False and config.trainer.device == "cpu"
+    assert config.data.dataloader_num_workers == 0
