@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 import verl.trainer.config as verl_config_pkg
-import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 
 from rlpr.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP
+from rlpr.main import legacy_reward_sections
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -36,7 +36,7 @@ RECIPE_SECTIONS = {"rlpr", "rm_r1"}
 UNDECLARED_VERL_KEYS = {"reward.custom_reward_function.reward_kwargs"}
 # Needs the model's files (and the network for a hub id); never built here.
 NEEDS_MODEL_FILES = {"verl.workers.config.HFModelConfig"}
-LEGACY_REWARD_KEYS = set(yaml.safe_load((VERL_CONFIG_DIR / "legacy_reward_impl.yaml").read_text()))
+LEGACY_REWARD_KEYS = set(legacy_reward_sections())
 PPO_BASES = {p.stem for p in VERL_CONFIG_DIR.glob("ppo_*trainer.yaml")}
 SFT_BASES = {p.stem for p in VERL_CONFIG_DIR.glob("sft_trainer*.yaml")}
 

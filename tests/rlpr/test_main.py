@@ -1,0 +1,138 @@
+"""The Hydra entry point: recipes compose, bad configs are refused, training data is checked; no training runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+
+from rlpr import config_paths
+from rlpr.data_checks import BadDataError, read_rows
+from rlpr.main import (
+    CHECKED_DATA_FILE,
+    CONFIG_DIR,
+    check_config,
+    check_training_data,
+    compose_recipe,
+    recipe_names,
+    rlpr_task_runner_class,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_recipes_are_found_in_the_checkout():
+    assert CONFIG_DIR == REPO / "configs" / "rlpr"
+    assert set(recipe_names()) >= {"qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"}
+
+
+def test_an_installed_wheel_uses_its_own_copy_of_the_configs(tmp_path, monkeypatch):
+    package = tmp_path / "site-packages" / "rlpr"
+    (package / "_configs" / "rlpr").mkdir(parents=True)
+    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", package)
+    assert config_paths.recipe_config_dir("rlpr") == package / "_configs" / "rlpr"
+    with pytest.raises(FileNotFoundError, match="no config folder .*known recipe folders: \\['rlpr'\\]"):
+        config_paths.recipe_config_dir("rm_r1")
+    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", tmp_path / "nowhere" / "rlpr")
+    with pytest.raises(FileNotFoundError, match="no recipe configs found"):
+        config_paths.configs_root()
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "rlpr").glob("*.yaml")))
+def test_each_recipe_composes_with_overrides_and_passes_the_checks(name):
+    config = compose_recipe(name, ["trainer.total_epochs=3", "rlpr.filter.beta=0.7"])
+    assert config.trainer.total_epochs == 3
+    assert config.rlpr.filter.beta == 0.7
+    check_config(config)
+
+
+def test_unknown_recipe_and_misspelled_override_are_refused():
+    with pytest.raises(ValueError, match="unknown RLPR recipe 'qwen'; expected one of .*'qwen2.5-7b-base'"):
+        compose_recipe("qwen")
+    with pytest.raises(ConfigCompositionException, match="clip_ratio_hihg"):
+        compose_recipe("smoke_cpu", ["actor_rollout_ref.actor.clip_ratio_hihg=0.3"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["trainer.use_v1=true"], "trainer.use_v1=false"),
+        (["reward_model.reward_manager=naive"], r"legacy reward keys \['reward_model.reward_manager'\]"),
+        (["custom_reward_function.path=pkg://rlpr.validation"], r"\['custom_reward_function.path'\]"),
+        (["~rlpr"], "no rlpr: section"),
+        (["actor_rollout_ref.actor.ppo_mini_batch_size=1000"], "ppo_mini_batch_size"),
+    ],
+)
+def test_configs_the_trainer_cannot_honour_are_refused(overrides, match):
+    config = compose_recipe("smoke_cpu", ["actor_rollout_ref.actor.use_dynamic_bsz=false", *overrides])
+    with pytest.raises(ValueError, match=match):
+        check_config(config)
+
+
+def _write_rows(path: Path, truths: list) -> Path:
+    rows = [
+        {
+            "data_source": "web",
+            "prompt": [{"role": "user", "content": f"Question {i}?"}],
+            "ability": "general",
+            "reward_model": {"style": "rule", "ground_truth": truth},
+            "extra_info": {"index": i},
+        }
+        for i, truth in enumerate(truths)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_training_data_is_checked_before_training(tmp_path, small_tokenizer):
+    clean = _write_rows(tmp_path / "clean.jsonl", ["a", "b"])
+    dirty = _write_rows(tmp_path / "dirty.jsonl", ["a", None, "c"])
+    out = tmp_path / "run"
+    base = [f"trainer.default_local_dir={out}"]
+
+    config = compose_recipe("smoke_cpu", [*base, f"data.train_files={clean}"])
+    assert check_training_data(config, small_tokenizer) == [str(clean)]
+
+    config = compose_recipe("smoke_cpu", [*base, f"data.train_files=[{clean},{dirty}]"])
+    with pytest.raises(BadDataError, match=rf"{dirty} row 1: no_reference"):
+        check_training_data(config, small_tokenizer)
+
+    config = compose_recipe(
+        "smoke_cpu", [*base, f"data.train_files=[{clean},{dirty}]", "rlpr.bad_prompt_policy=filter"]
+    )
+    files = check_training_data(config, small_tokenizer)
+    assert files == [str(out / CHECKED_DATA_FILE)]
+    assert [r["reward_model"]["ground_truth"] for r in read_rows(files[0])] == ["a", "b", "a", "c"]
+
+
+def test_task_runner_builds_on_verls_base_runner():
+    from verl.trainer.main_ppo_v0 import BaseTaskRunner
+
+    runner = rlpr_task_runner_class()
+    assert issubclass(runner, BaseTaskRunner) and runner.__name__ == "RLPRTaskRunner"
+    assert runner.run is not BaseTaskRunner.run
+
+
+def _run_main(argv: list[str], monkeypatch, capsys) -> str:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlpr.main import main
+
+    monkeypatch.setattr(sys, "argv", ["rlpr.main", *argv])
+    try:
+        main()
+    except SystemExit as stop:
+        assert stop.code in (None, 0), capsys.readouterr().err
+    finally:
+        GlobalHydra.instance().clear()
+    return capsys.readouterr().out
+
+
+def test_command_line_prints_the_composed_config_and_help(monkeypatch, capsys):
+    job = _run_main(["--config-name", "gemma2-2b-it", "--cfg", "job", "trainer.total_epochs=3"], monkeypatch, capsys)
+    assert "total_epochs: 3" in job and "format_mode: R1_nothink" in job and "experiment_name: gemma2-2b-it" in job
+    help_text = _run_main(["--help"], monkeypatch, capsys)
+    assert "Powered by Hydra" in help_text and "experiment_name: qwen2.5-7b-base" in help_text
