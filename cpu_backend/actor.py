@@ -49,7 +49,7 @@ def sequence_log_probs(
     model: PreTrainedModel,
     input_ids: torch.Tensor,
     position_ids: torch.Tensor,
-    temperature: float | torch.Tensor,
+    temperature: float,
     calculate_entropy: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Per-token log-probs (and entropies) of nested sequences under ``model`` with logits divided by ``temperature``.
@@ -67,7 +67,6 @@ def sequence_log_probs(
     attention_mask = build_attention_mask_from_nested(input_ids, max_seq_len=max_len)
 
     logits = model(input_ids=padded_ids, attention_mask=attention_mask, position_ids=padded_pos, use_cache=False).logits
-    temperature = torch.as_tensor(temperature, dtype=logits.dtype).reshape(-1, 1, 1)
     logits = logits / temperature
     next_ids = torch.roll(padded_ids, shifts=-1, dims=1)
     log_probs = torch.log_softmax(logits, dim=-1).gather(-1, next_ids.unsqueeze(-1)).squeeze(-1)
@@ -105,7 +104,7 @@ class CpuActorRolloutWorkerGroup:
         self.optim_config = omega_conf_to_dataclass(config.actor.optim)
         self.optimizer = build_optimizer(self.model.parameters(), self.optim_config)
         self.lr_scheduler = _build_lr_scheduler(self.optimizer, self.optim_config)
-        self._dispatch_info: dict[str, list[int]] = {"actor": [0], "ref": [0], "train": [0]}
+        self._dispatch_info: dict[str, list[int]] = {"actor": [0], "ref": [0]}
         self._saved_checkpoints: list[str] = []
 
     @classmethod
@@ -189,7 +188,7 @@ class CpuActorRolloutWorkerGroup:
         metrics["lr"] = [float(self.lr_scheduler.get_last_lr()[0])]
         return tu.get_tensordict({}, non_tensor_dict={"metrics": metrics})
 
-    def _train_mini_batch(self, mini_batch: TensorDict, temperature, calculate_entropy: bool) -> dict[str, float]:
+    def _train_mini_batch(self, mini_batch: TensorDict, temperature: float, calculate_entropy: bool) -> dict:
         actor = self.actor_config
         tu.assign_non_tensor(
             mini_batch,
@@ -294,13 +293,15 @@ class CpuActorRolloutWorkerGroup:
         """Profiling is not supported on the CPU backend; the call is accepted and ignored."""
 
 
-def _temperature(data: TensorDict, role: str) -> float | torch.Tensor:
+def _temperature(data: TensorDict, role: str) -> float:
     temperature = tu.get(data, "temperature", default=None)
     if temperature is None:
         raise ValueError(
             f"{role} log-probs need a 'temperature' entry in the TensorDict (DataProto.meta_info['temperature'])"
         )
-    return temperature
+    if isinstance(temperature, torch.Tensor) and temperature.numel() != 1:
+        raise ValueError(f"{role} log-probs: one scalar temperature expected, got shape {tuple(temperature.shape)}")
+    return float(temperature)
 
 
 def _assign_micro_batch_keys(
