@@ -25,8 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from verl.trainer.ppo.utils import need_critic, need_reference_policy
 from verl.utils.config import omega_conf_to_dataclass, validate_config
 
+from rlpr.data_prep import TRAIN, default_file_name
 from rlpr.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP
 from rlpr.main import legacy_reward_sections
+from rlpr.validation import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -325,6 +327,10 @@ def test_rlpr_recipe_has_the_papers_settings(name, rlpr_recipes):
     )
     assert (cfg.rlpr.score_method, cfg.rlpr.shaping, cfg.rlpr.format_coef) == ("mean_prob", "clip", 0.1)
     assert (cfg.rlpr.debias.mode, cfg.rlpr.debias.tagged) == ("initial", False)
+    # The data files are those rlpr.data_prep writes, in a folder per answer format.
+    folder = {"R1": "~/data/rlpr/r1", "R1_nothink": "~/data/rlpr/r1_nothink"}[mode]
+    assert cfg.data.train_files == f"{folder}/{default_file_name(TRAIN)}"
+    assert list(cfg.data.val_files) == [f"{folder}/{default_file_name(b)}" for b in BENCHMARKS]
 
 
 def _key_tree(node) -> object:
