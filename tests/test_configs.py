@@ -361,7 +361,7 @@ def test_every_rlpr_key_is_commented():
 def test_smoke_config_is_small_and_filters_early(rlpr_recipes):
     cfg = rlpr_recipes["smoke_cpu"]
     assert cfg.data.train_batch_size * cfg.actor_rollout_ref.rollout.n <= 16
-    assert cfg.data.max_prompt_length <= 128 and cfg.data.max_response_length <= 96
+    assert cfg.data.max_prompt_length <= 256 and cfg.data.max_response_length <= 96
     assert (cfg.rlpr.filter.ema_start_step, cfg.rlpr.filter.start_step) == (1, 2)
     steps = cfg.trainer.total_training_steps
     assert steps >= 4 and 0 < cfg.trainer.save_freq <= steps
