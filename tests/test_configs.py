@@ -3,11 +3,12 @@
 A YAML typo composes silently and most sections are only read inside GPU workers, so for every ``configs/**/*.yaml``:
 1. every key path the YAML writes exists in verl's composed default config (the same base and the same defaults-list
    choices as the recipe), except the recipe's own top-level section (``rlpr:``, ``rm_r1:``), free-form dict fields
-   (an empty dict or ``null`` in verl's default, e.g. ``engine_kwargs.vllm``, ``override_config``) and the optional
-   keys verl reads with ``.get`` without declaring them;
+   (an empty dict or ``null`` in verl's default, e.g. ``engine_kwargs.vllm``, ``override_config``, and
+   ``FREE_FORM_KEYS``);
 2. no legacy reward key (verl ignores them unless migrated): recipes use ``reward.*`` only;
 3. verl's ``validate_config`` passes (PPO-based recipes);
-4. every ``_target_`` section that verl's unmodified default can build on CPU is built from the recipe.
+4. every ``_target_`` section is built from the recipe with ``omega_conf_to_dataclass``, except sections holding a
+   model config (they need the model's files) and sections that fail the same way on verl's own default.
 Then the RLPR recipes are checked against the paper's settings (RLPR.md §5).
 """
 
@@ -34,8 +35,10 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 VERL_CONFIG_DIR = Path(verl_config_pkg.__file__).parent
 RECIPE_SECTIONS = {"rlpr", "rm_r1"}
-# Read by verl with .get(...) but absent from its YAML defaults (verl/trainer/ppo/reward.py: get_custom_reward_fn).
-UNDECLARED_VERL_KEYS = {"reward.custom_reward_function.reward_kwargs"}
+# Free-form although verl's default lists a few keys, or absent from verl's YAML and read with .get(...):
+# ray_init is passed as ray.init(**ray_init) (verl/trainer/main_ppo.py: run_ppo); reward_kwargs is read by
+# verl/trainer/ppo/reward.py: get_custom_reward_fn.
+FREE_FORM_KEYS = {"ray_kwargs.ray_init", "reward.custom_reward_function.reward_kwargs"}
 # Needs the model's files (and the network for a hub id); never built here.
 NEEDS_MODEL_FILES = {"verl.workers.config.HFModelConfig"}
 LEGACY_REWARD_KEYS = set(legacy_reward_sections())
@@ -95,7 +98,7 @@ def unknown_keys(written: DictConfig, reference: DictConfig, prefix: str = "") -
         path = f"{prefix}{key}"
         if not prefix and key in {"defaults", "hydra"} | RECIPE_SECTIONS:
             continue
-        if path in UNDECLARED_VERL_KEYS:
+        if path in FREE_FORM_KEYS:
             continue
         if key not in reference.keys():  # `in` alone treats a mandatory (???) value as absent
             close = difflib.get_close_matches(str(key), [str(k) for k in reference], n=1)
@@ -233,6 +236,11 @@ actor_rollout_ref:
 {actor}
 trainer:
   use_v1: false
+ray_kwargs:
+  ray_init:
+    runtime_env:
+      env_vars:
+        ANY_VARIABLE: "1"
 rlpr:
   anything: goes
 """
