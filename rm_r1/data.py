@@ -175,8 +175,10 @@ def held_out(count: int, val_size: float, seed: int) -> set[int]:
     if val_size < 0 or (val_size >= 1 and val_size != int(val_size)):
         raise ValueError(f"val_size must be a fraction in [0, 1) or a whole number of pairs, got {val_size}")
     size = int(val_size) if val_size >= 1 else round(val_size * count)
-    if size >= count and count:
+    if size >= count > 0:
         raise ValueError(f"val_size {val_size} leaves no training pairs out of {count}")
+    if count == 0:
+        return set()
     return set(random.Random(seed).sample(range(count), size))
 
 

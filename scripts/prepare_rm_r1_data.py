@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from rm_r1.data import (
     PROMPT_BUDGET,
     SFT_COLUMNS,
@@ -84,7 +86,7 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
         require_columns(table.column_names, spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
         if name == "code":
             table = select_code_rows(table)
-        pairs.extend(convert(table, name, report))
+        pairs.extend(convert(tqdm(table, desc=f"reading {spec.hub_name}", unit="row"), name, report))
     val = held_out(len(pairs), args.val_size, args.seed)
     splits = {}
     for split, members in (("train", [p for i, p in enumerate(pairs) if i not in val]),
@@ -101,7 +103,7 @@ def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[
     table = load_table(args.sft)
     require_columns(table.column_names, SFT_COLUMNS, f"SFT data ({args.sft})")
     rows = []
-    for index, row in enumerate(table):
+    for index, row in enumerate(tqdm(table, desc="reading distillation rows", unit="row")):
         try:
             rows.append(sft_row(row, index, args.family, args.prompt_file))
         except SkippedRow as skipped:

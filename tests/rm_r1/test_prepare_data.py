@@ -208,7 +208,7 @@ def test_balanced_swaps_and_held_out():
             assert flags == balanced_swaps(count, "s", odd)
     assert len({tuple(balanced_swaps(20, seed)) for seed in range(5)}) > 1
     assert len(held_out(200, 0.1, 0)) == 20 and len(held_out(200, 7, 0)) == 7 and held_out(200, 0, 0) == set()
-    assert held_out(200, 7, 1) == held_out(200, 7, 1)
+    assert held_out(200, 7, 1) == held_out(200, 7, 1) and held_out(0, 7, 1) == set()
     for bad in (-1, 2.5, 200):
         with pytest.raises(ValueError, match="val_size"):
             held_out(200, bad, 0)

@@ -1,12 +1,16 @@
-"""compute_score inside verl 0.9.1's real reward loop: Ray actors (CPU) decode the responses and call
-``pkg://rm_r1.reward`` / ``compute_score`` with the rule from ``reward.custom_reward_function.reward_kwargs``."""
+"""compute_score inside verl 0.9.1's real reward loop: Ray actors (CPU), configured by the GRPO recipe's reward section,
+decode the responses and call ``pkg://rm_r1.reward`` / ``compute_score`` with the rule from
+``reward.custom_reward_function.reward_kwargs``."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "rm_r1"
 A, B = "<answer>[[A]]</answer>", "<answer>[[B]]</answer>"
 
 # (prompt, response text, end token generated?, label). The second response puts 50 characters between its verdict
@@ -50,20 +54,18 @@ def _batch(tokenizer):
 
 
 def _config(model_dir, manager: str, rule: str):
-    from hydra import compose, initialize_config_module
+    """The RM-R1 GRPO recipe's reward section (configs/rm_r1/grpo.yaml), with the manager and rule under test."""
+    from hydra import compose, initialize_config_dir
 
-    overrides = [
-        f"actor_rollout_ref.model.path={model_dir}",
-        "reward.num_workers=1",
-        "reward.custom_reward_function.path=pkg://rm_r1.reward",
-        "reward.custom_reward_function.name=compute_score",
-        f"+reward.custom_reward_function.reward_kwargs.rule={rule}",
-    ]
-    if manager != "naive":
-        overrides += ["reward.reward_manager.source=importlib", f"reward.reward_manager.name={manager}",
-                      "reward.reward_manager.module.path=pkg://rm_r1.reward"]
-    with initialize_config_module("verl.trainer.config", version_base=None):
-        return compose("ppo_trainer", overrides=overrides)
+    overrides = [f"actor_rollout_ref.model.path={model_dir}", "reward.num_workers=1",
+                 f"reward.custom_reward_function.reward_kwargs.rule={rule}"]
+    if manager == "naive":
+        overrides += ["reward.reward_manager.source=register", "reward.reward_manager.name=naive"]
+    with initialize_config_dir(str(CONFIGS), version_base=None):
+        config = compose("grpo", overrides=overrides)
+    assert (config.reward.custom_reward_function.path, config.reward.reward_manager.name) == ("pkg://rm_r1.reward",
+                                                                                              manager)
+    return config
 
 
 @pytest.mark.slow
