@@ -26,13 +26,13 @@ from typing import Any, Literal
 
 Verdict = Literal["A", "B"]
 
+ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 VERDICT_MARKS: dict[str, str] = {"A": "[[A]]", "B": "[[B]]"}
-VERDICT_TAGS: dict[str, str] = {side: f"<answer>{mark}</answer>" for side, mark in VERDICT_MARKS.items()}
+VERDICT_TAGS: dict[str, str] = {side: f"{ANSWER_OPEN}{mark}{ANSWER_CLOSE}" for side, mark in VERDICT_MARKS.items()}
 RULES = ("strict_tail", "last_answer", "anywhere")
 TAIL_CHARS = 80
 LABELS: dict[str, Verdict] = {"model_a": "A", "model_b": "B", "A": "A", "B": "B"}
 
-_ANSWER_OPEN, _ANSWER_CLOSE = "<answer>", "</answer>"
 _BARE_MARK = re.compile(r"\s*\[\[([AB])\]\]\s*")
 # Keywords verl's reward managers may add to every call (verl/experimental/reward_loop/reward_manager/naive.py).
 _VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
@@ -68,11 +68,11 @@ def parse_verdict(response: str, rule: str = "strict_tail") -> Verdict | None:
         return _only_one(VERDICT_TAGS["A"] in tail, VERDICT_TAGS["B"] in tail)
     if rule == "anywhere":
         return _only_one(VERDICT_MARKS["A"] in response, VERDICT_MARKS["B"] in response)
-    start = response.rfind(_ANSWER_OPEN)
+    start = response.rfind(ANSWER_OPEN)
     if start < 0:
         return None
-    start += len(_ANSWER_OPEN)
-    end = response.find(_ANSWER_CLOSE, start)
+    start += len(ANSWER_OPEN)
+    end = response.find(ANSWER_CLOSE, start)
     if end < 0:
         return None
     match = _BARE_MARK.fullmatch(response[start:end])
