@@ -126,6 +126,8 @@ def _special_token_text_reward_manager() -> type:
             self._tokenizer = tokenizer
 
         def __getattr__(self, name: str) -> Any:
+            if name == "_tokenizer":  # not set yet (copy, unpickling): no endless recursion
+                raise AttributeError(name)
             return getattr(self._tokenizer, name)
 
         def decode(self, token_ids: Any, skip_special_tokens: bool = False, **kwargs: Any) -> str:
