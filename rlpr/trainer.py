@@ -1,0 +1,544 @@
+"""``RLPRTrainer``: verl 0.9.1's classic ``RayPPOTrainer`` with the RLPR reward and the EMA std filter.
+
+Per step (ARCHITECTURE.md, "The RLPR step"):
+
+1. draw ``data.train_batch_size`` prompts (cached overflow prompts first), generate ``rollout.n`` responses each,
+   put the rollout replicas to sleep;
+2. ONE actor ``compute_log_prob`` call, without entropy, on the scoring batch (o' rows, plus debias rows in debias
+   mode ``current``) -> r, r', R per response (``rlpr.scoring``), computed once per sample;
+3. group stds of R, the EMA filter (``rlpr.filter``); while fewer than ``train_batch_size`` prompts are kept, wake the
+   replicas and generate another round (at most ``rlpr.max_gen_rounds``); kept groups beyond the target go to an
+   overflow cache and are generated again in a later step;
+4. verl's own steps: old log-probs, the reference model only when a KL term is on, GRPO advantage, actor update,
+   checkpoint (with ``rlpr_state.pt``: filter, overflow cache, data position, RNG states), validation.
+
+The last step and the final validation run. Everything RLPR-specific is logged under ``rlpr/``, ``filter/`` and
+``timing/rlpr_*``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from pprint import pprint
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from verl import DataProto
+from verl.protocol import pad_dataproto_to_divisor
+from verl.trainer.ppo.core_algos import agg_loss
+from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_throughout_metrics, compute_timing_metrics
+from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage, compute_response_mask
+from verl.utils import tensordict_utils as tu
+from verl.utils.debug import marked_timer
+from verl.utils.metric import reduce_metrics
+from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
+
+from rlpr.debias_cache import DebiasCache
+from rlpr.filter import EmaStdFilter, group_stds
+from rlpr.rollout import make_rollout
+from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards, row_scores
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "rlpr_state.pt"
+DEBIAS_MODES = ("initial", "current")
+
+
+def scoring_config_from(config) -> ScoringConfig:
+    """The ``rlpr:`` section of a recipe as a ``ScoringConfig``."""
+    rl = config.rlpr
+    limit = rl.get("max_scoring_length")
+    if limit is None:  # the rollout's budget plus room for the answer tail
+        limit = int(config.data.max_response_length) + 64
+    return ScoringConfig(
+        format_mode=rl.format_mode,
+        score_method=rl.score_method,
+        shaping=rl.shaping,
+        format_coef=float(rl.format_coef),
+        repetition_window=int(rl.repetition.window),
+        repetition_limit=int(rl.repetition.limit),
+        repetition_on_all=bool(rl.repetition.apply_to_all),
+        max_scoring_length=int(limit),
+        debias_tagged=bool(rl.debias.tagged),
+    )
+
+
+def std_filter_from(config) -> EmaStdFilter:
+    f = config.rlpr.filter
+    return EmaStdFilter(
+        beta=float(f.beta),
+        ema_start_step=int(f.ema_start_step),
+        start_step=int(f.start_step),
+        momentum=float(f.momentum),
+        beta_per_source={str(k): float(v) for k, v in (f.get("beta_per_source") or {}).items()},
+    )
+
+
+def place_on_last_token(rewards: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """Token-level scores: each response's reward on its last valid token (verl's outcome-reward convention)."""
+    scores = torch.zeros(response_mask.shape, dtype=torch.float32)
+    last = (response_mask.sum(-1) - 1).clamp(min=0).long()
+    scores[torch.arange(len(rewards)), last] = rewards.float()
+    return scores
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class DataExhausted(Exception):
+    """The training data ran out (all epochs drawn) while filling a step."""
+
+
+class RLPRTrainer(RayPPOTrainer):
+    """The classic verl trainer with RLPR's reward, debiasing, std filter and dynamic sampling (see module doc)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        rl = self.config.rlpr
+        if rl.debias.mode not in DEBIAS_MODES:
+            raise ValueError(f"rlpr.debias.mode must be one of {DEBIAS_MODES}, got {rl.debias.mode!r}")
+        if int(rl.max_gen_rounds) < 1:
+            raise ValueError(f"rlpr.max_gen_rounds must be >= 1, got {rl.max_gen_rounds}")
+        self.scoring_config = scoring_config_from(self.config)
+        self.scoring_temperature = float(
+            rl.get("scoring_temperature") or self.config.actor_rollout_ref.rollout.temperature
+        )
+        self.std_filter = std_filter_from(self.config)
+        self.debias_cache: DebiasCache | None = None
+        if rl.debias.mode == "initial":
+            self.debias_cache = DebiasCache(
+                rl.debias.cache_path,
+                meta={
+                    "score_method": self.scoring_config.score_method,
+                    "tagged": self.scoring_config.debias_tagged,
+                    "temperature": self.scoring_temperature,
+                    "model": str(self.config.actor_rollout_ref.model.path),
+                },
+            )
+        self.overflow: list[DataProto] = []  # prompts of kept groups beyond the target, generated again later
+        self.step_log: list[dict] = []  # per step: threshold, ema and the kept prompts (also for tests)
+        self._epoch = 0
+        self._data_iter = None
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the scoring forward
+
+    def _scoring_log_probs(self, data: DataProto) -> torch.Tensor:
+        """Per-token log-probs of the scoring batch's responses from ONE actor compute_log_prob call (no entropy)."""
+        dp_size = self._get_dp_size(self.actor_rollout_wg, "actor")
+        padded, pad = pad_dataproto_to_divisor(data, dp_size)
+        padded.meta_info["temperature"] = self.scoring_temperature
+        td = left_right_2_no_padding(padded.to_tensordict())
+        tu.assign_non_tensor(td, calculate_entropy=False, compute_loss=False)
+        output = self.actor_rollout_wg.compute_log_prob(td)
+        log_probs = no_padding_2_padding(tu.get(output, "log_probs"), td)
+        return log_probs[: len(data)].float()
+
+    def _prompt_ids_of_rows(self, rows) -> list[list[int]]:
+        kwargs = self.config.data.get("apply_chat_template_kwargs") or {}
+        return [
+            list(self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, **kwargs)["input_ids"])
+            for m in rows
+        ]
+
+    def _prepare_initial_r_prime(self, batch_size: int = 256) -> dict[str, float]:
+        """Debias mode ``initial``: r' of the initial policy for every training prompt, cached on disk.
+
+        A resumed run finds the cache and computes nothing; prompts still missing are computed now (only possible
+        before the first update: after it the initial weights are gone, and a miss later is an error).
+        """
+        cache = self.debias_cache
+        cache.load()
+        frame = self.train_dataset.dataframe
+        prompt_key = self.config.data.get("prompt_key", "prompt")
+        messages = frame[prompt_key]
+        refs = [str(rm["ground_truth"]).strip() for rm in frame["reward_model"]]
+        ids = self._prompt_ids_of_rows(messages)
+        from rlpr.debias_cache import prompt_key as key_of
+
+        keys = [key_of(i, r) for i, r in zip(ids, refs)]
+        todo = [j for j, k in enumerate(keys) if k not in cache and refs[j]]
+        todo = list({keys[j]: j for j in todo}.values())
+        if todo and self.global_steps > 0:
+            raise RuntimeError(
+                f"{len(todo)} training prompts have no cached r' ({cache.path}) but training already started at "
+                f"step {self.global_steps}: the initial policy is gone. Restore the cache file or use "
+                "rlpr.debias.mode=current."
+            )
+        started = time.time()
+        for lo in range(0, len(todo), batch_size):
+            chunk = todo[lo : lo + batch_size]
+            pad = (
+                self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+            )
+            rollout = make_rollout(
+                [ids[j] for j in chunk], [[] for _ in chunk], [refs[j] for j in chunk], [str(j) for j in chunk], pad
+            )
+            scoring = build_scoring_batch(rollout, self.tokenizer, self.scoring_config, debias_rows=True)
+            scores = row_scores(scoring, self._scoring_log_probs(scoring.data), self.scoring_config.score_method)
+            cache.put_many([keys[j] for j in chunk], [float(scores[scoring.prompt_row[str(j)]]) for j in chunk])
+        if todo:
+            cache.save()
+            seconds = time.time() - started
+            print(f"rlpr: r' of the initial policy for {len(todo)} prompts in {seconds:.1f} s -> {cache.path}")
+        return {"rlpr/r_prime_cache_size": float(len(cache)), "rlpr/r_prime_computed": float(len(todo))}
+
+    # ------------------------------------------------------------------------------------------------------------
+    # prompts and generation rounds
+
+    def _next_dataloader_batch(self) -> DataProto:
+        while True:
+            if self._data_iter is None:
+                self._data_iter = iter(self.train_dataloader)
+            try:
+                return DataProto.from_single_dict(next(self._data_iter))
+            except StopIteration:
+                self._data_iter = None
+                self._epoch += 1
+                if self._epoch >= self.config.trainer.total_epochs:
+                    raise DataExhausted from None
+
+    def _draw_prompts(self, step: int, round_: int) -> DataProto:
+        """This round's prompts: the overflow cache first, then ``train_batch_size`` fresh prompts."""
+        parts, self.overflow = self.overflow, []
+        try:
+            parts.append(self._next_dataloader_batch())
+        except DataExhausted:
+            if not parts:
+                raise
+        batch = DataProto.concat(parts) if len(parts) > 1 else parts[0]
+        batch.non_tensor_batch["uid"] = np.array([f"s{step}r{round_}p{i}" for i in range(len(batch))], dtype=object)
+        batch.meta_info["temperature"] = self.config.actor_rollout_ref.rollout.temperature
+        return batch
+
+    def _generate(self, prompts: DataProto, timing_raw: dict) -> DataProto:
+        """n responses per prompt, united with the prompt rows (verl's usual generation block)."""
+        gen_batch = self._get_gen_batch(prompts)
+        gen_batch.meta_info["global_steps"] = self.global_steps
+        gen_batch = gen_batch.repeat(repeat_times=self.config.actor_rollout_ref.rollout.n, interleave=True)
+        with marked_timer("gen", timing_raw, color="red"):
+            out = self.async_rollout_manager.generate_sequences(gen_batch)
+            self.checkpoint_manager.sleep_replicas()
+        for name, seconds in out.meta_info.pop("timing", {}).items():
+            timing_raw[name] = timing_raw.get(name, 0.0) + seconds
+        batch = prompts.repeat(repeat_times=self.config.actor_rollout_ref.rollout.n, interleave=True).union(out)
+        if "response_mask" not in batch.batch.keys():
+            batch.batch["response_mask"] = compute_response_mask(batch)
+        return batch
+
+    def _score(self, batch: DataProto, metrics: dict, timing_raw: dict):
+        """r, r', R for every response of a generated round (one scoring forward)."""
+        mode = self.config.rlpr.debias.mode
+        started = time.perf_counter()
+        with marked_timer("rlpr_build_batch", timing_raw):
+            scoring = build_scoring_batch(batch, self.tokenizer, self.scoring_config, debias_rows=mode == "current")
+        log_probs = self._scoring_log_probs(scoring.data) if scoring.num_rows else None
+        r_prime = None
+        if mode == "initial":
+            wanted = {k: f"uid {u}" for k, u, ref in zip(scoring.prompt_keys, scoring.uids, scoring.references) if ref}
+            r_prime = dict(zip(wanted, self.debias_cache.get_many(list(wanted), list(wanted.values()))))
+        rewards = compute_rewards(scoring, log_probs, self.scoring_config, r_prime)
+        timing_raw["rlpr_scoring"] = timing_raw.get("rlpr_scoring", 0.0) + time.perf_counter() - started
+        rollout_tokens = int(batch.batch["attention_mask"].sum())
+        metrics.setdefault("_scoring_tokens", []).append((scoring.num_tokens(), rollout_tokens))
+        return rewards
+
+    def _collect_step_batch(self, step: int, metrics: dict, timing_raw: dict) -> DataProto | None:
+        """Generate, score and filter rounds until ``train_batch_size`` prompts are kept (or the round cap)."""
+        target = int(self.config.data.train_batch_size)
+        max_rounds = int(self.config.rlpr.max_gen_rounds)
+        theta = self.std_filter.begin_step(step)
+        kept_parts: list[DataProto] = []
+        kept_prompts: list[tuple[DataProto, str]] = []  # (prompt rows of the round, uid) per kept group
+        round_metrics: list[dict] = []
+        candidates = kept_groups = rounds = 0
+        exhausted = False
+        while len(kept_prompts) < target and rounds < max_rounds:
+            if rounds > 0:
+                self.checkpoint_manager.update_weights(self.global_steps)  # wake the replicas for another round
+            try:
+                prompts = self._draw_prompts(step, rounds)
+            except DataExhausted:
+                exhausted = True
+                break
+            rounds += 1
+            pristine = prompts.select_idxs(list(range(len(prompts))))  # _generate pops the prompt fields off prompts
+            batch = self._generate(prompts, timing_raw)
+            if "rm_scores" in batch.batch.keys():  # a rule reward streamed with the rollout; RLPR replaces it
+                batch.batch.pop("rm_scores")
+            rewards = self._score(batch, metrics, timing_raw)
+            round_metrics.append(rewards.metrics)
+            stds = group_stds(rewards.reward.tolist(), list(batch.non_tensor_batch["uid"]))
+            first_row = {}
+            for row, uid in enumerate(batch.non_tensor_batch["uid"]):
+                first_row.setdefault(uid, row)
+            sources = [str(batch.non_tensor_batch["data_source"][first_row[u]]) for u in stds]
+            self.std_filter.observe(stds.values())
+            keep = self.std_filter.keep(list(stds.values()), sources)
+            candidates += len(stds)
+            batch.batch["token_level_scores"] = place_on_last_token(rewards.reward, batch.batch["response_mask"])
+            for name, values in (("rlpr_r", rewards.r), ("rlpr_r_hat", rewards.r_hat), ("rlpr_reward", rewards.reward)):
+                batch.non_tensor_batch[name] = values.numpy().astype(np.float64)
+            prompt_index = {uid: i for i, uid in enumerate(prompts.non_tensor_batch["uid"])}
+            for uid, ok in zip(stds, keep):
+                if not ok:
+                    continue
+                kept_groups += 1
+                rows = [r for r, u in enumerate(batch.non_tensor_batch["uid"]) if u == uid]
+                if len(kept_prompts) < target:
+                    kept_parts.append(batch.select_idxs(rows))
+                    kept_prompts.append((pristine, uid))
+                else:
+                    row = pristine.select_idxs([prompt_index[uid]])
+                    row.non_tensor_batch.pop("uid")  # a new uid is given when it is drawn again
+                    self.overflow.append(row)
+        for name in round_metrics[0] if round_metrics else []:
+            values = [m[name] for m in round_metrics]
+            metrics[name] = (
+                float(np.mean(values))
+                if not name.endswith(("no_answer", "overlength", "empty_reference", "empty_answer_mask"))
+                else float(sum(values))
+            )
+        ema = self.std_filter.ema
+        metrics.update(
+            {
+                "filter/threshold": theta,
+                "filter/ema": float("nan") if ema is None else ema,
+                "filter/kept_frac": kept_groups / candidates if candidates else 0.0,
+                "filter/gen_rounds": float(rounds),
+                "filter/cache_size": float(len(self.overflow)),
+                "filter/round_cap_hit": float(len(kept_prompts) < target and rounds >= max_rounds),
+                "filter/data_exhausted": float(exhausted),
+            }
+        )
+        if len(kept_prompts) < target:
+            print(f"rlpr: step {step} kept {len(kept_prompts)}/{target} prompts after {rounds} generation rounds"
+                  + (" (training data exhausted)" if exhausted else " (rlpr.max_gen_rounds reached)"))  # fmt: skip
+            # train on whole mini-batches only, so verl's actor update sees the batch shape it expects
+            mini = int(self.config.actor_rollout_ref.actor.ppo_mini_batch_size)
+            usable = len(kept_prompts) // mini * mini
+            kept_parts, kept_prompts = kept_parts[:usable], kept_prompts[:usable]
+        self.step_log.append(
+            {
+                "step": step,
+                "threshold": theta,
+                "ema": ema,
+                "kept": [self._prompt_identity(p, uid) for p, uid in kept_prompts],
+            }
+        )
+        self._exhausted = exhausted
+        if not kept_parts:
+            return None
+        return DataProto.concat(kept_parts)
+
+    @staticmethod
+    def _prompt_identity(prompts: DataProto, uid: str):
+        """A stable name of a prompt for logs: its dataset index when the row has one, else its uid."""
+        i = list(prompts.non_tensor_batch["uid"]).index(uid)
+        extra = prompts.non_tensor_batch.get("extra_info")
+        if extra is not None and isinstance(extra[i], dict) and "index" in extra[i]:
+            return extra[i]["index"]
+        return uid
+
+    # ------------------------------------------------------------------------------------------------------------
+    # the update (verl's steps)
+
+    def _update(self, batch: DataProto, metrics: dict, timing_raw: dict) -> None:
+        if self.config.trainer.balance_batch:
+            self._balance_batch(batch, metrics=metrics)
+        batch.meta_info["global_token_num"] = torch.sum(batch.batch["attention_mask"], dim=-1).tolist()
+        batch.meta_info["images_seqlens"] = []
+        batch.meta_info["temperature"] = self.config.actor_rollout_ref.rollout.temperature
+        with marked_timer("old_log_prob", timing_raw, color="blue"):
+            old_log_prob, mfu = self._compute_old_log_prob(batch)
+            actor_config = self.config.actor_rollout_ref.actor
+            entropy = agg_loss(
+                loss_mat=old_log_prob.batch["entropys"],
+                loss_mask=batch.batch["response_mask"],
+                loss_agg_mode=actor_config.loss_agg_mode,
+                loss_scale_factor=actor_config.loss_scale_factor,
+            )
+            metrics.update({"actor/entropy": entropy.detach().item(), "perf/mfu/actor_infer": mfu})
+            old_log_prob.batch.pop("entropys")
+            batch = batch.union(old_log_prob)
+        if self.use_reference_policy:  # only when a KL term is on
+            with marked_timer("ref", timing_raw, color="olive"):
+                batch = batch.union(self._compute_ref_log_prob(batch))
+        with marked_timer("adv", timing_raw, color="brown"):
+            if self.config.algorithm.use_kl_in_reward:
+                from verl.trainer.ppo.ray_trainer import apply_kl_penalty
+
+                batch, kl_metrics = apply_kl_penalty(
+                    batch, kl_ctrl=self.kl_ctrl_in_reward, kl_penalty=self.config.algorithm.kl_penalty
+                )
+                metrics.update(kl_metrics)
+            else:
+                batch.batch["token_level_rewards"] = batch.batch["token_level_scores"]
+            batch = compute_advantage(
+                batch,
+                adv_estimator=self.config.algorithm.adv_estimator,
+                gamma=self.config.algorithm.gamma,
+                lam=self.config.algorithm.lam,
+                num_repeat=self.config.actor_rollout_ref.rollout.n,
+                norm_adv_by_std_in_grpo=self.config.algorithm.get("norm_adv_by_std_in_grpo", True),
+                config=self.config.algorithm,
+            )
+        with marked_timer("update_actor", timing_raw, color="red"):
+            actor_output = self._update_actor(batch)
+        metrics.update(reduce_metrics(actor_output.meta_info["metrics"]))
+        return batch
+
+    # ------------------------------------------------------------------------------------------------------------
+    # validation: verl's metrics plus Avg@k per source and the general / math / overall averages
+
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns):
+        metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
+        accs = reward_extra_infos_dict.get("acc")
+        if accs is not None and len(accs) == len(data_sources):
+            from rlpr.validation import avg_at_k_metrics
+
+            metrics.update(avg_at_k_metrics(list(map(str, data_sources)), [float(a) for a in accs]))
+        return metrics
+
+    # ------------------------------------------------------------------------------------------------------------
+    # checkpoints
+
+    def rlpr_state_dict(self) -> dict:
+        return {
+            "filter": self.std_filter.state_dict(),
+            "overflow": self.overflow,
+            "epoch": self._epoch,
+            "dataloader": self.train_dataloader.state_dict(),
+            "rng": _rng_state(),
+            "step_log": self.step_log,
+            "debias_cache_path": None if self.debias_cache is None else str(self.debias_cache.path),
+        }
+
+    def load_rlpr_state_dict(self, state: dict) -> None:
+        self.std_filter.load_state_dict(state["filter"])
+        self.overflow = list(state["overflow"])
+        self._epoch = int(state["epoch"])
+        self.train_dataloader.load_state_dict(state["dataloader"])
+        self._data_iter = None
+        self.step_log = list(state["step_log"])
+        _set_rng_state(state["rng"])
+
+    def _step_folder(self) -> str:
+        return os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+
+    def _save_rlpr_state(self) -> None:
+        """Written at the END of a step that saved a checkpoint, so RNG and data position match the next step."""
+        path = os.path.join(self._step_folder(), STATE_FILE)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        torch.save(self.rlpr_state_dict(), path + ".tmp")
+        os.replace(path + ".tmp", path)
+
+    def _load_checkpoint(self):
+        super()._load_checkpoint()
+        if self.global_steps == 0:
+            return 0
+        path = os.path.join(self._step_folder(), STATE_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"resuming from {self._step_folder()} but it has no {STATE_FILE}: the RLPR filter state, overflow "
+                "cache and data position are missing (was it written by another trainer?)"
+            )
+        self.load_rlpr_state_dict(torch.load(path, weights_only=False))
+        print(f"rlpr: resumed filter/overflow/data state from {path}")
+        return self.global_steps
+
+    # ------------------------------------------------------------------------------------------------------------
+
+    def fit(self):
+        from verl.utils.tracking import Tracking
+
+        tracker = Tracking(
+            project_name=self.config.trainer.project_name,
+            experiment_name=self.config.trainer.experiment_name,
+            default_backend=self.config.trainer.logger,
+            config=OmegaConf.to_container(self.config, resolve=True),
+        )
+        self.global_steps = 0
+        self._exhausted = False
+        self._load_checkpoint()
+        self.checkpoint_manager.update_weights(self.global_steps)
+        start_metrics = {}
+        if self.debias_cache is not None:
+            start_metrics.update(self._prepare_initial_r_prime())
+        if self.config.trainer.get("val_before_train", True) and self.global_steps == 0:
+            start_metrics.update(self._validate())
+            pprint(f"Initial validation metrics: {start_metrics}")
+            if self.config.trainer.get("val_only", False):
+                tracker.log(data=start_metrics, step=self.global_steps)
+                return
+        if start_metrics:
+            tracker.log(data=start_metrics, step=self.global_steps)
+
+        self.global_steps += 1
+        last_val_metrics = None
+        while self.global_steps <= self.total_training_steps:
+            step = self.global_steps
+            is_last_step = step >= self.total_training_steps
+            metrics: dict = {}
+            timing_raw: dict = {}
+            saved = False
+            with marked_timer("step", timing_raw):
+                batch = self._collect_step_batch(step, metrics, timing_raw)
+                is_last_step = is_last_step or self._exhausted
+                if batch is None:
+                    print(f"rlpr: step {step} kept no prompt group: no update this step")
+                    metrics["filter/skipped_update"] = 1.0
+                    self.checkpoint_manager.update_weights(self.global_steps)
+                else:
+                    metrics["filter/skipped_update"] = 0.0
+                    batch = self._update(batch, metrics, timing_raw)
+                    if self.config.trainer.save_freq > 0 and (
+                        is_last_step or step % self.config.trainer.save_freq == 0
+                    ):
+                        with marked_timer("save_checkpoint", timing_raw, color="green"):
+                            self._save_checkpoint()
+                        saved = True
+                    with marked_timer("update_weights", timing_raw, color="red"):
+                        self.checkpoint_manager.update_weights(self.global_steps)
+            if self.config.trainer.test_freq > 0 and (is_last_step or step % self.config.trainer.test_freq == 0):
+                with marked_timer("testing", timing_raw, color="green"):
+                    val_metrics = self._validate()
+                metrics.update(val_metrics)
+                if is_last_step:
+                    last_val_metrics = val_metrics
+            pairs = metrics.pop("_scoring_tokens", [])
+            if pairs:
+                metrics["rlpr/scoring_token_ratio"] = sum(a for a, _ in pairs) / max(1, sum(b for _, b in pairs))
+            metrics["timing/rlpr_scoring"] = timing_raw.get("rlpr_scoring", 0.0)
+            metrics["timing/rlpr_build_batch_frac"] = timing_raw.get("rlpr_build_batch", 0.0) / timing_raw["step"]
+            metrics.update({"training/global_step": step, "training/epoch": self._epoch})
+            if batch is not None:
+                metrics.update(compute_data_metrics(batch=batch, use_critic=self.use_critic))
+                metrics.update(compute_timing_metrics(batch=batch, timing_raw=timing_raw))
+                n_gpus = self.resource_pool_manager.get_n_gpus()
+                metrics.update(compute_throughout_metrics(batch=batch, timing_raw=timing_raw, n_gpus=n_gpus))
+            tracker.log(data=metrics, step=step)
+            if saved:
+                self._save_rlpr_state()
+            self.global_steps += 1
+            if is_last_step:
+                if self._exhausted and step < self.total_training_steps:
+                    print(f"rlpr: training data exhausted after step {step} of {self.total_training_steps}")
+                pprint(f"Final validation metrics: {last_val_metrics}")
+                return
