@@ -26,6 +26,7 @@ SFT_MAX_LENGTH = 12288
 ABILITY = "preference"
 LABEL_OF_SIDE = {"A": "model_a", "B": "model_b"}
 SFT_COLUMNS = ("conversation", "reply_a", "reply_b", "trace", "label")
+SHOWN_SKIPPED_ROWS = 3
 
 
 class SkippedRow(ValueError):
@@ -135,10 +136,12 @@ def load_table(name_or_path: str, split: str = "train"):
     return datasets.load_dataset(name_or_path, split=split)
 
 
-def select_code_rows(table, seed: int = CODE_SHUFFLE_SEED, limit: int = CODE_PAIRS):
-    """Code-Preference-Pairs as the paper used it: shuffled with ``seed``, the first ``limit`` rows."""
-    table = table.shuffle(seed=seed)
-    return table.select(range(min(limit, len(table))))
+def code_selection(count: int, seed: int = CODE_SHUFFLE_SEED, limit: int = CODE_PAIRS) -> list[int]:
+    """Row indices of Code-Preference-Pairs as the paper used them: the order of ``datasets.Dataset.shuffle(seed)``
+    (numpy's ``default_rng(seed).permutation``), the first ``limit``."""
+    import numpy as np
+
+    return np.random.default_rng(seed).permutation(count)[:limit].tolist()
 
 
 @dataclass
@@ -147,24 +150,29 @@ class Report:
 
     kept: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped_rows: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     over_budget: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
 
-    def skip(self, source: str, reason: str) -> None:
+    def skip(self, source: str, reason: str, index: int) -> None:
+        """Count row ``index`` of ``source`` as skipped for ``reason`` (the first few indices are kept to show)."""
         reasons = self.skipped.setdefault(source, {})
         reasons[reason] = reasons.get(reason, 0) + 1
+        examples = self.skipped_rows.setdefault(source, {}).setdefault(reason, [])
+        if len(examples) < SHOWN_SKIPPED_ROWS:
+            examples.append(index)
 
 
-def convert(rows: Iterable[dict[str, Any]], source: str, report: Report) -> list[PreferencePair]:
-    """Pairs from one source's rows; every skipped row is counted under its reason in ``report``."""
+def convert(rows: Iterable[tuple[int, dict[str, Any]]], source: str, report: Report) -> list[PreferencePair]:
+    """Pairs from one source's (row index, row) items; every skipped row is counted under its reason in ``report``."""
     spec = SOURCES[source]
     pairs = []
-    for index, row in enumerate(rows):
+    for index, row in rows:
         try:
             pairs.append(spec.to_pair(row, index))
         except SkippedRow as skipped:
-            report.skip(spec.hub_name, skipped.reason)
+            report.skip(spec.hub_name, skipped.reason, index)
     report.kept[spec.hub_name] = len(pairs)
     return pairs
 

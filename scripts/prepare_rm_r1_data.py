@@ -28,12 +28,12 @@ from rm_r1.data import (
     SOURCES,
     Report,
     SkippedRow,
+    code_selection,
     convert,
     held_out,
     load_table,
     require_columns,
     rl_rows,
-    select_code_rows,
     sft_row,
     token_counts,
     within_budget,
@@ -84,9 +84,8 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
         spec = SOURCES[name]
         table = load_table(getattr(args, name))
         require_columns(table.column_names, spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
-        if name == "code":
-            table = select_code_rows(table)
-        pairs.extend(convert(tqdm(table, desc=f"reading {spec.hub_name}", unit="row"), name, report))
+        rows = ((i, table[i]) for i in code_selection(len(table))) if name == "code" else enumerate(table)
+        pairs.extend(convert(tqdm(rows, desc=f"reading {spec.hub_name}", unit="row"), name, report))
     val = held_out(len(pairs), args.val_size, args.seed)
     splits = {}
     for split, members in (("train", [p for i, p in enumerate(pairs) if i not in val]),
@@ -107,7 +106,7 @@ def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[
         try:
             rows.append(sft_row(row, index, args.family, args.prompt_file))
         except SkippedRow as skipped:
-            report.skip(args.sft, skipped.reason)
+            report.skip(args.sft, skipped.reason, index)
     report.kept[args.sft] = len(rows)
     val = held_out(len(rows), args.val_size, args.seed)
     splits = {}
@@ -124,8 +123,9 @@ def _summary(report: Report, splits: dict[str, list[dict[str, Any]]]) -> str:
     lines = []
     for source, kept in report.kept.items():
         skipped = report.skipped.get(source, {})
-        detail = ", ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items())) or "none"
-        lines.append(f"{source}: {kept} kept; skipped {sum(skipped.values())} ({detail})")
+        rows = report.skipped_rows.get(source, {})
+        detail = ", ".join(f"{reason}: {n}, e.g. rows {rows[reason]}" for reason, n in sorted(skipped.items()))
+        lines.append(f"{source}: {kept} kept; skipped {sum(skipped.values())}" + (f" ({detail})" if detail else ""))
     for split, rows in splits.items():
         per_source = Counter(r["data_source"] for r in rows)
         labels = report.labels.get(split, {})

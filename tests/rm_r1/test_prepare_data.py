@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rm_r1.data import CODE_PREFERENCE, MATH_STEP_DPO, SKYWORK, balanced_swaps, held_out
+from rm_r1.data import CODE_PREFERENCE, MATH_STEP_DPO, SKYWORK, balanced_swaps, code_selection, held_out
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -70,8 +70,13 @@ def test_rl_rows_counts_labels_and_replies(prepare, small_tokenizer, tmp_path, c
         CODE_PREFERENCE: {"empty reply": 1},
         MATH_STEP_DPO: {"chosen identical to rejected": 1},
     }
+    assert report.skipped_rows[CODE_PREFERENCE] == {"empty reply": [2]}  # row numbers of the files
+    assert report.skipped_rows[SKYWORK] == {"origin magpie_ultra": [1], "empty reply": [3],
+                                            "chosen identical to rejected": [4],
+                                            "chosen and rejected contexts differ": [5]}
+    assert report.skipped_rows[MATH_STEP_DPO] == {"chosen identical to rejected": [2]}
     printed = capsys.readouterr().out
-    assert "origin magpie_ultra: 1" in printed and "labels" in printed
+    assert "origin magpie_ultra: 1, e.g. rows [1]" in printed and "labels" in printed
 
     train, val = _rows(tmp_path / "train.parquet"), _rows(tmp_path / "val.parquet")
     assert (len(train), len(val)) == (9, 3)
@@ -225,5 +230,14 @@ def test_command_line_help_and_run(small_tokenizer, tmp_path):
                            str(DATA / "code.jsonl"), "--val-size", "1"], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr
-    assert "Vezora/Code-Preference-Pairs: 4 kept; skipped 1 (empty reply: 1)" in done.stdout
+    assert "Vezora/Code-Preference-Pairs: 4 kept; skipped 1 (empty reply: 1, e.g. rows [" in done.stdout
     assert len(_rows(tmp_path / "out" / "train.parquet")) == 3
+
+
+def test_code_selection_is_datasets_shuffle_then_head():
+    import datasets
+
+    table = datasets.Dataset.from_dict({"input": [f"q{i}" for i in range(50)]})
+    expected = table.shuffle(seed=42).select(range(8))["input"]
+    assert [table[i]["input"] for i in code_selection(len(table), seed=42, limit=8)] == expected
+    assert len(code_selection(5)) == 5 and sorted(code_selection(5)) == list(range(5))
