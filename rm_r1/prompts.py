@@ -7,6 +7,7 @@ conversation and the two replies the judge compares.
 
 from __future__ import annotations
 
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -115,13 +116,15 @@ def build_judge_messages(
     reply_a: str,
     reply_b: str,
     family: str = "instruct",
-    prompt_file: str | None = None,
+    prompt_file: str | os.PathLike | None = None,
 ) -> list[dict[str, str]]:
     """The chat messages that ask the judge to compare ``reply_a`` (Chatbot A) with ``reply_b`` (Chatbot B).
 
     ``conversation``: the user question (str), or the shared context as chat messages ending with the user turn the
     replies answer (single- or multi-turn). ``family``: ``instruct`` -> [system, user]; ``reasoning`` -> [user].
-    ``prompt_file``: your own instructions instead of the built-in ones (format in ``load_prompt``).
+    ``prompt_file``: your own instructions instead of the built-in ones, a UTF-8 text file in which ``{verdict_a}`` /
+    ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for ``reasoning`` the user
+    message, which must hold ``{conversation}`` once (where the conversation and replies go). See ``load_prompt``.
     """
     prompt = load_prompt(family, None if prompt_file is None else str(prompt_file))
     comparison = render_comparison(conversation, reply_a, reply_b)
