@@ -231,7 +231,8 @@ def rl_rows(pairs: Sequence[PreferencePair], split: str, family: str, prompt_fil
             odd_one_swapped ^= len(group) % 2 == 1
             orders_per_pair = [(swapped,) for swapped in flags]
         for pair, orders in zip(group, orders_per_pair):
-            rows.extend(rl_row(pair, swapped, family, prompt_file, split, len(rows)) for swapped in orders)
+            for swapped in orders:
+                rows.append(rl_row(pair, swapped, family, prompt_file, split, len(rows)))
     return rows
 
 

@@ -127,6 +127,7 @@ def test_both_orders(prepare, small_tokenizer, tmp_path):
     for split, pairs in (("train", 10), ("val", 2)):
         rows = _rows(tmp_path / f"{split}.parquet")
         assert len(rows) == 2 * pairs
+        assert [r["extra_info"]["index"] for r in rows] == list(range(2 * pairs))
         keys = Counter((r["data_source"], r["extra_info"]["source_index"]) for r in rows)
         assert set(keys.values()) == {2}
         by_key = {}
