@@ -73,7 +73,10 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
 
 
 def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
-    """The smoke ``RLPRTrainer`` on the CPU backend, ready for ``fit()``."""
+    """The smoke ``RLPRTrainer`` on the CPU backend, ready for ``fit()``.
+
+    ``out_dir`` holds the sample data, the models and (unless an override moves them) the checkpoints.
+    """
     from omegaconf import open_dict
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
