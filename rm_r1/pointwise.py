@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rm_r1.prompts import check_family, render_comparison
-from rm_r1.reward import _VERL_CALL_KWARGS, label_side
+from rm_r1.reward import VERL_CALL_KWARGS, label_side
 
 MIN_SCORE, MAX_SCORE = 1, 10
 
@@ -128,7 +128,7 @@ def compute_score(
     ``extra_info["num_replies"]`` (default 2) replies. Every sample returns ``score`` = the strict-winner reward
     (+1/-1), ``acc`` (1.0 when it is +1) and ``scores_found`` (1.0 when the scores parsed).
     """
-    unexpected = sorted(set(kwargs) - _VERL_CALL_KWARGS)
+    unexpected = sorted(set(kwargs) - VERL_CALL_KWARGS)
     if unexpected:
         raise TypeError(f"compute_score got unexpected reward kwargs {unexpected}; it takes none")
     n = int((extra_info or {}).get("num_replies", 2))

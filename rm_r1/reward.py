@@ -35,7 +35,7 @@ LABELS: dict[str, Verdict] = {"model_a": "A", "model_b": "B", "A": "A", "B": "B"
 
 _BARE_MARK = re.compile(r"\s*\[\[([AB])\]\]\s*")
 # Keywords verl's reward managers may add to every call (verl/experimental/reward_loop/reward_manager/naive.py).
-_VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 
 def check_rule(rule: str) -> str:
@@ -101,7 +101,7 @@ def compute_score(
     found exactly one verdict.
     """
     rule = kwargs.pop("rule", "strict_tail")
-    unexpected = sorted(set(kwargs) - _VERL_CALL_KWARGS)
+    unexpected = sorted(set(kwargs) - VERL_CALL_KWARGS)
     if unexpected:
         raise TypeError(f"compute_score got unexpected reward kwargs {unexpected}; the only one it takes is 'rule'")
     side = label_side(ground_truth)
