@@ -116,12 +116,13 @@ class TokenBytes:
             else:
                 table.append(tok.replace("\u2581", " ").encode())
         self.table = table
+        self.array = np.empty(size, dtype=object)  # the same bytes, for vectorised lookups of id arrays
+        self.array[:] = table
         self.lengths = np.fromiter((len(b) for b in table), dtype=np.int64, count=size)
         self.special_ids = frozenset(tokenizer.all_special_ids)
 
-    def join(self, ids: Sequence[int]) -> bytes:
-        table = self.table
-        return b"".join([table[i] for i in ids])
+    def join(self, ids: Sequence[int] | np.ndarray) -> bytes:
+        return b"".join(self.array[np.asarray(ids, dtype=np.int64)])
 
 
 _TOKEN_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -149,13 +150,16 @@ class ParsedResponse:
     ref_span: tuple[int, int] | None
 
 
-def parse_response(ids: Sequence[int], tb: TokenBytes, reference: str, mode: str, eos_token: str) -> ParsedResponse:
+def parse_response(
+    ids: Sequence[int] | np.ndarray, tb: TokenBytes, reference: str, mode: str, eos_token: str
+) -> ParsedResponse:
     """Find ``<answer>`` by byte offsets in the sampled ``ids`` and build the o' tail string (see module docstring).
 
     Trailing special tokens (eos, padding) are not part of the response text.
     """
+    ids = np.asarray(ids, dtype=np.int64)
     end = len(ids)
-    while end > 0 and ids[end - 1] in tb.special_ids:
+    while end > 0 and int(ids[end - 1]) in tb.special_ids:
         end -= 1
     ids = ids[:end]
     raw = tb.join(ids)
@@ -163,7 +167,7 @@ def parse_response(ids: Sequence[int], tb: TokenBytes, reference: str, mode: str
     if answer_start(text, mode) is None:
         return ParsedResponse(text, 0, None, None)
     tag_byte = raw.index(_ANSWER_OPEN_BYTES)  # the only one: answer_start checked it (ASCII counts match bytes)
-    lengths = tb.lengths[np.asarray(ids, dtype=np.int64)]
+    lengths = tb.lengths[ids]
     starts = np.cumsum(lengths) - lengths
     k = int(np.searchsorted(starts, tag_byte, side="right")) - 1
     # step back to a token that starts on a character boundary, so the re-tokenized prefix is whole characters
@@ -267,7 +271,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     kept: list[tuple[int, int]] = []  # (response, number of sampled response tokens kept)
     tails: list[str] = []
     spans: list[tuple[int, int]] = []
-    response_lists = responses.tolist()
+    response_array = responses.numpy()
     vocab = len(tb.table)
     response_valid = torch.arange(responses.shape[1]) < response_len[:, None]
     out_of_vocab = (((prompts >= vocab) | (prompts < 0)) & prompt_mask).any(1)
@@ -276,7 +280,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
         rows = out_of_vocab.nonzero().flatten().tolist()
         raise ValueError(f"rollout rows {rows[:10]} hold token ids outside the tokenizer's vocabulary 0..{vocab - 1}")
     for i in range(n):
-        parsed = parse_response(response_lists[i][: int(response_len[i])], tb, refs[i], config.format_mode, eos)
+        parsed = parse_response(response_array[i, : int(response_len[i])], tb, refs[i], config.format_mode, eos)
         texts.append(parsed.text)
         if parsed.tail is None:
             status.append("no_answer")
