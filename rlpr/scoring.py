@@ -45,6 +45,8 @@ _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")
+# Metrics of ``compute_rewards`` that count samples (summed over generation rounds; the others are means).
+COUNT_METRICS = tuple(f"rlpr/{reason}" for reason in SKIP_REASONS) + ("rlpr/empty_answer_mask",)
 
 
 @dataclass(frozen=True)
@@ -461,9 +463,7 @@ def compute_rewards(
         "rlpr/clipped_frac": float(((diff[valid] < 0) | (diff[valid] > 1)).double().mean()) if n_valid else 0.0,
         "rlpr/format_mean": float(f.mean()) if n else 0.0,
         "rlpr/repetition_frac": float((p < 0).double().mean()) if n else 0.0,
-        "rlpr/no_answer": float(counts["no_answer"]),
-        "rlpr/overlength": float(counts["overlength"]),
-        "rlpr/empty_reference": float(counts["empty_reference"]),
+        **{f"rlpr/{reason}": float(counts[reason]) for reason in SKIP_REASONS},
         "rlpr/empty_answer_mask": float(empty_mask),
     }
     for name, value in metrics.items():

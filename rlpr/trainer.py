@@ -40,7 +40,7 @@ from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_pad
 from rlpr.debias_cache import DebiasCache
 from rlpr.filter import EmaStdFilter, group_stds
 from rlpr.rollout import make_rollout
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards, row_scores
+from rlpr.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ class RLPRTrainer(RayPPOTrainer):
         self.step_log: list[dict] = []  # per step: threshold, ema and the kept prompts (also for tests)
         self._epoch = 0
         self._data_iter = None
+        self._exhausted = False  # set when a step ran out of training data
 
     # ------------------------------------------------------------------------------------------------------------
     # the scoring forward
@@ -285,10 +286,10 @@ class RLPRTrainer(RayPPOTrainer):
             rewards = self._score(batch, metrics, timing_raw)
             round_metrics.append(rewards.metrics)
             stds = group_stds(rewards.reward.tolist(), list(batch.non_tensor_batch["uid"]))
-            first_row = {}
+            rows_of: dict[str, list[int]] = {}
             for row, uid in enumerate(batch.non_tensor_batch["uid"]):
-                first_row.setdefault(uid, row)
-            sources = [str(batch.non_tensor_batch["data_source"][first_row[u]]) for u in stds]
+                rows_of.setdefault(uid, []).append(row)
+            sources = [str(batch.non_tensor_batch["data_source"][rows_of[u][0]]) for u in stds]
             self.std_filter.observe(stds.values())
             keep = self.std_filter.keep(list(stds.values()), sources)
             candidates += len(stds)
@@ -300,21 +301,16 @@ class RLPRTrainer(RayPPOTrainer):
                 if not ok:
                     continue
                 kept_groups += 1
-                rows = [r for r, u in enumerate(batch.non_tensor_batch["uid"]) if u == uid]
                 if len(kept_prompts) < target:
-                    kept_parts.append(batch.select_idxs(rows))
+                    kept_parts.append(batch.select_idxs(rows_of[uid]))
                     kept_prompts.append((pristine, uid))
                 else:
                     row = pristine.select_idxs([prompt_index[uid]])
                     row.non_tensor_batch.pop("uid")  # a new uid is given when it is drawn again
                     self.overflow.append(row)
-        for name in round_metrics[0] if round_metrics else []:
+        for name in round_metrics[0] if round_metrics else []:  # counts add up over rounds, the rest is averaged
             values = [m[name] for m in round_metrics]
-            metrics[name] = (
-                float(np.mean(values))
-                if not name.endswith(("no_answer", "overlength", "empty_reference", "empty_answer_mask"))
-                else float(sum(values))
-            )
+            metrics[name] = float(sum(values)) if name in COUNT_METRICS else float(np.mean(values))
         ema = self.std_filter.ema
         metrics.update(
             {
@@ -475,7 +471,6 @@ class RLPRTrainer(RayPPOTrainer):
             config=OmegaConf.to_container(self.config, resolve=True),
         )
         self.global_steps = 0
-        self._exhausted = False
         self._load_checkpoint()
         self.checkpoint_manager.update_weights(self.global_steps)
         start_metrics = {}
