@@ -1,6 +1,7 @@
 """Every Hydra recipe under configs/ against verl 0.9.1's own config (ARCHITECTURE.md, "What verl 0.9.1 does" §5).
 
-A YAML typo composes silently and most sections are only read inside GPU workers, so for every ``configs/**/*.yaml``:
+A YAML typo composes silently and most sections are only read inside GPU workers, so for every ``configs/**/*.yaml``
+(a shared base that sibling recipes list in their defaults is composed with their search path):
 1. every key path the YAML writes exists in verl's composed default config (the same base and the same defaults-list
    choices as the recipe), except the recipe's own top-level section (``rlpr:``, ``rm_r1:``), free-form dict fields
    (an empty dict or ``null`` in verl's default, e.g. ``engine_kwargs.vllm``, ``override_config``, and
@@ -78,6 +79,25 @@ def recipe_base(path: Path) -> str:
     )
 
 
+def searchpath_overrides(path: Path) -> list[str]:
+    """Hydra overrides that give a shared base recipe the search path of the recipes built on it.
+
+    Hydra reads ``hydra.searchpath`` from the primary config only (a config in a defaults list that sets it is an
+    error), so a base listed in sibling recipes' defaults (configs/rm_r1/grpo.yaml) has none; it is composed with the
+    search path of a sibling that lists it. A recipe with its own search path needs nothing.
+    """
+    if OmegaConf.select(OmegaConf.load(path), "hydra.searchpath") is not None:
+        return []
+    for sibling in sorted(path.parent.glob("*.yaml")):
+        raw = OmegaConf.load(sibling)
+        searchpath = OmegaConf.select(raw, "hydra.searchpath")
+        if sibling != path and path.stem in _defaults_names(raw) and searchpath is not None:
+            return ["hydra.searchpath=[" + ",".join(f"'{entry}'" for entry in searchpath) + "]"]
+    raise AssertionError(
+        f"{path}: no hydra.searchpath, and no sibling recipe that lists it in its defaults has one to compose it with"
+    )
+
+
 def compose_pair(path: Path, work_dir: Path) -> tuple[DictConfig, DictConfig]:
     """(the recipe composed, verl's default composed from the recipe's own hydra + defaults sections alone)."""
     copy = work_dir / path.parent.name
@@ -85,9 +105,10 @@ def compose_pair(path: Path, work_dir: Path) -> tuple[DictConfig, DictConfig]:
     raw = OmegaConf.load(path)
     skeleton = OmegaConf.create({k: raw[k] for k in ("hydra", "defaults") if k in raw})
     OmegaConf.save(skeleton, copy / f"_defaults_of_{path.stem}.yaml")
+    overrides = searchpath_overrides(path)
     with initialize_config_dir(config_dir=str(copy), version_base=None):
-        recipe = compose(config_name=path.stem)
-        reference = compose(config_name=f"_defaults_of_{path.stem}")
+        recipe = compose(config_name=path.stem, overrides=overrides)
+        reference = compose(config_name=f"_defaults_of_{path.stem}", overrides=overrides)
     return recipe, reference
 
 

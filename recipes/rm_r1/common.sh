@@ -1,29 +1,53 @@
 #!/usr/bin/env bash
-# Shared by the RM-R1 launchers (sourced, not run). Each launcher sets its paper setting, then calls rm_r1_grpo or
-# rm_r1_sft; every value below can be changed through the environment variable named in the help text.
+# Shared by the RM-R1 launchers (sourced, not run). Each launcher names its paper setting's config,
+# configs/rm_r1/<setting>.yaml, which holds the setting's values; the environment variables in the help text override
+# them, and only when set. Relative paths, in the configs and in the variables, are relative to the repository root,
+# where the launchers run.
 set -euo pipefail
 
 RM_R1_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RM_R1_CONFIGS="$RM_R1_REPO/configs/rm_r1"
+
+rm_r1_values() {
+    # rm_r1_values <config> <key,key,...> [hydra overrides...]: the composed values, one a line (lists as JSON)
+    python -c '
+import json, sys
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+with initialize_config_dir(config_dir=sys.argv[1], version_base=None):
+    cfg = compose(config_name=sys.argv[2], overrides=sys.argv[4:])
+for key in sys.argv[3].split(","):
+    value = OmegaConf.select(cfg, key)
+    print(json.dumps(OmegaConf.to_container(value)) if OmegaConf.is_config(value) else value)
+' "$RM_R1_CONFIGS" "$@"
+}
 
 rm_r1_help() {
-    # $1: the launcher's one-line description; $2: grpo | sft
+    # rm_r1_help <config> <description> <grpo | sft>
+    local model_key=actor_rollout_ref.model.path defaults
+    [ "$3" = sft ] && model_key=model.path
+    local keys="$model_key,data.train_files,data.val_files,trainer.n_gpus_per_node,trainer.nnodes,trainer.logger"
+    keys="$keys,trainer.default_local_dir"
+    [ "$3" = grpo ] && keys="$keys,reward.custom_reward_function.reward_kwargs.rule"
+    defaults="$(rm_r1_values "$1" "$keys")"
+    mapfile -t defaults <<<"$defaults"
     cat <<HELP
-$(basename "$0"): $1
+$(basename "$0"): $2
 
-Environment variables (default in brackets):
-  MODEL_PATH       model to train                               [${MODEL_PATH_DEFAULT}]
-  TRAIN_FILE       training parquet                             [${TRAIN_FILE_DEFAULT}]
-  VAL_FILE         held-out parquet                             [${VAL_FILE_DEFAULT}]
-  GPUS_PER_NODE    GPUs per node                                [8]
-  NNODES           nodes                                        [${NNODES_DEFAULT}]
-  LOGGER           trainer loggers, a Hydra list                [["console","wandb"]]
-  OUTPUT_DIR       checkpoints                                  [${OUTPUT_DIR_DEFAULT}]
+Settings: configs/rm_r1/$1.yaml. Environment variables override them (default in brackets):
+  MODEL_PATH       model to train                               [${defaults[0]}]
+  TRAIN_FILE       training parquet                             [${defaults[1]}]
+  VAL_FILE         held-out parquet                             [${defaults[2]}]
+  GPUS_PER_NODE    GPUs per node                                [${defaults[3]}]
+  NNODES           nodes                                        [${defaults[4]}]
+  LOGGER           trainer loggers, a Hydra list                [${defaults[5]}]
+  OUTPUT_DIR       checkpoints                                  [${defaults[6]}]
 HELP
-    if [ "$2" = grpo ]; then
+    if [ "$3" = grpo ]; then
         cat <<HELP
-  VERDICT_RULE     strict_tail | last_answer | anywhere         [strict_tail]
+  VERDICT_RULE     strict_tail | last_answer | anywhere         [${defaults[7]}]
 
-Multi-node: start Ray on every node first, then run this launcher on the head node only:
+Multi-node: start Ray on every node first, from the repository root, then run this launcher on the head node only:
   node 0:      ray start --head --port 6379
   other nodes: ray start --address <node-0-ip>:6379
   node 0:      NNODES=<nodes> $0
@@ -38,71 +62,58 @@ Multi-node: run this launcher on every node with the same NNODES and MASTER_ADDR
 HELP
     fi
     echo
+    echo "Relative paths are relative to the repository root ($RM_R1_REPO)."
     echo "Arguments are passed on to Hydra as overrides (key=value)."
 }
 
+rm_r1_env_overrides() {
+    # rm_r1_env_overrides <model key>: fills the array RM_R1_OVERRIDES with a Hydra override per variable that is set
+    RM_R1_OVERRIDES=()
+    [ -n "${MODEL_PATH:-}" ] && RM_R1_OVERRIDES+=("$1=$MODEL_PATH")
+    [ -n "${TRAIN_FILE:-}" ] && RM_R1_OVERRIDES+=("data.train_files=$TRAIN_FILE")
+    [ -n "${VAL_FILE:-}" ] && RM_R1_OVERRIDES+=("data.val_files=$VAL_FILE")
+    [ -n "${GPUS_PER_NODE:-}" ] && RM_R1_OVERRIDES+=("trainer.n_gpus_per_node=$GPUS_PER_NODE")
+    [ -n "${NNODES:-}" ] && RM_R1_OVERRIDES+=("trainer.nnodes=$NNODES")
+    [ -n "${LOGGER:-}" ] && RM_R1_OVERRIDES+=("trainer.logger=$LOGGER")
+    [ -n "${OUTPUT_DIR:-}" ] && RM_R1_OVERRIDES+=("trainer.default_local_dir=$OUTPUT_DIR")
+    return 0
+}
+
 rm_r1_grpo() {
-    # rm_r1_grpo <experiment> <data family folder> <default model> <lr> <nodes> [fixed overrides...] -- "$@"
-    local experiment="$1" family="$2" model="$3" lr="$4" nodes="$5"
-    shift 5
-    local fixed=()
-    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do fixed+=("$1"); shift; done
-    [ "$#" -gt 0 ] && shift
-    MODEL_PATH_DEFAULT="$model"
-    TRAIN_FILE_DEFAULT="$RM_R1_REPO/data/rm_r1/$family/train.parquet"
-    VAL_FILE_DEFAULT="$RM_R1_REPO/data/rm_r1/$family/val.parquet"
-    NNODES_DEFAULT="$nodes"
-    OUTPUT_DIR_DEFAULT="$RM_R1_REPO/checkpoints/rm_r1/$experiment"
+    # rm_r1_grpo <config> "$@"
+    local config="$1"
+    shift
     if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-        rm_r1_help "RM-R1 stage 2 (GRPO), $experiment" grpo
+        rm_r1_help "$config" "RM-R1 stage 2 (GRPO), $config" grpo
         return 0
     fi
-    python -m verl.trainer.main_ppo \
-        --config-path "$RM_R1_REPO/configs/rm_r1" --config-name grpo \
-        actor_rollout_ref.model.path="${MODEL_PATH:-$MODEL_PATH_DEFAULT}" \
-        data.train_files="${TRAIN_FILE:-$TRAIN_FILE_DEFAULT}" \
-        data.val_files="${VAL_FILE:-$VAL_FILE_DEFAULT}" \
-        actor_rollout_ref.actor.optim.lr="$lr" \
-        reward.custom_reward_function.reward_kwargs.rule="${VERDICT_RULE:-strict_tail}" \
-        trainer.experiment_name="$experiment" \
-        trainer.n_gpus_per_node="${GPUS_PER_NODE:-8}" \
-        trainer.nnodes="${NNODES:-$NNODES_DEFAULT}" \
-        trainer.logger="${LOGGER:-[\"console\",\"wandb\"]}" \
-        trainer.default_local_dir="${OUTPUT_DIR:-$OUTPUT_DIR_DEFAULT}" \
-        ${fixed[@]+"${fixed[@]}"} "$@"
+    rm_r1_env_overrides actor_rollout_ref.model.path
+    [ -n "${VERDICT_RULE:-}" ] && RM_R1_OVERRIDES+=("reward.custom_reward_function.reward_kwargs.rule=$VERDICT_RULE")
+    cd "$RM_R1_REPO"
+    python -m verl.trainer.main_ppo --config-path "$RM_R1_CONFIGS" --config-name "$config" \
+        ${RM_R1_OVERRIDES[@]+"${RM_R1_OVERRIDES[@]}"} "$@"
 }
 
 rm_r1_sft() {
-    # rm_r1_sft <experiment> <default model> <lr> [fixed overrides...] -- "$@"
-    local experiment="$1" model="$2" lr="$3"
-    shift 3
-    local fixed=()
-    while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do fixed+=("$1"); shift; done
-    [ "$#" -gt 0 ] && shift
-    MODEL_PATH_DEFAULT="$model"
-    TRAIN_FILE_DEFAULT="$RM_R1_REPO/data/rm_r1/sft/train.parquet"
-    VAL_FILE_DEFAULT="$RM_R1_REPO/data/rm_r1/sft/val.parquet"
-    NNODES_DEFAULT=1
-    OUTPUT_DIR_DEFAULT="$RM_R1_REPO/checkpoints/rm_r1/$experiment"
+    # rm_r1_sft <config> "$@"
+    local config="$1"
+    shift
     if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-        rm_r1_help "RM-R1 stage 1 (distillation SFT), $experiment; links the final model to \$OUTPUT_DIR/final_hf" sft
+        rm_r1_help "$config" \
+            "RM-R1 stage 1 (distillation SFT), $config; links the final model to \$OUTPUT_DIR/final_hf" sft
         return 0
     fi
-    local output_dir="${OUTPUT_DIR:-$OUTPUT_DIR_DEFAULT}"
-    torchrun --nnodes="${NNODES:-$NNODES_DEFAULT}" --nproc_per_node="${GPUS_PER_NODE:-8}" \
+    rm_r1_env_overrides model.path
+    cd "$RM_R1_REPO"
+    # torchrun's process layout and the checkpoint folder come from the composed config, overrides included
+    local layout nnodes gpus output_dir
+    layout="$(rm_r1_values "$config" trainer.nnodes,trainer.n_gpus_per_node,trainer.default_local_dir \
+        ${RM_R1_OVERRIDES[@]+"${RM_R1_OVERRIDES[@]}"} "$@")"
+    { read -r nnodes; read -r gpus; read -r output_dir; } <<<"$layout"
+    torchrun --nnodes="$nnodes" --nproc_per_node="$gpus" \
         --node_rank="${NODE_RANK:-0}" --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${MASTER_PORT:-29500}" \
-        -m verl.trainer.sft_trainer \
-        --config-path "$RM_R1_REPO/configs/rm_r1" --config-name sft \
-        model.path="${MODEL_PATH:-$MODEL_PATH_DEFAULT}" \
-        data.train_files="${TRAIN_FILE:-$TRAIN_FILE_DEFAULT}" \
-        data.val_files="${VAL_FILE:-$VAL_FILE_DEFAULT}" \
-        optim.lr="$lr" \
-        trainer.experiment_name="$experiment" \
-        trainer.n_gpus_per_node="${GPUS_PER_NODE:-8}" \
-        trainer.nnodes="${NNODES:-$NNODES_DEFAULT}" \
-        trainer.logger="${LOGGER:-[\"console\",\"wandb\"]}" \
-        trainer.default_local_dir="$output_dir" \
-        ${fixed[@]+"${fixed[@]}"} "$@"
+        -m verl.trainer.sft_trainer --config-path "$RM_R1_CONFIGS" --config-name "$config" \
+        ${RM_R1_OVERRIDES[@]+"${RM_R1_OVERRIDES[@]}"} "$@"
     if [ "${NODE_RANK:-0}" = 0 ]; then
         # stage 2 reads the HuggingFace copy of the last checkpoint through a stable name
         local step

@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# RM-R1 stage 2 (GRPO) for Qwen2.5-7B-Instruct after stage 1 (run_sft_instruct_7b.sh); instruct prompts
-# (scripts/prepare_rm_r1_data.py --family instruct). Paper: lr 1e-6, 1 node(s) of 8 GPUs. --help lists the variables.
+# RM-R1 stage 2 (GRPO) for Qwen2.5-7B-Instruct after stage 1 (run_sft_instruct_7b.sh).
+# The paper's settings: configs/rm_r1/grpo_instruct_7b.yaml; --help lists the variables that override them.
 source "$(dirname "$0")/common.sh"
-rm_r1_grpo grpo_instruct_7b instruct "$RM_R1_REPO/checkpoints/rm_r1/sft_instruct_7b/final_hf" 1e-6 1 \
-    -- "$@"
+rm_r1_grpo grpo_instruct_7b "$@"
