@@ -54,7 +54,8 @@ def _batch(tokenizer):
 
 
 def _config(model_dir, manager: str, rule: str):
-    """The RM-R1 GRPO recipe's reward section (configs/rm_r1/grpo.yaml), with the manager and rule under test."""
+    """The RM-R1 GRPO reward section (shared by every setting; composed via grpo_instruct_7b.yaml), with the manager
+    and rule under test."""
     from hydra import compose, initialize_config_dir
 
     overrides = [f"actor_rollout_ref.model.path={model_dir}", "reward.num_workers=1",
@@ -62,7 +63,7 @@ def _config(model_dir, manager: str, rule: str):
     if manager == "naive":
         overrides += ["reward.reward_manager.source=register", "reward.reward_manager.name=naive"]
     with initialize_config_dir(str(CONFIGS), version_base=None):
-        config = compose("grpo", overrides=overrides)
+        config = compose("grpo_instruct_7b", overrides=overrides)
     assert (config.reward.custom_reward_function.path, config.reward.reward_manager.name) == ("pkg://rm_r1.reward",
                                                                                               manager)
     return config
