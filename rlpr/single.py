@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rlpr.hf_logprobs import response_log_probs
-from rlpr.rollout import make_rollout
+from rlpr.rollout import make_rollout, pad_token_id
 from rlpr.scoring import ScoringConfig, build_scoring_batch, row_scores
 
 
@@ -13,10 +13,6 @@ def _check_reference(reference: str) -> str:
     if not isinstance(reference, str) or not reference.strip():
         raise ValueError(f"reference must be a non-empty str, got {reference!r}")
     return reference
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def score_response(
@@ -36,7 +32,7 @@ def score_response(
     transformers causal LM on any device. None means the response failed the format check or its o' is empty.
     """
     _check_reference(reference)
-    rollout = make_rollout([prompt_ids], [response_ids], [reference], ["0"], _pad_id(tokenizer))
+    rollout = make_rollout([prompt_ids], [response_ids], [reference], ["0"], pad_token_id(tokenizer))
     config = ScoringConfig(format_mode=mode, score_method=method)
     scoring = build_scoring_batch(rollout, tokenizer, config, debias_rows=False)
     if scoring.response_row[0] < 0:
@@ -57,7 +53,7 @@ def score_direct_answer(
 ) -> float:
     """The debias term r' of a prompt: f_seq of y* answered directly after the prompt, with no reasoning (§2)."""
     _check_reference(reference)
-    rollout = make_rollout([prompt_ids], [[]], [reference], ["0"], _pad_id(tokenizer))
+    rollout = make_rollout([prompt_ids], [[]], [reference], ["0"], pad_token_id(tokenizer))
     config = ScoringConfig(score_method=method, debias_tagged=tagged)
     scoring = build_scoring_batch(rollout, tokenizer, config, debias_rows=True)
     log_probs = response_log_probs(model, scoring.data, temperature)

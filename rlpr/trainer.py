@@ -37,9 +37,9 @@ from verl.utils.debug import marked_timer
 from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
 
-from rlpr.debias_cache import DebiasCache
+from rlpr.debias_cache import DebiasCache, prompt_key
 from rlpr.filter import EmaStdFilter, group_stds
-from rlpr.rollout import make_rollout
+from rlpr.rollout import make_rollout, pad_token_id
 from rlpr.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
 
 logger = logging.getLogger(__name__)
@@ -167,13 +167,10 @@ class RLPRTrainer(RayPPOTrainer):
         cache = self.debias_cache
         cache.load()
         frame = self.train_dataset.dataframe
-        prompt_key = self.config.data.get("prompt_key", "prompt")
-        messages = frame[prompt_key]
+        messages = frame[self.config.data.get("prompt_key", "prompt")]
         refs = [str(rm["ground_truth"]).strip() for rm in frame["reward_model"]]
         ids = self._prompt_ids_of_rows(messages)
-        from rlpr.debias_cache import prompt_key as key_of
-
-        keys = [key_of(i, r) for i, r in zip(ids, refs)]
+        keys = [prompt_key(i, r) for i, r in zip(ids, refs)]
         todo = [j for j, k in enumerate(keys) if k not in cache and refs[j]]
         todo = list({keys[j]: j for j in todo}.values())
         if todo and self.global_steps > 0:
@@ -185,11 +182,12 @@ class RLPRTrainer(RayPPOTrainer):
         started = time.time()
         for lo in range(0, len(todo), batch_size):
             chunk = todo[lo : lo + batch_size]
-            pad = (
-                self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-            )
             rollout = make_rollout(
-                [ids[j] for j in chunk], [[] for _ in chunk], [refs[j] for j in chunk], [str(j) for j in chunk], pad
+                [ids[j] for j in chunk],
+                [[] for _ in chunk],
+                [refs[j] for j in chunk],
+                [str(j) for j in chunk],
+                pad_token_id(self.tokenizer),
             )
             scoring = build_scoring_batch(rollout, self.tokenizer, self.scoring_config, debias_rows=True)
             scores = row_scores(scoring, self._scoring_log_probs(scoring.data), self.scoring_config.score_method)
