@@ -4,23 +4,33 @@ Generates one response per row of each verl-format file (the files repeat each q
 row gives Avg@k), grades it exactly as training validation does (``rlpr.validation.grade_response``, with the optional
 LLM judge), and writes to ``--output-dir``:
 
-* ``samples.jsonl``: one line per row (data source, question index, sample, reference, response, extracted
-  prediction, acc, format, has_answer, judge_used, judge_failed);
-* ``summary.json`` (the ``avg_at_k_metrics`` metrics and counts) and ``summary.md`` (the table, also printed).
+* ``samples.jsonl``: one line per row (row position, data source, question index, sample, reference, response,
+  extracted prediction, acc, format, has_answer, judge_used, judge_failed), appended and synced to disk after every
+  generation batch;
+* ``settings.json``: what the samples depend on (model, data files, sampling, format, judge);
+* ``summary.json`` (the ``avg_at_k_metrics`` metrics and counts) and ``summary.md`` (the table, also printed), each
+  written whole to a temporary file and renamed.
 
-Generation: vLLM on GPU (imported only when used), transformers ``generate`` otherwise (``--backend``).
+Resume: rerunning the same command skips the rows already in ``samples.jsonl`` (a torn last line from a kill is
+dropped and redone) and generates the rest; other settings in the same folder are refused. The output folder is
+checked before any model is loaded.
+
+Generation: vLLM on GPU (imported only when used), transformers ``generate`` otherwise (``--backend``). Rows go to
+the backend in fixed batches (``--batch-size`` rows for hf, ``VLLM_CHUNK`` for vLLM), each seeded by (``--seed``, its
+first row), so a resumed run samples what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "vllm", "hf")
 METRIC_PREFIX = "eval"
+SAMPLES_FILE, SETTINGS_FILE, SUMMARY_FILE, TABLE_FILE = "samples.jsonl", "settings.json", "summary.json", "summary.md"
+VLLM_CHUNK = 512  # rows per vLLM call: each chunk is stored before the next starts
 
 
 @dataclass(frozen=True)
@@ -93,15 +105,18 @@ def generate_hf(
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     sample = sampling.temperature > 0
-    options = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p} if sample else {
-        "do_sample": False
-    }
+    options = (
+        {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
+        if sample
+        else {"do_sample": False}
+    )
     device = next(model.parameters()).device
     responses: list[str] = []
     try:
         for start in range(0, len(prompts), batch_size):
-            batch = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(device)
+            batch = tokenizer(
+                list(prompts[start : start + batch_size]), return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
             with torch.no_grad():
                 out = model.generate(**batch, max_new_tokens=sampling.max_new_tokens, pad_token_id=pad_id, **options)
             new = out[:, batch["input_ids"].shape[1] :]
@@ -111,18 +126,36 @@ def generate_hf(
     return responses
 
 
-def generate_vllm(
-    model_path: str, prompt_ids: Sequence[Sequence[int]], sampling: SamplingSettings, tensor_parallel_size: int = 1
-) -> list[str]:
-    """Responses from vLLM (one sample per prompt, in input order), from token ids so no second BOS is added."""
+def row_seed(seed: int, row: int) -> int:
+    """The sampling seed of data row ``row`` (for hf: of the batch starting at it), the same in every run and resume."""
+    digest = hashlib.sha256(f"{seed}/{row}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def vllm_generator(
+    model_path: str, sampling: SamplingSettings, tensor_parallel_size: int = 1
+) -> Callable[[Sequence[Sequence[int]], Sequence[int]], list[str]]:
+    """A function (prompt token ids, one seed per prompt) -> responses (one sample per prompt, in input order) from
+    one vLLM engine. Prompts go in as token ids so no second BOS is added."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=sampling.seed)
-    params = SamplingParams(
-        temperature=sampling.temperature, top_p=sampling.top_p, max_tokens=sampling.max_new_tokens, n=1
-    )
-    outputs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params)
-    return [out.outputs[0].text for out in outputs]
+
+    def generate(prompt_ids: Sequence[Sequence[int]], seeds: Sequence[int]) -> list[str]:
+        params = [
+            SamplingParams(
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                n=1,
+                seed=seed,
+            )
+            for seed in seeds
+        ]
+        outputs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params)
+        return [out.outputs[0].text for out in outputs]
+
+    return generate
 
 
 async def grade_all(
@@ -169,12 +202,27 @@ def sample_records(
     return records
 
 
+def missing_benchmarks(sources: Iterable[str]) -> dict[str, list[str]]:
+    """For each average that ``avg_at_k_metrics`` reports (general, math, overall), the paper's benchmarks it lacks
+    (an empty list when it is complete)."""
+    present = set(sources)
+    missing: dict[str, list[str]] = {}
+    for group in (*DOMAINS, "overall"):
+        members = [b.name for b in BENCHMARKS.values() if group in (b.domain, "overall")]
+        if any(name in present for name in members):
+            missing[group] = [name for name in members if name not in present]
+    return missing
+
+
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Avg@k metrics (prefix ``eval``) plus per-source sample counts and judge counts."""
+    """Avg@k metrics (prefix ``eval``), per-source sample counts, judge counts, and the paper benchmarks each
+    reported average lacks (``missing_benchmarks``)."""
     metrics = avg_at_k_metrics([r["data_source"] for r in records], [r["acc"] for r in records], METRIC_PREFIX)
+    samples = dict(Counter(r["data_source"] for r in records))
     return {
         "metrics": metrics,
-        "samples": dict(Counter(r["data_source"] for r in records)),
+        "samples": samples,
+        "missing_benchmarks": missing_benchmarks(samples),
         "judge_used": int(sum(r["judge_used"] for r in records)),
         "judge_failed": int(sum(r["judge_failed"] for r in records)),
         "no_answer": int(sum(1 - r["has_answer"] for r in records)),
@@ -182,18 +230,27 @@ def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def summary_table(summary: Mapping[str, Any]) -> str:
-    """A markdown table: Avg@k (%) per data source, then the general/math/overall averages."""
-    metrics, samples = summary["metrics"], summary["samples"]
+    """A markdown table: Avg@k (%) per data source, then the general/math/overall averages; an average over fewer
+    benchmarks than the paper's says so in its row and in a note below the table."""
+    metrics, samples, missing = summary["metrics"], summary["samples"], summary["missing_benchmarks"]
     lines = ["| data source | k | samples | Avg@k (%) |", "|---|---|---|---|"]
     for source in sorted(samples):
         bench = BENCHMARKS.get(source)
         key = f"{METRIC_PREFIX}/{source}/" + (f"avg@{bench.k}" if bench else "acc")
         lines.append(f"| {source} | {bench.k if bench else '-'} | {samples[source]} | {100 * metrics[key]:.1f} |")
-    for group in (*DOMAINS, "overall"):
-        key = f"{METRIC_PREFIX}/{group}/avg"
-        if key in metrics:
-            lines.append(f"| **{group} average** | | | {100 * metrics[key]:.1f} |")
+    notes = []
+    for group, lacking in missing.items():
+        label = f"**{group} average**"
+        if lacking:
+            total = sum(group in (b.domain, "overall") for b in BENCHMARKS.values())
+            label += f" (PARTIAL: {total - len(lacking)} of {total})"
+            notes.append(
+                f"PARTIAL: the {group} average covers {total - len(lacking)} of the paper's {total} benchmarks "
+                f"(missing: {', '.join(lacking)}); it is not comparable with the paper's."
+            )
+        lines.append(f"| {label} | | | {100 * metrics[f'{METRIC_PREFIX}/{group}/avg']:.1f} |")
     lines.append("")
+    lines += notes
     lines.append(
         f"No answer: {summary['no_answer']} samples; judge used: {summary['judge_used']}, "
         f"judge failed: {summary['judge_failed']}."
@@ -201,17 +258,88 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(output_dir: str | Path, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Write samples.jsonl, summary.json and summary.md; return the summary."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, sync it, then rename it over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_summary(output_dir: str | Path, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Write summary.json and summary.md (each atomically) for ``records``; return the summary."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "samples.jsonl").open("w") as f:
-        for record in records:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
     summary = summarize(records)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "summary.md").write_text(summary_table(summary))
+    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / TABLE_FILE, summary_table(summary))
     return summary
+
+
+def prepare_output_dir(output_dir: str | Path, settings: Mapping[str, Any]) -> Path:
+    """Create the output folder and check, before any model is loaded, that it can be written and holds no samples
+    made with other ``settings`` (stored in settings.json on the first run)."""
+    out = Path(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / SETTINGS_FILE
+        if path.exists():
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
+            if changed:
+                details = ", ".join(f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+                raise ValueError(f"{out} holds samples made with other settings ({details}); use another --output-dir")
+        else:
+            write_atomic(path, json.dumps(settings, indent=2) + "\n")
+        with (out / SAMPLES_FILE).open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        raise ValueError(f"output folder {str(out)!r} cannot be written: {error}") from error
+    return out
+
+
+def _repair_tail(path: Path) -> None:
+    """Make appends start on a fresh line: end a complete last record with its newline, cut a torn one."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return
+    head, newline, last = data.rpartition(b"\n")
+    try:
+        json.loads(last)
+    except ValueError:
+        logger.warning("%s: dropping a torn last line (%d bytes); its row will be generated again", path, len(last))
+        os.truncate(path, len(head + newline))
+        return
+    with path.open("ab") as f:
+        f.write(b"\n")
+
+
+def read_samples(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The stored sample records by row position, after cutting a torn last line. A line that is not a record, a
+    row stored twice, or a record that does not match its data row is an error naming the line."""
+    _repair_tail(path)
+    done: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+            row = record["row"]
+            source, reference = record["data_source"], record["reference"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{where}: not a sample record ({error})") from error
+        if not isinstance(row, int) or row < 0:
+            raise ValueError(f"{where}: 'row' must be a row position (int >= 0), got {row!r}")
+        if row in done:
+            raise ValueError(f"{where}: row {row} is stored twice")
+        expected = (rows[row]["data_source"], rows[row]["reward_model"]["ground_truth"]) if row < len(rows) else None
+        if expected is not None and (source, reference) != expected:
+            raise ValueError(
+                f"{where}: row {row} holds {source!r} / {reference!r}, which is not that row of --data; "
+                "the data files changed: use another --output-dir"
+            )
+        done[row] = record
+    return done
 
 
 def resolve_backend(backend: str) -> str:
@@ -222,6 +350,34 @@ def resolve_backend(backend: str) -> str:
     import torch
 
     return "vllm" if torch.cuda.is_available() else "hf"
+
+
+def make_generator(
+    model_path: str, backend: str, sampling: SamplingSettings, tensor_parallel_size: int
+) -> Callable[[Sequence[Mapping[str, Any]], Sequence[int]], list[str]]:
+    """A function (rows, their positions) -> one response per row from ``backend`` (hf or vllm), seeded by
+    ``row_seed`` (per batch for hf, per row for vllm) so the result does not depend on what ran before."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if backend == "vllm":
+        generate_ids = vllm_generator(model_path, sampling, tensor_parallel_size)
+
+        def generate(rows: Sequence[Mapping[str, Any]], positions: Sequence[int]) -> list[str]:
+            prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in render_prompts(tokenizer, rows)]
+            return generate_ids(prompt_ids, [row_seed(sampling.seed, i) for i in positions])
+
+        return generate
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
+    model.eval()
+
+    def generate(rows: Sequence[Mapping[str, Any]], positions: Sequence[int]) -> list[str]:
+        batch_sampling = replace(sampling, seed=row_seed(sampling.seed, positions[0]))
+        return generate_hf(model, tokenizer, render_prompts(tokenizer, rows), batch_sampling, batch_size=len(rows))
+
+    return generate
 
 
 def evaluate(
@@ -237,30 +393,51 @@ def evaluate(
     tensor_parallel_size: int = 1,
     limit: int | None = None,
 ) -> dict[str, Any]:
-    """Generate, grade, write the outputs (see the module docstring) and return the summary."""
-    from transformers import AutoTokenizer
-
+    """Generate and grade every row not yet in ``samples.jsonl``, appending each batch as it is done, then write the
+    summary of all rows (see the module docstring) and return it."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     rows = load_eval_rows(data)[:limit]
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    prompts = render_prompts(tokenizer, rows)
+    settings = {
+        "model": model_path,
+        "data": [str(p) for p in data],
+        "sampling": asdict(sampling),
+        "format": format_mode,
+        "judge": None if judge is None else {"base_url": judge.config.base_url, "model": judge.config.model},
+    }
+    out = prepare_output_dir(output_dir, settings)
+    samples_path = out / SAMPLES_FILE
+    done = read_samples(samples_path, rows)
     backend = resolve_backend(backend)
-    logger.info("generating %d responses with %s", len(prompts), backend)
-    if backend == "vllm":
-        prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        responses = generate_vllm(model_path, prompt_ids, sampling, tensor_parallel_size)
-    else:
-        from transformers import AutoModelForCausalLM
+    step = VLLM_CHUNK if backend == "vllm" else batch_size
+    batches = [range(s, min(s + step, len(rows))) for s in range(0, len(rows), step)]
+    todo = [batch for batch in batches if any(i not in done for i in batch)]
+    stored = sum(i in done for i in range(len(rows)))
+    logger.info(
+        "%d of %d rows stored in %s; generating %d batches with %s", stored, len(rows), samples_path, len(todo), backend
+    )
+    if todo:
+        from tqdm import tqdm
 
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
-        model.eval()
-        responses = generate_hf(model, tokenizer, prompts, sampling, batch_size)
-    grades = asyncio.run(grade_all(rows, responses, format_mode=format_mode, judge=judge))
-    return write_outputs(output_dir, sample_records(rows, responses, grades))
+        generate = make_generator(model_path, backend, sampling, tensor_parallel_size)
+        with samples_path.open("a", encoding="utf-8") as f:
+            for batch in tqdm(todo, unit="batch", desc="generating", dynamic_ncols=True):
+                batch_rows = [rows[i] for i in batch]
+                responses = generate(batch_rows, batch)
+                grades = asyncio.run(grade_all(batch_rows, responses, format_mode=format_mode, judge=judge))
+                for i, record in zip(batch, sample_records(batch_rows, responses, grades), strict=True):
+                    if i not in done:  # a batch cut short by a kill is generated again whole; keep the stored rows
+                        done[i] = {"row": i, **record}
+                        f.write(json.dumps(done[i], ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+    return write_summary(out, [done[i] for i in range(len(rows))])
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m rlpr.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m rlpr.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model", required=True, help="model directory or hub name")
     p.add_argument("--data", required=True, nargs="+", help="verl-format .parquet/.jsonl files (k rows per question)")
     p.add_argument("--output-dir", default="eval_out")
@@ -304,9 +481,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     judge = judge_from_args(args)
     sampling = SamplingSettings(args.temperature, args.top_p, args.max_new_tokens, args.seed)
-    summary = evaluate(args.model, args.data, args.output_dir, sampling=sampling, backend=args.backend,
-                       format_mode=args.format, judge=judge, batch_size=args.batch_size,
-                       tensor_parallel_size=args.tensor_parallel_size, limit=args.limit)
+    summary = evaluate(
+        args.model,
+        args.data,
+        args.output_dir,
+        sampling=sampling,
+        backend=args.backend,
+        format_mode=args.format,
+        judge=judge,
+        batch_size=args.batch_size,
+        tensor_parallel_size=args.tensor_parallel_size,
+        limit=args.limit,
+    )
     print(summary_table(summary), end="")
 
 

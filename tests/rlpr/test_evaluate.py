@@ -14,8 +14,8 @@ from rlpr.data_checks import write_rows
 from rlpr.data_prep import load_source, prepare_rows
 from rlpr.evaluate import (
     SamplingSettings,
+    evaluate,
     generate_hf,
-    generate_vllm,
     grade_all,
     judge_from_args,
     load_eval_rows,
@@ -23,7 +23,8 @@ from rlpr.evaluate import (
     parse_args,
     render_prompts,
     sample_records,
-    write_outputs,
+    vllm_generator,
+    write_summary,
 )
 
 DATA = Path(__file__).parent / "data"
@@ -46,20 +47,35 @@ def test_fixed_responses_give_the_expected_avg_at_k(tmp_path):
     ]
     grades = asyncio.run(grade_all(rows, responses, format_mode="R1", judge=None))
     assert [g.acc for g in grades] == [1, 0, 1, 1, 0, 0, 1, 0]
-    summary = write_outputs(tmp_path, sample_records(rows, responses, grades))
+    records = sample_records(rows, responses, grades)
+    summary = write_summary(tmp_path, records)
     m = summary["metrics"]
     assert m["eval/MATH-500/avg@2"] == 0.75 and m["eval/MMLU-Pro/avg@2"] == 0.25
     assert m["eval/general/avg"] == 0.25 and m["eval/math/avg"] == 0.75 and m["eval/overall/avg"] == 0.5
     assert summary["samples"] == {"MATH-500": 4, "MMLU-Pro": 4} and summary["no_answer"] == 1
 
-    lines = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
-    assert len(lines) == 8
-    assert lines[3]["prediction"] == "x = 3" and lines[3]["sample"] == 1
-    assert lines[2]["format"] == 0.0 and lines[5]["has_answer"] == 0.0 and lines[5]["prediction"] is None
+    assert records[3]["prediction"] == "x = 3" and records[3]["sample"] == 1
+    assert records[2]["format"] == 0.0 and records[5]["has_answer"] == 0.0 and records[5]["prediction"] is None
     table = (tmp_path / "summary.md").read_text()
     assert "| MATH-500 | 2 | 4 | 75.0 |" in table and "| MMLU-Pro | 2 | 4 | 25.0 |" in table
-    assert "| **overall average** | | | 50.0 |" in table
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_averages_over_fewer_benchmarks_than_the_papers_are_flagged_in_the_table(tmp_path):
+    rows = _rows()  # MATH-500 and MMLU-Pro only: 1 of 4 general, 1 of 3 math, 2 of 7 overall
+    responses = ["<answer>1</answer>"] * len(rows)
+    grades = asyncio.run(grade_all(rows, responses, format_mode="R1", judge=None))
+    summary = write_summary(tmp_path, sample_records(rows, responses, grades))
+    assert summary["missing_benchmarks"] == {
+        "general": ["GPQA-diamond", "TheoremQA", "WebInstruct-verified"],
+        "math": ["Minerva", "AIME2024"],
+        "overall": ["GPQA-diamond", "TheoremQA", "WebInstruct-verified", "Minerva", "AIME2024"],
+    }
+    table = (tmp_path / "summary.md").read_text()
+    assert "| **general average** (PARTIAL: 1 of 4) | | | 0.0 |" in table
+    assert "| **overall average** (PARTIAL: 2 of 7) | | |" in table
+    assert ("PARTIAL: the general average covers 1 of the paper's 4 benchmarks (missing: GPQA-diamond, TheoremQA, "
+            "WebInstruct-verified)") in table
 
 
 def test_grade_all_needs_one_response_per_row():
@@ -105,13 +121,13 @@ def test_hf_generation_is_seeded_and_batch_independent_when_greedy(tiny_model, s
         small_tokenizer.padding_side = original
 
 
-def test_vllm_generation_passes_token_ids_and_sampling(monkeypatch):
-    """vllm is not installed here: a stand-in module records what generate_vllm asks of it."""
-    calls = {}
+def test_vllm_generation_passes_token_ids_and_a_seed_per_prompt(monkeypatch):
+    """vllm is not installed here: a stand-in module records what the generator asks of it."""
+    calls = {"init": []}
 
     class LLM:
         def __init__(self, **kw):
-            calls["init"] = kw
+            calls["init"].append(kw)
 
         def generate(self, prompts, params):
             calls["prompts"], calls["params"] = prompts, params
@@ -120,10 +136,12 @@ def test_vllm_generation_passes_token_ids_and_sampling(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     sampling = SamplingSettings(temperature=0.6, top_p=0.95, max_new_tokens=9, seed=4)
-    assert generate_vllm("model-dir", [[1, 2], [3, 4, 5]], sampling, tensor_parallel_size=2) == ["out2", "out3"]
-    assert calls["init"] == {"model": "model-dir", "tensor_parallel_size": 2, "seed": 4}
-    assert calls["prompts"] == [{"prompt_token_ids": [1, 2]}, {"prompt_token_ids": [3, 4, 5]}]
-    assert calls["params"] == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "n": 1}
+    generate = vllm_generator("model-dir", sampling, tensor_parallel_size=2)
+    assert generate([[1, 2], [3, 4, 5]], [11, 12]) == ["out2", "out3"]
+    assert generate([[6]], [13]) == ["out1"]
+    assert calls["init"] == [{"model": "model-dir", "tensor_parallel_size": 2, "seed": 4}]  # one engine for all calls
+    assert calls["prompts"] == [{"prompt_token_ids": [6]}]
+    assert calls["params"] == [{"temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "n": 1, "seed": 13}]
 
 
 def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, capsys):
@@ -157,3 +175,66 @@ def test_judge_options(monkeypatch):
         "http://127.0.0.1:8000/v1", "qwen-judge", "k", 3, 5.0, 4)
     with pytest.raises(ValueError, match="judge model"):
         judge_from_args(parse_args(base + ["--judge-base-url", "http://127.0.0.1:8000/v1"]))
+
+
+def _samples(out):
+    return [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+
+
+def test_a_killed_run_resumes_to_the_samples_of_an_uninterrupted_one(tiny_model, tmp_path, monkeypatch):
+    import rlpr.evaluate as module
+
+    model_dir = str(tiny_model.name_or_path)
+    data = [write_rows(_rows(), tmp_path / "eval.parquet")]
+    sampling = SamplingSettings(temperature=1.0, max_new_tokens=3, seed=3)  # sampled: resume must reseed exactly
+    run = dict(sampling=sampling, backend="hf", batch_size=2, limit=6)  # three batches
+    whole = evaluate(model_dir, data, tmp_path / "whole", **run)
+    expected = _samples(tmp_path / "whole")
+    assert [x["row"] for x in expected] == list(range(6))
+    assert len({x["response"] for x in expected}) > 1  # a constant response could hide a reseeding bug
+
+    calls = []
+    real = module.generate_hf
+
+    def dies_after_two_batches(*args, **kwargs):
+        if len(calls) == 2:
+            raise RuntimeError("killed")
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "generate_hf", dies_after_two_batches)
+    out = tmp_path / "killed"
+    with pytest.raises(RuntimeError, match="killed"):
+        evaluate(model_dir, data, out, **run)
+    assert _samples(out) == expected[:4]  # both finished batches were on disk before the kill
+    assert not (out / "summary.json").exists()
+    # a kill in the middle of writing row 3 leaves half a line
+    text = (out / "samples.jsonl").read_text()
+    (out / "samples.jsonl").write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
+
+    calls.clear()
+    monkeypatch.setattr(module, "generate_hf", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
+    resumed = evaluate(model_dir, data, out, **run)
+    assert len(calls) == 2  # the batch of rows 2-3 again (row 3 was torn), then rows 4-5
+    assert _samples(out) == expected  # same samples, in row order, none twice
+    assert resumed == whole and (out / "summary.md").read_text() == (tmp_path / "whole" / "summary.md").read_text()
+
+    calls.clear()
+    assert evaluate(model_dir, data, out, **run) == whole and not calls  # a finished run generates nothing
+    with pytest.raises(ValueError, match=r"other settings \(sampling"):
+        evaluate(model_dir, data, out, **{**run, "sampling": SamplingSettings(temperature=0.5, max_new_tokens=3)})
+
+
+def test_an_unwritable_output_dir_fails_before_any_generation(tiny_model, tmp_path, monkeypatch):
+    import rlpr.evaluate as module
+
+    def generate(*args, **kwargs):
+        raise AssertionError("generated before checking the output folder")
+
+    monkeypatch.setattr(module, "generate_hf", generate)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    data = write_rows(_rows(), tmp_path / "eval.parquet")
+    with pytest.raises(ValueError, match="a-file/out'? cannot be written"):
+        main(["--model", str(tiny_model.name_or_path), "--data", str(data), "--output-dir", str(blocker / "out"),
+              "--backend", "hf", "--max-new-tokens", "2"])
