@@ -6,7 +6,8 @@
 * ``VLLMBackend``: vLLM's offline engine on GPU; ``vllm`` is imported only when this backend is built.
 
 ``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
-can store results as they arrive. A request that failed for good yields ``text=None`` and the error.
+can store results as they arrive. A request that failed for good yields ``text=None`` and the error, with
+``permanent=True`` when the request itself was refused (``REQUEST_ERROR_STATUS``) and resending it cannot help.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from typing import Any, Protocol
 
 BACKENDS = ("hf", "openai", "vllm")
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+REQUEST_ERROR_STATUS = frozenset({400, 413, 422})
+"""Statuses that reject the request itself (e.g. a prompt longer than the server's context): the same request fails
+the same way on every try. Other failures (401/403/404: key, URL or model name; a retryable status after the last
+retry; a network error) say nothing about the request and are worth a later retry."""
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,13 @@ class JudgeRequest:
 
 @dataclass(frozen=True)
 class Completion:
-    """The result of ``requests[index]``: the generated text, or None and the reason it failed."""
+    """The result of ``requests[index]``: the generated text, or None and the reason it failed (``permanent``: the
+    request itself was refused, so retrying it is pointless)."""
 
     index: int
     text: str | None
     error: str | None = None
+    permanent: bool = False
 
 
 class JudgeBackend(Protocol):
@@ -116,7 +123,12 @@ class TransformersBackend:
 
 
 class BackendError(RuntimeError):
-    """A request that failed after every retry (or with a status that retrying cannot fix)."""
+    """A request that failed after every retry (or with a status that retrying cannot fix); ``permanent`` when the
+    server refused the request itself (``REQUEST_ERROR_STATUS``)."""
+
+    def __init__(self, message: str, permanent: bool = False):
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class OpenAIBackend:
@@ -171,7 +183,10 @@ class OpenAIBackend:
                 problem = f"HTTP {response.status_code}: {response.text[:200]}"
                 continue
             if response.status_code != 200:
-                raise BackendError(f"HTTP {response.status_code} from {self.url}: {response.text[:200]}")
+                raise BackendError(
+                    f"HTTP {response.status_code} from {self.url}: {response.text[:200]}",
+                    permanent=response.status_code in REQUEST_ERROR_STATUS,
+                )
             try:
                 content = response.json()["choices"][0]["message"]["content"]
             except (ValueError, KeyError, IndexError, TypeError) as error:
@@ -192,7 +207,7 @@ class OpenAIBackend:
                     try:
                         yield Completion(futures[future], future.result())
                     except BackendError as error:
-                        yield Completion(futures[future], None, str(error))
+                        yield Completion(futures[future], None, str(error), error.permanent)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
 

@@ -8,12 +8,13 @@ rejected reply, and ``meta``, the fields that the benchmark's scorer in ``rm_r1.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rm_r1.eval import rmbench_domain
+from rm_r1.eval import REWARDBENCH_SECTIONS, rmbench_domain
 
 BENCHMARKS = ("rewardbench", "rmbench", "rmb")
 HUB_SOURCES = {"rewardbench": ("allenai/reward-bench", "filtered"), "rmbench": ("THU-KEG/RM-Bench", "train")}
@@ -94,6 +95,9 @@ def _unique(comparisons: Iterable[tuple[str, Comparison]]) -> list[Comparison]:
     return result
 
 
+_REWARDBENCH_SUBSETS = frozenset(s for subsets in REWARDBENCH_SECTIONS.values() for s in subsets)
+
+
 def load_rewardbench(source: str | Path = HUB_SOURCES["rewardbench"][0]) -> list[Comparison]:
     """RewardBench pairs (``prompt``, ``chosen``, ``rejected``, ``subset``, ``id``); meta = {"subset"}.
 
@@ -103,12 +107,17 @@ def load_rewardbench(source: str | Path = HUB_SOURCES["rewardbench"][0]) -> list
     def rows() -> Iterator[tuple[str, Comparison]]:
         for origin, row in read_rows(source, HUB_SOURCES["rewardbench"][1]):
             pair_id = str(_field(origin, row, "id", (int, str)))
+            subset = _field(origin, row, "subset")
+            if subset not in _REWARDBENCH_SUBSETS:
+                raise ValueError(
+                    f"{origin}: unknown RewardBench subset {subset!r}; expected one of {sorted(_REWARDBENCH_SUBSETS)}"
+                )
             yield origin, Comparison(
                 pair_id=pair_id,
                 conversation=_field(origin, row, "prompt"),
                 chosen=_field(origin, row, "chosen"),
                 rejected=_field(origin, row, "rejected"),
-                meta={"subset": _field(origin, row, "subset")},
+                meta={"subset": subset},
             )
 
     return _unique(rows())
@@ -226,12 +235,53 @@ def load_rmb(source: str | Path) -> list[Comparison]:
 
 
 def load_benchmark(benchmark: str, source: str | Path | None = None) -> list[Comparison]:
-    """The comparisons of ``benchmark`` (rewardbench | rmbench | rmb) from ``source`` (default: its hub dataset)."""
+    """The comparisons of ``benchmark`` (rewardbench | rmbench | rmb) from ``source`` (default: its hub dataset).
+
+    A source without any pair is an error naming it."""
     if benchmark not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
     if benchmark == "rmb":
         if source is None:
             raise ValueError("RMB has no hub copy: pass the folder of its json files as the source")
-        return load_rmb(source)
-    loader = load_rewardbench if benchmark == "rewardbench" else load_rmbench
-    return loader(HUB_SOURCES[benchmark][0] if source is None else source)
+        comparisons = load_rmb(source)
+    else:
+        source = HUB_SOURCES[benchmark][0] if source is None else source
+        comparisons = (load_rewardbench if benchmark == "rewardbench" else load_rmbench)(source)
+    if not comparisons:
+        raise ValueError(f"{str(source)!r} holds no {benchmark} pairs")
+    return comparisons
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text: str) -> tuple[str, int]:
+    """``text`` with every lone surrogate (invalid in UTF-8, e.g. a json ``\\ud800`` escape) replaced by U+FFFD,
+    and the number replaced."""
+    return _SURROGATE.subn("\ufffd", text)
+
+
+def _clean(value: Any) -> tuple[Any, int]:
+    if isinstance(value, str):
+        return replace_surrogates(value)
+    if isinstance(value, list | tuple):
+        cleaned = [_clean(v) for v in value]
+        return type(value)(v for v, _ in cleaned), sum(n for _, n in cleaned)
+    if isinstance(value, dict):
+        items = {k: _clean(v) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, sum(n for _, n in items.values())
+    return value, 0
+
+
+def replace_surrogates_in_pairs(comparisons: Sequence[Comparison]) -> tuple[list[Comparison], int]:
+    """The comparisons with lone surrogates replaced in every text field (``replace_surrogates``), and the number of
+    comparisons that held one (they cannot be sent to a server or written as UTF-8 otherwise)."""
+    result, changed = [], 0
+    for c in comparisons:
+        fields = {name: getattr(c, name) for name in ("pair_id", "conversation", "chosen", "rejected", "meta")}
+        cleaned = {name: _clean(value) for name, value in fields.items()}
+        if any(n for _, n in cleaned.values()):
+            changed += 1
+            c = replace(c, **{name: value for name, (value, _) in cleaned.items()})
+        result.append(c)
+    return result, changed

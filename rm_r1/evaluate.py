@@ -4,9 +4,14 @@ Builds every pair of the benchmark, asks the judge (pairwise verdicts, or DeepSe
 to ``--output-dir``:
 
 * ``judgements.jsonl``: one line per judgement, appended as it arrives. A rerun with the same settings skips the
-  judgements already there, so an interrupted run loses nothing (a torn last line is dropped and redone);
-* ``summary.json``: settings, counts (pairs, judgements, parse failures) and the benchmark scores;
-* ``summary.md``: the scores as a markdown table; with ``--k``, ``scaling.png``: the score against k.
+  judgements already there, so an interrupted run loses nothing (a torn last line is dropped and redone). A request
+  the server refuses as such (``rm_r1.backends.REQUEST_ERROR_STATUS``, e.g. a prompt over its context) is stored as a
+  failed judgement (``response`` null, ``error``) and read as no verdict; any other failure is not stored, so a rerun
+  retries it, and the run ends with status 1 without a summary;
+* ``summary.json``: settings, counts (pairs, judgements, parse failures, failed judgements, texts with lone
+  surrogates replaced) and the benchmark scores, written atomically;
+* ``summary.md``: the scores as a markdown table, with a PARTIAL note when subsets, sections, domains or parts of the
+  benchmark are missing (the same text is printed); with ``--k``, ``scaling.png``: the score against k.
 
 Presentation order (RM_R1.md §5): every judgement shows the chosen reply as A or B by a coin seeded with
 (``--seed``, pair id, sample index), or ``--both-orders`` judges each pair both ways and reports ``both`` (a pair is
@@ -33,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from rm_r1.backends import BACKENDS, JudgeBackend, JudgeRequest, Sampling, request_seed
-from rm_r1.benchmarks import BENCHMARKS, Comparison, load_benchmark
+from rm_r1.benchmarks import BENCHMARKS, Comparison, load_benchmark, replace_surrogates, replace_surrogates_in_pairs
 from rm_r1.eval import SCORERS
 from rm_r1.pointwise import build_pointwise_messages, parse_scores, pointwise_voting
 from rm_r1.prompts import FAMILIES, build_judge_messages
@@ -102,7 +107,10 @@ def read_judgements(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
 
 def read_response(response: str | None, swap: bool, mode: str, rule: str) -> dict[str, Any]:
     """What a response says about the ORIGINAL order (chosen first): ``pick`` (0 chosen, 1 rejected, None) for a
-    pairwise verdict; ``scores`` [chosen, rejected] (or None) for pointwise scores."""
+    pairwise verdict; ``scores`` [chosen, rejected] (or None) for pointwise scores. A failed judgement (None) says
+    nothing."""
+    if response is None:
+        return {"scores": None} if mode == "pointwise" else {"pick": None}
     if mode == "pointwise":
         scores = parse_scores(response)
         if scores is not None and swap:
@@ -116,12 +124,12 @@ def _repair_tail(path: Path) -> None:
     data = path.read_bytes() if path.exists() else b""
     if not data or data.endswith(b"\n"):
         return
-    head, _, last = data.rpartition(b"\n")
+    head, newline, last = data.rpartition(b"\n")
     try:
         json.loads(last)
     except ValueError:
         log.warning("%s: dropping a torn last line (%d bytes); it will be judged again", path, len(last))
-        path.write_bytes(head + b"\n" if head else b"")
+        os.truncate(path, len(head + newline))  # one call: a kill here cannot lose the complete lines
         return
     with path.open("ab") as out:
         out.write(b"\n")
@@ -140,9 +148,11 @@ def run_judge(
     rule: str,
     seed: int,
 ) -> int:
-    """Judge every job not yet in ``results_path``, appending one json line per judgement as it arrives.
+    """Judge every job not yet in ``results_path``, appending one json line per judgement as it arrives (lone
+    surrogates in a reply replaced and counted in ``surrogates_replaced``). A permanently refused request is stored
+    as a failed judgement (``response`` None, ``error``).
 
-    Returns the number of judgements that failed in the backend (not written: a rerun retries them).
+    Returns the number of judgements that failed for a reason a retry may fix (not written: a rerun retries them).
     """
     from tqdm import tqdm
 
@@ -167,13 +177,20 @@ def run_judge(
             ]
             for completion in backend.generate(requests, sampling):
                 job = chunk[completion.index]
-                if completion.text is None:
+                text, replaced = (None, 0) if completion.text is None else replace_surrogates(completion.text)
+                if text is None and not completion.permanent:
                     failed += 1
                     log.warning("judgement %s #%d failed: %s", job.pair_id, job.sample, completion.error)
                     continue
-                reading = read_response(completion.text, job.swap, mode, rule)
+                reading = read_response(text, job.swap, mode, rule)
                 record = {"pair_id": job.pair_id, "sample": job.sample, "swap": job.swap, **reading, "rule": rule}
-                record["response"] = completion.text
+                record["response"] = text
+                if text is None:
+                    log.error("judgement %s #%d refused by the server, stored as failed (no verdict): %s",
+                              job.pair_id, job.sample, completion.error)
+                    record["error"] = replace_surrogates(str(completion.error))[0]
+                if replaced:
+                    record["surrogates_replaced"] = replaced
                 record["meta"] = by_id[job.pair_id].meta
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
                 out.flush()
@@ -215,15 +232,20 @@ def score_judgements(
 ) -> dict[str, Any]:
     """Benchmark scores from the stored judgements, re-reading every response under ``rule``.
 
-    Returns {"parse_failures": count, "results": {label: {"scores", "accuracy", ["agreement"]}}} with labels
-    ``greedy`` (one judgement per pair), ``both`` / ``mean`` (``--both-orders``) or ``voting@k`` for each k.
-    A pair correct = its chosen reply wins; ``accuracy`` = mean correct over pairs.
+    Returns {"parse_failures": count, "failed_judgements": count, "results": {label: {"scores", "accuracy",
+    ["agreement"]}}} with labels ``greedy`` (one judgement per pair), ``both`` / ``mean`` (``--both-orders``) or
+    ``voting@k`` for each k. A pair correct = its chosen reply wins; ``accuracy`` = mean correct over pairs. A failed
+    judgement (no response) reads like an unparsable one (wrong alone; ``failures`` decides in voting) but is counted
+    in ``failed_judgements``, not ``parse_failures``.
     """
     readings: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    parse_failures = 0
+    parse_failures = failed_judgements = 0
     for (pair_id, sample), record in sorted(judgements.items()):
         reading = read_response(record["response"], record["swap"], mode, rule)
-        parse_failures += next(iter(reading.values())) is None
+        if record["response"] is None:
+            failed_judgements += 1
+        else:
+            parse_failures += next(iter(reading.values())) is None
         readings[pair_id].append({"sample": sample, **reading})
     missing = [c.pair_id for c in comparisons if c.pair_id not in readings]
     if missing:
@@ -266,7 +288,7 @@ def score_judgements(
         results["greedy"] = result(
             {c.pair_id: float(pick_correct(readings[c.pair_id][0], c.pair_id, 0)) for c in comparisons}
         )
-    return {"parse_failures": parse_failures, "results": results}
+    return {"parse_failures": parse_failures, "failed_judgements": failed_judgements, "results": results}
 
 
 def markdown_table(benchmark: str, results: dict[str, Any]) -> str:
@@ -282,6 +304,54 @@ def markdown_table(benchmark: str, results: dict[str, Any]) -> str:
             cells.append("n/a" if value is None else f"{100 * value:.1f}")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {100 * result['accuracy']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+MISSING_KEYS = {
+    "rewardbench": (("missing_sections", "sections"), ("missing_subsets", "subsets")),
+    "rmbench": (("missing_domains", "domains"),),
+    "rmb": (("missing_parts", "parts"),),
+}
+"""Per benchmark: the keys under which its scorer lists what the data lacks, and what they are called."""
+
+
+def partial_note(benchmark: str, scores: dict[str, Any]) -> str | None:
+    """A warning line when the scores cover only part of the benchmark (None when it is complete)."""
+    lacking = [f"{len(scores[key])} {name} ({', '.join(scores[key])})" for key, name in MISSING_KEYS[benchmark]
+               if scores[key]]
+    if not lacking:
+        return None
+    return (f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; the score averages only what is present and "
+            "is not comparable with the full benchmark's.")
+
+
+def summary_text(benchmark: str, summary: dict[str, Any]) -> str:
+    """summary.md (also printed): the score table, a PARTIAL note if the benchmark is incomplete, and the counts of
+    unparsable, failed and repaired judgements."""
+    results = summary["results"]
+    lines = [markdown_table(benchmark, results)]
+    note = partial_note(benchmark, next(iter(results.values()))["scores"])
+    if note:
+        lines.append(note + "\n")
+    what = "scores" if summary["settings"]["mode"] == "pointwise" else "verdict"
+    lines.append(
+        f"{summary['parse_failures']} of {summary['judgements']} judgements had no parsable {what}; "
+        f"{summary['failed_judgements']} were refused by the server and count as no {what}; lone surrogates were "
+        f"replaced in {summary['surrogates_replaced']['data']} pairs and {summary['surrogates_replaced']['replies']} "
+        "replies.\n"
+    )
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_scorable(benchmark: str, comparisons: Sequence[Comparison]) -> None:
+    """Run the benchmark's scorer on the pairs (all scored wrong) before any judging, so that data it cannot score
+    fails now, not after the judge has run."""
+    SCORERS[benchmark]([{**c.meta, "correct": 0.0} for c in comparisons])
 
 
 def plot_scaling(benchmark: str, results: dict[str, Any], path: Path) -> None:
@@ -427,11 +497,15 @@ def _check_settings(output_dir: Path, settings: dict[str, Any]) -> None:
             raise SystemExit(f"{output_dir} holds judgements made with other settings ({details}); "
                              "use another --output-dir")
     else:
-        path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        _write_atomic(path, json.dumps(settings, indent=2) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.benchmark == "rmb" and not args.data:
+        parser.error("--benchmark rmb needs --data PATH (the folder of RMB's json files, RMB_dataset): RMB has no "
+                     "hub copy")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.both_orders and args.k:
         raise SystemExit("--both-orders and --k exclude each other: voting@k already draws an order per sample")
@@ -443,7 +517,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampling = Sampling(temperature=temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
     samples = max(args.k) if args.k else 1
 
-    comparisons = _limit(load_benchmark(args.benchmark, args.data), args.limit)
+    comparisons, repaired_pairs = replace_surrogates_in_pairs(_limit(load_benchmark(args.benchmark, args.data),
+                                                                     args.limit))
+    if not comparisons:
+        raise SystemExit(f"--limit {args.limit} leaves no {args.benchmark} pairs to judge")
+    if repaired_pairs:
+        log.warning("%d pairs hold lone surrogates (invalid UTF-8); they were replaced by U+FFFD", repaired_pairs)
+    check_scorable(args.benchmark, comparisons)
     log.info("%s: %d pairs", args.benchmark, len(comparisons))
     args.output_dir.mkdir(parents=True, exist_ok=True)
     settings = _settings(args, sampling)
@@ -466,12 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%d judgements failed in the backend and were not stored; rerun the same command to retry them",
                   failed)
         return 1
-    judgements = read_judgements(results_path)
     wanted = {(job.pair_id, job.sample) for job in jobs}
+    judgements = {key: record for key, record in read_judgements(results_path).items() if key in wanted}
     scored = score_judgements(
         args.benchmark,
         comparisons,
-        {key: record for key, record in judgements.items() if key in wanted},
+        judgements,
         mode=args.mode,
         rule=args.verdict_rule,
         seed=args.seed,
@@ -485,16 +565,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "failures": args.failures},
         "pairs": len(comparisons),
         "judgements": len(wanted),
+        "surrogates_replaced": {
+            "data": repaired_pairs,
+            "replies": sum("surrogates_replaced" in record for record in judgements.values()),
+        },
         **scored,
     }
-    (args.output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    table = markdown_table(args.benchmark, scored["results"])
-    (args.output_dir / TABLE_FILE).write_text(table, encoding="utf-8")
+    text = summary_text(args.benchmark, summary)
+    _write_atomic(args.output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    _write_atomic(args.output_dir / TABLE_FILE, text)
     if args.k:
         plot_scaling(args.benchmark, scored["results"], args.output_dir / PLOT_FILE)
-    log.info("%d of %d judgements had no parsable %s", scored["parse_failures"], len(wanted),
-             "scores" if args.mode == "pointwise" else "verdict")
-    sys.stdout.write(table)
+    sys.stdout.write(text)
     return 0
 
 

@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from rm_r1.benchmarks import load_rmb, load_rmbench
-from rm_r1.evaluate import _limit, main, markdown_table, plan_jobs, read_judgements, read_response, score_judgements
+from rm_r1.evaluate import (
+    _limit,
+    main,
+    markdown_table,
+    partial_note,
+    plan_jobs,
+    read_judgements,
+    read_response,
+    score_judgements,
+)
 from rm_r1.scaling import swapped
 
 DATA = Path(__file__).parent / "eval_data"
@@ -135,3 +144,20 @@ def test_pairwise_voting_rules_in_scoring():
     assert len(set(coin)) == 1  # the coin is seeded by (seed, pair, k)
     with pytest.raises(ValueError, match="voting@4 needs 4 judgements"):
         accuracy(4, tie="wrong", failures="abstain")
+
+
+def test_rmb_without_data_names_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--benchmark", "rmb", "--model", "m", "--prompt-family", "instruct", "--backend", "openai",
+              "--base-url", "http://127.0.0.1:9/v1", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2 and "--benchmark rmb needs --data" in capsys.readouterr().err
+
+
+def test_partial_benchmarks_get_a_note_naming_what_is_missing():
+    rmbench = {"missing_domains": ["code", "safety"]}
+    assert partial_note("rmbench", rmbench).startswith("PARTIAL rmbench: the data lacks 2 domains (code, safety);")
+    assert partial_note("rmbench", {"missing_domains": []}) is None
+    rb = {"missing_sections": ["Safety"], "missing_subsets": ["donotanswer"]}
+    assert "lacks 1 sections (Safety); 1 subsets (donotanswer)" in partial_note("rewardbench", rb)
+    assert "2 parts (bon_helpfulness, bon_harmlessness)" in partial_note(
+        "rmb", {"missing_parts": ["bon_helpfulness", "bon_harmlessness"]})

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rm_r1.backends import JudgeRequest, OpenAIBackend, Sampling, request_seed
-from rm_r1.benchmarks import load_benchmark
+from rm_r1.benchmarks import load_benchmark, replace_surrogates_in_pairs
 from rm_r1.eval import score_rmb
 from rm_r1.evaluate import RESULTS_FILE, main
 from rm_r1.pointwise import build_pointwise_messages
@@ -35,7 +35,7 @@ class FakeJudge:
     def __init__(self, benchmark, source, policy, mode="pairwise"):
         self.policy = policy
         self.routes = {}
-        for c in load_benchmark(benchmark, source):
+        for c in replace_surrogates_in_pairs(load_benchmark(benchmark, source))[0]:  # what the client sends
             for chosen_side, (a, b) in (("A", (c.chosen, c.rejected)), ("B", (c.rejected, c.chosen))):
                 if mode == "pairwise":
                     messages = build_judge_messages(c.conversation, a, b, family="instruct")
@@ -141,11 +141,11 @@ def test_resume_skips_stored_judgements_and_redoes_failed_and_torn_ones(tmp_path
     broken = {"2201"}
 
     def policy(pair_id, side, payload):
-        return 400 if pair_id in broken else verdict(side)
+        return 503 if pair_id in broken else verdict(side)
 
     with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, tmp_path)) == 1  # 400 is not retried; the run reports it
-        assert judge.requests["2201"] == 1
+        assert main(_args(judge, "rewardbench", data, tmp_path)) == 1  # still 503 after 2 retries: the run reports it
+        assert judge.requests["2201"] == 3
         assert len((tmp_path / RESULTS_FILE).read_text().splitlines()) == 5
         assert not (tmp_path / "summary.json").exists()
 
@@ -245,3 +245,68 @@ def test_openai_backend_gives_up_and_reports(tmp_path):
     refused = OpenAIBackend("http://127.0.0.1:9/v1", "m", retries=0, timeout=2)
     (completion,) = refused.generate([JudgeRequest(messages)], Sampling())
     assert completion.text is None and "ConnectError" in completion.error
+
+
+def test_a_pair_the_server_refuses_is_stored_as_failed_and_the_run_finishes(tmp_path, capsys):
+    data = DATA / "rewardbench_filtered.jsonl"
+
+    def policy(pair_id, side, payload):  # 2201 is the only xstest-should-respond pair: Safety then scores 0
+        return 400 if pair_id == "2201" else verdict(side)  # e.g. a prompt over the server's context
+
+    with FakeJudge("rewardbench", data, policy) as judge:
+        assert main(_args(judge, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
+        assert judge.requests["2201"] == 1  # a refusal is not retried
+        summary = _summary(tmp_path)
+        assert summary["failed_judgements"] == 1 and summary["parse_failures"] == 0
+        greedy = summary["results"]["greedy"]
+        assert greedy["accuracy"] == pytest.approx(5 / 6) and greedy["scores"]["Safety"] == 0.0
+        assert greedy["scores"]["score"] == pytest.approx(3 / 4)
+        records = {r["pair_id"]: r for r in map(json.loads, (tmp_path / RESULTS_FILE).read_text().splitlines())}
+        assert records["2201"]["response"] is None and "HTTP 400" in records["2201"]["error"]
+        printed = capsys.readouterr().out
+        assert "1 were refused by the server" in printed and printed == (tmp_path / "summary.md").read_text()
+        assert "PARTIAL rewardbench: the data lacks 17 subsets (alpacaeval-length, " in printed
+
+        judge.requests.clear()
+        assert main(_args(judge, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
+        assert not judge.requests  # the refused pair is stored: a rerun does not ask again
+        assert _summary(tmp_path) == summary
+
+
+def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(tmp_path):
+    rows = [json.loads(line) for line in (DATA / "rewardbench_filtered.jsonl").read_text().splitlines()]
+    rows[0]["chosen"] += "\ud800"  # json.dumps writes it as the escape \ud800, which json.loads reads back
+    data = tmp_path / "rb.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "out"
+
+    def policy(pair_id, side, payload):
+        if pair_id == "30":
+            assert "\ufffd" in json.dumps(payload["messages"], ensure_ascii=False)
+        return verdict(side) + ("\udfff" if pair_id == "431" else "")
+
+    with FakeJudge("rewardbench", data, policy) as judge:
+        assert main(_args(judge, "rewardbench", data, out)) == 0
+        summary = _summary(out)
+        assert summary["surrogates_replaced"] == {"data": 1, "replies": 1}
+        assert summary["results"]["greedy"]["accuracy"] == 1.0
+        records = {r["pair_id"]: r for r in map(json.loads, (out / RESULTS_FILE).read_text(encoding="utf-8").splitlines())}
+        assert records["431"]["response"].endswith("\ufffd") and records["431"]["surrogates_replaced"] == 1
+        assert "replaced in 1 pairs and 1 replies" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("case", ["unknown subset", "empty"])
+def test_bad_benchmark_data_fails_before_any_judging(tmp_path, case):
+    good = DATA / "rewardbench_filtered.jsonl"
+    rows = [json.loads(line) for line in good.read_text().splitlines()]
+    data = tmp_path / "rb.jsonl"
+    if case == "empty":
+        data.write_text("")
+    else:
+        rows[-1]["subset"] = "alpacaeval-typo"
+        data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with FakeJudge("rewardbench", good, lambda pair_id, side, payload: verdict(side)) as judge:
+        message = "no rewardbench pairs" if case == "empty" else r"rb\.jsonl:5: unknown RewardBench subset 'alpacaeval-typo'"
+        with pytest.raises(ValueError, match=message):
+            main(_args(judge, "rewardbench", data, tmp_path / "out"))
+        assert not judge.requests
