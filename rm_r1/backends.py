@@ -102,9 +102,7 @@ class TransformersBackend:
             prompts = [chat_prompt_ids(self.tokenizer, r.messages) for r in batch]
             width = max(map(len, prompts))
             input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
-            attention_mask = torch.tensor(
-                [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device
-            )
+            attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
             options: dict[str, Any] = {"do_sample": False}
             if sampling.temperature > 0:
                 torch.manual_seed(batch[0].seed)

@@ -112,12 +112,15 @@ def load_rewardbench(source: str | Path = HUB_SOURCES["rewardbench"][0]) -> list
                 raise ValueError(
                     f"{origin}: unknown RewardBench subset {subset!r}; expected one of {sorted(_REWARDBENCH_SUBSETS)}"
                 )
-            yield origin, Comparison(
-                pair_id=pair_id,
-                conversation=_field(origin, row, "prompt"),
-                chosen=_field(origin, row, "chosen"),
-                rejected=_field(origin, row, "rejected"),
-                meta={"subset": subset},
+            yield (
+                origin,
+                Comparison(
+                    pair_id=pair_id,
+                    conversation=_field(origin, row, "prompt"),
+                    chosen=_field(origin, row, "chosen"),
+                    rejected=_field(origin, row, "rejected"),
+                    meta={"subset": subset},
+                ),
             )
 
     return _unique(rows())
@@ -152,12 +155,15 @@ def load_rmbench(source: str | Path = HUB_SOURCES["rmbench"][0]) -> list[Compari
             prompt = _field(origin, row, "prompt")
             for i in range(3):
                 for j in range(3):
-                    yield origin, Comparison(
-                        pair_id=f"{domain}/{sample}/c{i}r{j}",
-                        conversation=prompt,
-                        chosen=chosen[i],
-                        rejected=rejected[j],
-                        meta={"id": sample, "domain": domain, "chosen_style": i, "rejected_style": j},
+                    yield (
+                        origin,
+                        Comparison(
+                            pair_id=f"{domain}/{sample}/c{i}r{j}",
+                            conversation=prompt,
+                            chosen=chosen[i],
+                            rejected=rejected[j],
+                            meta={"id": sample, "domain": domain, "chosen_style": i, "rejected_style": j},
+                        ),
                     )
 
     return _unique(rows())
@@ -167,8 +173,10 @@ def _rmb_messages(origin: str, row: dict[str, Any]) -> list[dict[str, str]]:
     turns = _field(origin, row, "conversation_input", (list, tuple))
     messages = []
     for turn in turns:
-        if not isinstance(turn, dict) or not isinstance(turn.get("role"), str) or not isinstance(
-            turn.get("content"), str
+        if (
+            not isinstance(turn, dict)
+            or not isinstance(turn.get("role"), str)
+            or not isinstance(turn.get("content"), str)
         ):
             raise ValueError(f"{origin}: every conversation_input turn needs string 'role' and 'content', got {turn!r}")
         messages.append({"role": turn["role"], "content": turn["content"]})
@@ -206,12 +214,15 @@ def load_rmb(source: str | Path) -> list[Comparison]:
         for origin, row in read_rows(source):
             messages = _rmb_messages(origin, row)
             if "pair_uid" in row:
-                yield origin, Comparison(
-                    pair_id=str(row["pair_uid"]),
-                    conversation=messages,
-                    chosen=_rmb_answer(origin, "chosen", _field(origin, row, "chosen", dict)),
-                    rejected=_rmb_answer(origin, "reject", _field(origin, row, "reject", dict)),
-                    meta={"section": _rmb_section(origin, row, "pairwise"), "kind": "pairwise"},
+                yield (
+                    origin,
+                    Comparison(
+                        pair_id=str(row["pair_uid"]),
+                        conversation=messages,
+                        chosen=_rmb_answer(origin, "chosen", _field(origin, row, "chosen", dict)),
+                        rejected=_rmb_answer(origin, "reject", _field(origin, row, "reject", dict)),
+                        meta={"section": _rmb_section(origin, row, "pairwise"), "kind": "pairwise"},
+                    ),
                 )
             elif "bon_uid" in row:
                 group = str(row["bon_uid"])
@@ -221,12 +232,15 @@ def load_rmb(source: str | Path) -> list[Comparison]:
                 if not losers:
                     raise ValueError(f"{origin}: 'loser_list' is empty")
                 for k, loser in enumerate(losers):
-                    yield origin, Comparison(
-                        pair_id=f"{group}/{k}",
-                        conversation=messages,
-                        chosen=best,
-                        rejected=_rmb_answer(origin, f"loser_list[{k}]", loser),
-                        meta={"section": section, "kind": "bon", "group": group},
+                    yield (
+                        origin,
+                        Comparison(
+                            pair_id=f"{group}/{k}",
+                            conversation=messages,
+                            chosen=best,
+                            rejected=_rmb_answer(origin, f"loser_list[{k}]", loser),
+                            meta={"section": section, "kind": "bon", "group": group},
+                        ),
                     )
             else:
                 raise ValueError(f"{origin}: an RMB row needs 'pair_uid' (pairwise) or 'bon_uid' (best-of-N)")

@@ -161,8 +161,9 @@ def run_judge(
     done = read_judgements(results_path)
     pending = [job for job in jobs if (job.pair_id, job.sample) not in done]
     left = Counter(job.pair_id for job in pending)
-    log.info("%d judgements to make (%d stored already) for %d pairs", len(pending), len(jobs) - len(pending),
-             len(left))
+    log.info(
+        "%d judgements to make (%d stored already) for %d pairs", len(pending), len(jobs) - len(pending), len(left)
+    )
     failed = 0
     bar = tqdm(total=len(left), unit="pair", desc="judging", dynamic_ncols=True)
     with results_path.open("a", encoding="utf-8") as out:
@@ -186,8 +187,12 @@ def run_judge(
                 record = {"pair_id": job.pair_id, "sample": job.sample, "swap": job.swap, **reading, "rule": rule}
                 record["response"] = text
                 if text is None:
-                    log.error("judgement %s #%d refused by the server, stored as failed (no verdict): %s",
-                              job.pair_id, job.sample, completion.error)
+                    log.error(
+                        "judgement %s #%d refused by the server, stored as failed (no verdict): %s",
+                        job.pair_id,
+                        job.sample,
+                        completion.error,
+                    )
                     record["error"] = replace_surrogates(str(completion.error))[0]
                 if replaced:
                     record["surrogates_replaced"] = replaced
@@ -316,12 +321,15 @@ MISSING_KEYS = {
 
 def partial_note(benchmark: str, scores: dict[str, Any]) -> str | None:
     """A warning line when the scores cover only part of the benchmark (None when it is complete)."""
-    lacking = [f"{len(scores[key])} {name} ({', '.join(scores[key])})" for key, name in MISSING_KEYS[benchmark]
-               if scores[key]]
+    lacking = [
+        f"{len(scores[key])} {name} ({', '.join(scores[key])})" for key, name in MISSING_KEYS[benchmark] if scores[key]
+    ]
     if not lacking:
         return None
-    return (f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; the score averages only what is present and "
-            "is not comparable with the full benchmark's.")
+    return (
+        f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; the score averages only what is present and "
+        "is not comparable with the full benchmark's."
+    )
 
 
 def summary_text(benchmark: str, summary: dict[str, Any]) -> str:
@@ -494,8 +502,9 @@ def _check_settings(output_dir: Path, settings: dict[str, Any]) -> None:
         changed = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
         if changed:
             details = ", ".join(f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed)
-            raise SystemExit(f"{output_dir} holds judgements made with other settings ({details}); "
-                             "use another --output-dir")
+            raise SystemExit(
+                f"{output_dir} holds judgements made with other settings ({details}); use another --output-dir"
+            )
     else:
         _write_atomic(path, json.dumps(settings, indent=2) + "\n")
 
@@ -504,8 +513,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.benchmark == "rmb" and not args.data:
-        parser.error("--benchmark rmb needs --data PATH (the folder of RMB's json files, RMB_dataset): RMB has no "
-                     "hub copy")
+        parser.error(
+            "--benchmark rmb needs --data PATH (the folder of RMB's json files, RMB_dataset): RMB has no hub copy"
+        )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.both_orders and args.k:
         raise SystemExit("--both-orders and --k exclude each other: voting@k already draws an order per sample")
@@ -517,8 +527,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sampling = Sampling(temperature=temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens)
     samples = max(args.k) if args.k else 1
 
-    comparisons, repaired_pairs = replace_surrogates_in_pairs(_limit(load_benchmark(args.benchmark, args.data),
-                                                                     args.limit))
+    comparisons, repaired_pairs = replace_surrogates_in_pairs(
+        _limit(load_benchmark(args.benchmark, args.data), args.limit)
+    )
     if not comparisons:
         raise SystemExit(f"--limit {args.limit} leaves no {args.benchmark} pairs to judge")
     if repaired_pairs:
@@ -543,8 +554,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
     )
     if failed:
-        log.error("%d judgements failed in the backend and were not stored; rerun the same command to retry them",
-                  failed)
+        log.error(
+            "%d judgements failed in the backend and were not stored; rerun the same command to retry them", failed
+        )
         return 1
     wanted = {(job.pair_id, job.sample) for job in jobs}
     judgements = {key: record for key, record in read_judgements(results_path).items() if key in wanted}
@@ -561,8 +573,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         failures=args.failures,
     )
     summary = {
-        "settings": {**settings, "verdict_rule": args.verdict_rule, "k": args.k, "tie": args.tie,
-                     "failures": args.failures},
+        "settings": {
+            **settings,
+            "verdict_rule": args.verdict_rule,
+            "k": args.k,
+            "tie": args.tie,
+            "failures": args.failures,
+        },
         "pairs": len(comparisons),
         "judgements": len(wanted),
         "surrogates_replaced": {

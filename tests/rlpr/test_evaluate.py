@@ -40,10 +40,14 @@ def test_fixed_responses_give_the_expected_avg_at_k(tmp_path):
     rows = _rows()
     # MATH-500: q0 (3/4) right once of 2, q1 (3) right twice -> 3/4. MMLU-Pro: q0 (A) wrong twice, q1 (C) right once.
     responses = [
-        "<think>a</think> <answer>\\boxed{0.75}</answer>", "<think>a</think> <answer>1</answer>",
-        "<answer>3</answer>", "<think>b</think> <answer>x = 3</answer>",
-        "<think>c</think> <answer>B</answer>", "no answer at all",
-        "<think>d</think> <answer>The answer is (C)</answer>", "<think>d</think> <answer>D</answer>",
+        "<think>a</think> <answer>\\boxed{0.75}</answer>",
+        "<think>a</think> <answer>1</answer>",
+        "<answer>3</answer>",
+        "<think>b</think> <answer>x = 3</answer>",
+        "<think>c</think> <answer>B</answer>",
+        "no answer at all",
+        "<think>d</think> <answer>The answer is (C)</answer>",
+        "<think>d</think> <answer>D</answer>",
     ]
     grades = asyncio.run(grade_all(rows, responses, format_mode="R1", judge=None))
     assert [g.acc for g in grades] == [1, 0, 1, 1, 0, 0, 1, 0]
@@ -74,8 +78,10 @@ def test_averages_over_fewer_benchmarks_than_the_papers_are_flagged_in_the_table
     table = (tmp_path / "summary.md").read_text()
     assert "| **general average** (PARTIAL: 1 of 4) | | | 0.0 |" in table
     assert "| **overall average** (PARTIAL: 2 of 7) | | |" in table
-    assert ("PARTIAL: the general average covers 1 of the paper's 4 benchmarks (missing: GPQA-diamond, TheoremQA, "
-            "WebInstruct-verified)") in table
+    assert (
+        "PARTIAL: the general average covers 1 of the paper's 4 benchmarks (missing: GPQA-diamond, TheoremQA, "
+        "WebInstruct-verified)"
+    ) in table
 
 
 def test_grade_all_needs_one_response_per_row():
@@ -86,11 +92,15 @@ def test_grade_all_needs_one_response_per_row():
 @pytest.mark.parametrize(
     ("row", "match"),
     [
-        ({"data_source": "", "prompt": [{"role": "user", "content": "q"}], "reward_model": {"ground_truth": "1"}},
-         "data_source"),
+        (
+            {"data_source": "", "prompt": [{"role": "user", "content": "q"}], "reward_model": {"ground_truth": "1"}},
+            "data_source",
+        ),
         ({"data_source": "s", "prompt": [], "reward_model": {"ground_truth": "1"}}, "prompt"),
-        ({"data_source": "s", "prompt": [{"role": "user", "content": "q"}], "reward_model": {"ground_truth": " "}},
-         "ground_truth"),
+        (
+            {"data_source": "s", "prompt": [{"role": "user", "content": "q"}], "reward_model": {"ground_truth": " "}},
+            "ground_truth",
+        ),
     ],
 )
 def test_bad_rows_are_named(tmp_path, row, match):
@@ -115,7 +125,8 @@ def test_hf_generation_is_seeded_and_batch_independent_when_greedy(tiny_model, s
         assert generate_hf(tiny_model, small_tokenizer, prompts, greedy, batch_size=3) == one_by_one
         sampled = SamplingSettings(temperature=1.0, max_new_tokens=5, seed=7)
         assert generate_hf(tiny_model, small_tokenizer, prompts, sampled) == generate_hf(
-            tiny_model, small_tokenizer, prompts, sampled)
+            tiny_model, small_tokenizer, prompts, sampled
+        )
         assert small_tokenizer.padding_side == "right"  # generation pads on the left, then restores the caller's
     finally:
         small_tokenizer.padding_side = original
@@ -131,8 +142,9 @@ def test_vllm_generation_passes_token_ids_and_a_seed_per_prompt(monkeypatch):
 
         def generate(self, prompts, params):
             calls["prompts"], calls["params"] = prompts, params
-            return [SimpleNamespace(outputs=[SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}")])
-                    for p in prompts]
+            return [
+                SimpleNamespace(outputs=[SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}")]) for p in prompts
+            ]
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     sampling = SamplingSettings(temperature=0.6, top_p=0.95, max_new_tokens=9, seed=4)
@@ -148,8 +160,26 @@ def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, c
     model_dir = Path(tiny_model.name_or_path)
     data = write_rows(_rows(), tmp_path / "eval.parquet")
     out = tmp_path / "out"
-    main(["--model", str(model_dir), "--data", str(data), "--output-dir", str(out), "--backend", "hf",
-          "--max-new-tokens", "4", "--temperature", "0.6", "--top-p", "0.95", "--batch-size", "4"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--backend",
+            "hf",
+            "--max-new-tokens",
+            "4",
+            "--temperature",
+            "0.6",
+            "--top-p",
+            "0.95",
+            "--batch-size",
+            "4",
+        ]
+    )
     lines = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     assert len(lines) == 8 and [x["data_source"] for x in lines] == ["MATH-500"] * 4 + ["MMLU-Pro"] * 4
     assert all(isinstance(x["response"], str) for x in lines)
@@ -163,16 +193,36 @@ def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, c
 def test_judge_options(monkeypatch):
     base = ["--model", "m", "--data", "d.parquet"]
     assert judge_from_args(parse_args(base)) is None
-    args = parse_args(base + ["--judge-base-url", "http://127.0.0.1:8000/v1", "--judge-model", "qwen-judge",
-                              "--judge-concurrency", "3", "--judge-timeout", "5", "--judge-retries", "4",
-                              "--judge-api-key-env", "RLPR_TEST_JUDGE_KEY"])
+    args = parse_args(
+        base
+        + [
+            "--judge-base-url",
+            "http://127.0.0.1:8000/v1",
+            "--judge-model",
+            "qwen-judge",
+            "--judge-concurrency",
+            "3",
+            "--judge-timeout",
+            "5",
+            "--judge-retries",
+            "4",
+            "--judge-api-key-env",
+            "RLPR_TEST_JUDGE_KEY",
+        ]
+    )
     monkeypatch.delenv("RLPR_TEST_JUDGE_KEY", raising=False)
     with pytest.raises(SystemExit, match="RLPR_TEST_JUDGE_KEY"):
         judge_from_args(args)
     monkeypatch.setenv("RLPR_TEST_JUDGE_KEY", "k")
     cfg = judge_from_args(args).config
     assert (cfg.base_url, cfg.model, cfg.api_key, cfg.concurrency, cfg.timeout_s, cfg.retries) == (
-        "http://127.0.0.1:8000/v1", "qwen-judge", "k", 3, 5.0, 4)
+        "http://127.0.0.1:8000/v1",
+        "qwen-judge",
+        "k",
+        3,
+        5.0,
+        4,
+    )
     with pytest.raises(ValueError, match="judge model"):
         judge_from_args(parse_args(base + ["--judge-base-url", "http://127.0.0.1:8000/v1"]))
 
@@ -236,5 +286,17 @@ def test_an_unwritable_output_dir_fails_before_any_generation(tiny_model, tmp_pa
     blocker.write_text("")
     data = write_rows(_rows(), tmp_path / "eval.parquet")
     with pytest.raises(ValueError, match="a-file/out'? cannot be written"):
-        main(["--model", str(tiny_model.name_or_path), "--data", str(data), "--output-dir", str(blocker / "out"),
-              "--backend", "hf", "--max-new-tokens", "2"])
+        main(
+            [
+                "--model",
+                str(tiny_model.name_or_path),
+                "--data",
+                str(data),
+                "--output-dir",
+                str(blocker / "out"),
+                "--backend",
+                "hf",
+                "--max-new-tokens",
+                "2",
+            ]
+        )

@@ -48,8 +48,14 @@ def test_limit_keeps_whole_records():
     rmbench = _limit(load_rmbench(DATA / "rmbench"), 2)
     assert len(rmbench) == 18 and len({(c.meta["domain"], c.meta["id"]) for c in rmbench}) == 2
     rmb = _limit(load_rmb(DATA / "rmb"), 3)
-    assert [c.pair_id for c in rmb] == ["harm-bon-1/0", "harm-bon-1/1", "harm-bon-1/2", "help-bon-1/0", "help-bon-1/1",
-                                        "harm-pair-1"]
+    assert [c.pair_id for c in rmb] == [
+        "harm-bon-1/0",
+        "harm-bon-1/1",
+        "harm-bon-1/2",
+        "help-bon-1/0",
+        "help-bon-1/1",
+        "harm-pair-1",
+    ]
 
 
 def test_read_judgements_names_a_bad_line(tmp_path):
@@ -76,8 +82,20 @@ def test_markdown_table_rmbench_domains_and_missing():
     ],
 )
 def test_conflicting_options_are_refused(tmp_path, extra, message):
-    base = ["--benchmark", "rmb", "--data", str(DATA / "rmb"), "--model", "m", "--prompt-family", "instruct",
-            "--backend", "openai", "--output-dir", str(tmp_path)]
+    base = [
+        "--benchmark",
+        "rmb",
+        "--data",
+        str(DATA / "rmb"),
+        "--model",
+        "m",
+        "--prompt-family",
+        "instruct",
+        "--backend",
+        "openai",
+        "--output-dir",
+        str(tmp_path),
+    ]
     with pytest.raises(SystemExit, match=message):
         main(base + extra)
 
@@ -85,8 +103,22 @@ def test_conflicting_options_are_refused(tmp_path, extra, message):
 @pytest.mark.parametrize("k", ["0,2", "two"])
 def test_bad_k_is_a_usage_error(tmp_path, k, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--benchmark", "rmb", "--model", "m", "--prompt-family", "instruct", "--backend", "hf",
-              "--output-dir", str(tmp_path), "--k", k])
+        main(
+            [
+                "--benchmark",
+                "rmb",
+                "--model",
+                "m",
+                "--prompt-family",
+                "instruct",
+                "--backend",
+                "hf",
+                "--output-dir",
+                str(tmp_path),
+                "--k",
+                k,
+            ]
+        )
     assert exit_info.value.code == 2 and "--k" in capsys.readouterr().err
 
 
@@ -110,8 +142,18 @@ def test_pointwise_voting_sums_scores_in_the_original_order():
             _judgement("harm-pair-1", 3, False, "no scores"),
         ]
     )
-    scored = score_judgements("rmb", pairs, judgements, mode="pointwise", rule="anywhere", seed=0, ks=[1, 2, 3, 4],
-                              both_orders=False, tie="random", failures="abstain")
+    scored = score_judgements(
+        "rmb",
+        pairs,
+        judgements,
+        mode="pointwise",
+        rule="anywhere",
+        seed=0,
+        ks=[1, 2, 3, 4],
+        both_orders=False,
+        tie="random",
+        failures="abstain",
+    )
     results = scored["results"]
     assert scored["parse_failures"] == 1
     assert results["voting@1"]["accuracy"] == 1.0 and results["voting@1"]["agreement"] == 1.0
@@ -133,8 +175,9 @@ def test_pairwise_voting_rules_in_scoring():
     )
 
     def accuracy(k, **rules):
-        scored = score_judgements("rmb", pairs, judgements, mode="pairwise", rule="anywhere", seed=0, ks=[k],
-                                  both_orders=False, **rules)
+        scored = score_judgements(
+            "rmb", pairs, judgements, mode="pairwise", rule="anywhere", seed=0, ks=[k], both_orders=False, **rules
+        )
         return scored["results"][f"voting@{k}"]["accuracy"]
 
     assert accuracy(1, tie="wrong", failures="abstain") == 1.0
@@ -148,8 +191,22 @@ def test_pairwise_voting_rules_in_scoring():
 
 def test_rmb_without_data_names_the_flag(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["--benchmark", "rmb", "--model", "m", "--prompt-family", "instruct", "--backend", "openai",
-              "--base-url", "http://127.0.0.1:9/v1", "--output-dir", str(tmp_path)])
+        main(
+            [
+                "--benchmark",
+                "rmb",
+                "--model",
+                "m",
+                "--prompt-family",
+                "instruct",
+                "--backend",
+                "openai",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2 and "--benchmark rmb needs --data" in capsys.readouterr().err
 
 
@@ -160,4 +217,5 @@ def test_partial_benchmarks_get_a_note_naming_what_is_missing():
     rb = {"missing_sections": ["Safety"], "missing_subsets": ["donotanswer"]}
     assert "lacks 1 sections (Safety); 1 subsets (donotanswer)" in partial_note("rewardbench", rb)
     assert "2 parts (bon_helpfulness, bon_harmlessness)" in partial_note(
-        "rmb", {"missing_parts": ["bon_helpfulness", "bon_harmlessness"]})
+        "rmb", {"missing_parts": ["bon_helpfulness", "bon_harmlessness"]}
+    )

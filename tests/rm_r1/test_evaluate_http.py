@@ -290,7 +290,9 @@ def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(tmp_path):
         summary = _summary(out)
         assert summary["surrogates_replaced"] == {"data": 1, "replies": 1}
         assert summary["results"]["greedy"]["accuracy"] == 1.0
-        records = {r["pair_id"]: r for r in map(json.loads, (out / RESULTS_FILE).read_text(encoding="utf-8").splitlines())}
+        records = {
+            r["pair_id"]: r for r in map(json.loads, (out / RESULTS_FILE).read_text(encoding="utf-8").splitlines())
+        }
         assert records["431"]["response"].endswith("\ufffd") and records["431"]["surrogates_replaced"] == 1
         assert "replaced in 1 pairs and 1 replies" in (out / "summary.md").read_text()
 
@@ -306,7 +308,9 @@ def test_bad_benchmark_data_fails_before_any_judging(tmp_path, case):
         rows[-1]["subset"] = "alpacaeval-typo"
         data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     with FakeJudge("rewardbench", good, lambda pair_id, side, payload: verdict(side)) as judge:
-        message = "no rewardbench pairs" if case == "empty" else r"rb\.jsonl:5: unknown RewardBench subset 'alpacaeval-typo'"
+        message = (
+            "no rewardbench pairs" if case == "empty" else r"rb\.jsonl:5: unknown RewardBench subset 'alpacaeval-typo'"
+        )
         with pytest.raises(ValueError, match=message):
             main(_args(judge, "rewardbench", data, tmp_path / "out"))
         assert not judge.requests
