@@ -1,4 +1,4 @@
-"""Answer parsing, the format reward and the repetition penalty of RLPR (RLPR.md §1.1 and §3).
+"""Answer parsing, the format reward and the repetition penalty of RLPR (docs/rlpr.md#validity, #final-reward).
 
 Responses follow the R1 template ``<think> z </think> <answer> y </answer>``. Two questions are asked of a response:
 

@@ -1,6 +1,6 @@
 """Early checks of RLPR training rows, so bad data fails before the first step with the row named.
 
-A row (verl's row format, RLPR.md §8) is bad when
+A row (docs/data_formats.md#rlpr-training-rows) is bad when
 * it has no reference answer: ``reward_model.ground_truth`` missing, not a string, or blank (r would be computed over
   an empty y* and be 0 for every response);
 * its prompt is empty: no messages, or only blank message contents (or a blank string prompt);

@@ -1,4 +1,4 @@
-"""Data preparation of RLPR (RLPR.md §5, §8): the training set and the seven benchmarks as verl parquet rows.
+"""RLPR data preparation (docs/data_formats.md#rlpr-source-datasets): training set and seven benchmarks as verl rows.
 
 Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.prompts``),
 ``ability``, ``reward_model: {style: "rule", ground_truth}``, ``extra_info: {index, split, question, answer_type,

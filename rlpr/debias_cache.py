@@ -1,4 +1,4 @@
-"""The on-disk cache of the debias term r' for ``rlpr.debias.mode: initial`` (RLPR.md §2).
+"""The on-disk cache of the debias term r' for ``rlpr.debias.mode: initial`` (docs/rlpr.md#debias).
 
 In mode ``initial`` r' is the initial policy's f_seq of the reference answer y* given the prompt x with no reasoning.
 It depends only on (x, y*), so it is computed once per training prompt before the first step and looked up by

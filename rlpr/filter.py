@@ -1,4 +1,4 @@
-"""The standard-deviation filter with an EMA threshold (RLPR.md §4), as an explicit state object.
+"""The standard-deviation filter with an EMA threshold (docs/rlpr.md#std-filter), as an explicit state object.
 
 For each prompt group the trainer computes σ_g, the unbiased std of the final reward R over the group's n responses
 (``group_stds``), and keeps the group iff σ_g is finite and σ_g ≥ θ. The threshold follows the schedule below
@@ -68,7 +68,7 @@ def _check_beta(name: str, value: float) -> float:
 
 
 class EmaStdFilter:
-    """Keeps the prompt groups whose reward std reaches θ = β·ema (RLPR.md §4; schedule in the module docstring).
+    """Keeps the prompt groups whose reward std reaches θ = β·ema (schedule in the module docstring).
 
     Per step the trainer calls ``begin_step(step)`` once (it returns θ), then for every generation round
     ``observe(stds)`` with all candidate σ of that round and ``keep(stds, data_sources)`` for the keep-mask.

@@ -1,4 +1,4 @@
-"""The chat prompts of the RLPR recipes (RLPR.md §5): one place for the wording the model is trained and evaluated on.
+"""The chat prompts of the RLPR recipes (docs/rlpr.md#prompts): the one place for the wording trained and evaluated on.
 
 ``R1`` (Qwen recipes): a system prompt asking for reasoning inside ``<think> </think>`` and then the final answer inside
 ``<answer> </answer>``, followed by the question as the user turn. ``R1_nothink`` (Llama, Gemma recipes): no system

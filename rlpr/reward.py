@@ -1,4 +1,4 @@
-"""The RLPR reward math as pure functions (RLPR.md §1.5, §2, §3).
+"""The RLPR reward math as pure functions (docs/rlpr.md#probability-reward, #debias, #final-reward).
 
 Token probabilities in, rewards out. ``sequence_scores`` is the batched form used by the trainer; the scalar
 functions are the public API for users' own tests and analysis and share its arithmetic.

@@ -1,6 +1,6 @@
 """The RLPR scoring batch on token ids, and r, r', R from the log-probs the actor returns for it.
 
-ARCHITECTURE.md, "The RLPR step" 2-3. From a rollout ``DataProto`` this module builds ONE batch in the layout verl
+docs/architecture.md#the-rlpr-step (2-3). From a rollout ``DataProto`` this module builds ONE batch in the layout verl
 0.9.1's ``compute_log_prob`` takes (``prompts`` left-padded, ``responses`` right-padded, ``input_ids``,
 ``attention_mask``, ``position_ids``, ``response_mask``):
 
@@ -9,12 +9,12 @@ ARCHITECTURE.md, "The RLPR step" 2-3. From a rollout ``DataProto`` this module b
   ``<the characters of that token before <answer>>`` + ``<answer>`` + the whitespace the response put after
   ``<answer>`` (one space if none) + y* + `` </answer>`` + the eos token. The reasoning is never decoded and
   re-tokenized, so it keeps the segmentation the policy sampled.
-* one debias row per unique prompt (uid): the prompt ids, then ``" " + y* + " "`` + the eos token (RLPR.md §2).
+* one debias row per unique prompt (uid): the prompt ids, then ``" " + y* + " "`` + the eos token (docs/rlpr.md#debias).
 
 ``<answer>`` is located by byte offsets of the decoded tokens, never by token-id patterns (tags merge with their
 neighbours in BPE vocabularies). The answer mask of a row marks the response-side tokens whose character span
 overlaps the inserted y*. ``compute_rewards`` turns the per-token log-probs of that batch into r per response, r' per
-prompt and the final reward R (RLPR.md §1-§3), with every invalid or skipped sample counted in the metrics.
+prompt and the final reward R (docs/rlpr.md#final-reward), with every invalid or skipped sample counted in the metrics.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def parse_response(
 
 
 def debias_tail(reference: str, eos_token: str, tagged: bool = False) -> tuple[str, tuple[int, int]]:
-    """The r' continuation after the prompt and the character span of y* in it (RLPR.md §2)."""
+    """The r' continuation after the prompt and the character span of y* in it (docs/rlpr.md#debias)."""
     head = ANSWER_OPEN + " " if tagged else " "
     close = " " + ANSWER_CLOSE if tagged else " "
     return head + reference + close + eos_token, (len(head), len(head) + len(reference))
@@ -247,7 +247,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     tb = token_bytes(tokenizer)
     eos = tokenizer.eos_token
     if eos is None:
-        raise ValueError("the tokenizer has no eos token; o' ends with it (RLPR.md §1.2)")
+        raise ValueError("the tokenizer has no eos token; o' ends with it (docs/rlpr.md#scoring-sequence)")
     pad_id = pad_token_id(tokenizer)
     refs = _references(rollout)
     uids = list(rollout.non_tensor_batch["uid"])
@@ -363,7 +363,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 
 
 def format_and_repetition(texts: Sequence[str], config: ScoringConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """F and P of every decoded response (RLPR.md §3)."""
+    """F and P of every decoded response (docs/rlpr.md#final-reward)."""
     f = [format_reward(t, config.format_mode) for t in texts]
     p = [repetition_penalty(t, config.repetition_window, config.repetition_limit) for t in texts]
     return torch.tensor(f, dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
@@ -401,7 +401,7 @@ def compute_rewards(
     config: ScoringConfig,
     r_prime: Mapping[str, float] | None = None,
 ) -> RlprRewards:
-    """r, r', r̂ and R = (1 - c)·r̂ + c·F + P for every response of the rollout (RLPR.md §1-§3).
+    """r, r', r̂ and R = (1 - c)·r̂ + c·F + P for every response of the rollout (docs/rlpr.md#final-reward).
 
     r' comes from the batch's debias rows, or, for prompts without one, from ``r_prime`` (prompt key -> r', the
     initial-policy cache); a prompt with neither is an error naming it. Invalid responses have r = 0.

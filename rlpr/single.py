@@ -26,7 +26,7 @@ def score_response(
     temperature: float = 1.0,
     method: str = "mean_prob",
 ) -> float | None:
-    """The probability reward r of one sampled response (RLPR.md §1), or None if the response is not valid for it.
+    """The probability reward r of one sampled response (docs/rlpr.md#probability-reward), or None for an invalid one.
 
     ``prompt_ids``/``response_ids`` are the sampled token ids (chat template applied to the prompt); ``model`` is a
     transformers causal LM on any device. None means the response failed the format check or its o' is empty.

@@ -1,6 +1,6 @@
 """``RLPRTrainer``: verl 0.9.1's classic ``RayPPOTrainer`` with the RLPR reward and the EMA std filter.
 
-Per step (ARCHITECTURE.md, "The RLPR step"):
+Per step (docs/architecture.md#the-rlpr-step):
 
 1. draw ``data.train_batch_size`` prompts (cached overflow prompts first), generate ``rollout.n`` responses each,
    put the rollout replicas to sleep;

@@ -1,4 +1,4 @@
-"""Validation scoring of RLPR (RLPR.md §5-§6): rule grading, an optional LLM judge, and Avg@k aggregation.
+"""Validation scoring of RLPR (docs/rlpr.md#evaluation): rule grading, an optional LLM judge, and Avg@k aggregation.
 
 * ``compute_score`` is verl's ``reward.custom_reward_function`` (``path=pkg://rlpr.validation``,
   ``name=compute_score``): it extracts the answer of a response, grades it, and returns ``score`` plus the same extra
@@ -49,7 +49,7 @@ class Benchmark:
     answer_type: str
 
 
-# The paper's evaluation suite (RLPR.md §5-§6). TheoremQA counts as general domain in the paper's averages.
+# The paper's evaluation suite (docs/rlpr.md#evaluation). TheoremQA counts as general domain in the paper's averages.
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (

@@ -1,4 +1,4 @@
-"""Load RewardBench, RM-Bench and RMB (RM_R1.md §5, §7) from a hub name or local files, as judge comparisons.
+"""Load RewardBench, RM-Bench and RMB (docs/data_formats.md#rm-r1-benchmark-files) as judge comparisons.
 
 Every loader returns ``Comparison`` objects: a stable ``pair_id``, the conversation, the chosen (better) and the
 rejected reply, and ``meta``, the fields that the benchmark's scorer in ``rm_r1.eval`` reads. Local sources are json

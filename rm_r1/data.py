@@ -1,4 +1,4 @@
-"""RM-R1 training data (RM_R1.md §2, §7): preference pairs from the three sources, balanced A/B orders, a held-out
+"""RM-R1 training data (docs/rm_r1.md#training-data): pairs from the three sources, balanced A/B orders, a held-out
 split, verl RL rows (judge prompt + label) and verl SFT rows (judge prompt + teacher trace), and the prompt budget.
 
 Every converter either returns a ``PreferencePair`` or raises ``SkippedRow`` with a short reason; the caller counts

@@ -1,4 +1,4 @@
-"""Benchmark scores of a pairwise judge from per-pair correctness (RM_R1.md §5).
+"""Benchmark scores of a pairwise judge from per-pair correctness (docs/rm_r1.md#evaluation).
 
 Pure functions: records in, a dict of scores out (accuracies in [0, 1]). ``correct`` is 1.0 for a right verdict and
 0.0 for a wrong or missing one; values in between (e.g. a mean over both presentation orders) are allowed where the

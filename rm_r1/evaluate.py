@@ -13,7 +13,7 @@ to ``--output-dir``:
 * ``summary.md``: the scores as a markdown table, with a PARTIAL note when subsets, sections, domains or parts of the
   benchmark are missing (the same text is printed); with ``--k``, ``scaling.png``: the score against k.
 
-Presentation order (RM_R1.md §5): every judgement shows the chosen reply as A or B by a coin seeded with
+Presentation order (docs/rm_r1.md#evaluation): every judgement shows the chosen reply as A or B by a coin seeded with
 (``--seed``, pair id, sample index), or ``--both-orders`` judges each pair both ways and reports ``both`` (a pair is
 right only if both orders are) and ``mean`` (the mean of the two). Verdicts are re-read from the stored responses at
 scoring time with ``--verdict-rule``, so a finished run can be re-scored under another rule without new generations.

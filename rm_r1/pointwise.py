@@ -1,4 +1,4 @@
-"""The pointwise generative judge of DeepSeek-GRM (RM_R1.md §6): principles, critique, integer scores 1-10.
+"""DeepSeek-GRM's pointwise generative judge (docs/rm_r1.md#pointwise-judge): principles, critique, integer scores 1-10.
 
 The judge ends with ``Scores: \\boxed{x, y}`` (x for Chatbot A, y for Chatbot B). Voting sums each reply's scores over
 k samples (totals in [k, 10k]) and predicts the argmax with a seeded random tie-break; the training reward is +1 only

@@ -1,4 +1,4 @@
-"""Judge prompts for RM-R1 (RM_R1.md §1): the instruct family (system prompt + user turn) and the reasoning family
+"""RM-R1 judge prompts (docs/rm_r1.md#prompt-families): the instruct family (system + user turn), the reasoning family
 (one user message, no system prompt).
 
 The prompt texts live in ``rm_r1/prompt_files/``; this module is the only code that reads them and lays out the

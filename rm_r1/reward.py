@@ -1,4 +1,4 @@
-"""The RM-R1 verdict parser and preference reward (RM_R1.md §3), shared by training and evaluation.
+"""The RM-R1 verdict parser and preference reward (docs/rm_r1.md#verdict-rules), shared by training and evaluation.
 
 A judge ends its output with ``<answer>[[A]]</answer>`` or ``<answer>[[B]]</answer>``. Three rules read the verdict:
 

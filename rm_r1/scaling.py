@@ -1,4 +1,4 @@
-"""Inference-time scaling of a judge (RM_R1.md §6): voting@k, knockout tournament and round-robin ELO.
+"""Inference-time scaling of a judge (docs/rm_r1.md#inference-time-scaling): voting@k, knockout, round-robin ELO.
 
 Everything takes plain verdicts or a judge callable and a seeded ``random.Random``, so it runs with a deterministic
 fake judge in tests and with a real model in ``rm_r1.evaluate``.

@@ -1,4 +1,4 @@
-"""Prepare RM-R1 training data for verl (RM_R1.md §2).
+"""Prepare RM-R1 training data for verl (docs/rm_r1.md#training-data).
 
 RL (default): preference pairs from Skywork-Reward-Preference-80K-v0.2 (without magpie_ultra), Code-Preference-Pairs
 (shuffled with seed 42, first 8,000) and Math-Step-DPO-10K, each from its hub name or a local parquet/json/jsonl file

@@ -1,4 +1,4 @@
-"""Every Hydra recipe under configs/ against verl 0.9.1's own config (ARCHITECTURE.md, "What verl 0.9.1 does" §5).
+"""Every Hydra recipe under configs/ against verl 0.9.1's own config (docs/architecture.md#configs).
 
 A YAML typo composes silently and most sections are only read inside GPU workers, so for every ``configs/**/*.yaml``
 (a shared base that sibling recipes list in their defaults is composed with their search path):
@@ -10,7 +10,7 @@ A YAML typo composes silently and most sections are only read inside GPU workers
 3. verl's ``validate_config`` passes (PPO-based recipes);
 4. every ``_target_`` section is built from the recipe with ``omega_conf_to_dataclass``, except sections holding a
    model config (they need the model's files) and sections that fail the same way on verl's own default.
-Then the RLPR recipes are checked against the paper's settings (RLPR.md §5).
+Then the RLPR recipes are checked against the paper's settings (docs/rlpr.md#training-settings).
 """
 
 from __future__ import annotations
@@ -310,7 +310,7 @@ def test_legacy_reward_keys_fail(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The RLPR recipes carry the paper's settings (RLPR.md §5)
+# The RLPR recipes carry the paper's settings (docs/rlpr.md#training-settings)
 
 PAPER = {
     # recipe: (prompts per step, mini-batch, temperature, validation top_p, max prompt, beta, format mode)

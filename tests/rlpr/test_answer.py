@@ -1,4 +1,4 @@
-"""Format reward, validity for a probability reward, and the repetition penalty (RLPR.md §1.1, §3)."""
+"""Format reward, validity for a probability reward and repetition penalty (docs/rlpr.md#validity, #final-reward)."""
 
 import pytest
 

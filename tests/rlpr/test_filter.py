@@ -1,4 +1,4 @@
-"""EmaStdFilter and group_stds against thresholds worked out by hand, step by step (RLPR.md §4)."""
+"""EmaStdFilter and group_stds against thresholds worked out by hand, step by step (docs/rlpr.md#std-filter)."""
 
 from __future__ import annotations
 

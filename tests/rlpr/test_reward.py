@@ -1,4 +1,4 @@
-"""f_seq, debias and the final combination against hand-computed values (RLPR.md §1.5, §2, §3)."""
+"""f_seq, debias and R against hand-computed values (docs/rlpr.md#probability-reward, #debias, #final-reward)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""r and r' from the batch path equal a plain forward of the tiny model on the same token ids (RLPR.md §1.3-§2)."""
+"""r and r' of the batch path equal a plain forward of the tiny model on the same ids (docs/rlpr.md#debias)."""
 
 import importlib.util
 from pathlib import Path

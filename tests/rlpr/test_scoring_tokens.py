@@ -36,7 +36,7 @@ def byte_level_mask(tokenizer, ids, span_start_byte, span_end_byte):
 
 
 def check_o_prime(tokenizer, scoring, i, response, reference, expected_ws):
-    """o' holds the sampled ids up to the cut, then the tail; its text and answer mask are as RLPR.md §1 says."""
+    """o' is the sampled ids up to the cut, then the tail; text and answer mask per docs/rlpr.md#scoring-sequence."""
     row = scoring.response_row[i]
     assert row >= 0, scoring.status[i]
     sampled = tokenizer(response, add_special_tokens=False)["input_ids"]

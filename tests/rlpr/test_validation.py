@@ -188,7 +188,7 @@ def test_verl_loads_it_as_an_async_custom_reward():
 
 # --- Avg@k ------------------------------------------------------------------------------------------------------
 
-# The paper's Qwen2.5-7B RLPR row (RLPR.md §6), in percent, with its published general and overall averages.
+# The paper's Qwen2.5-7B RLPR row (docs/rlpr.md#paper-results) in percent, with its published general/overall averages.
 PAPER = {
     "MMLU-Pro": 56.0,
     "GPQA-diamond": 37.6,

@@ -1,4 +1,4 @@
-"""Benchmark loaders over small local files with the real field names (RM_R1.md §7)."""
+"""Benchmark loaders over small local files with the real field names (docs/data_formats.md#rm-r1-benchmark-files)."""
 
 from __future__ import annotations
 

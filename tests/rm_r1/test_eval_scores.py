@@ -1,4 +1,4 @@
-"""Benchmark scoring against hand-computed numbers (RM_R1.md §5)."""
+"""Benchmark scoring against hand-computed numbers (docs/rm_r1.md#evaluation)."""
 
 from __future__ import annotations
 

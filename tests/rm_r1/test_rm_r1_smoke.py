@@ -22,7 +22,7 @@ CONFIGS = ROOT / "configs" / "rm_r1"
 RECIPES = ROOT / "recipes" / "rm_r1"
 DATA = Path(__file__).parent / "data"
 
-# RM_R1.md §4, by setting (configs/rm_r1/<setting>.yaml, launched by recipes/rm_r1/run_<setting>.sh).
+# docs/rm_r1.md#training-recipes, by setting (configs/rm_r1/<setting>.yaml, launched by recipes/rm_r1/run_<setting>.sh).
 # GRPO: (model, data family, learning rate, nodes); SFT: (model, learning rate). Paths are relative to the repository
 # root, where the launchers run.
 GRPO = {
