@@ -197,7 +197,7 @@ class StepTable:
 
 
 @contextmanager
-def reporting_to(table: StepTable | None, metrics: MetricsFile) -> Iterator[None]:
+def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
     """While inside, every verl ``Tracking`` a trainer builds logs to ``metrics`` always, prints ``table`` in place
     of verl's ``console`` backend (when the config asks for ``console``), replaces the ``file`` backend (which would
     truncate ``./<project>/<experiment>.jsonl`` on every start, verl/utils/tracking.py:529-545) and keeps any other
@@ -214,17 +214,13 @@ def reporting_to(table: StepTable | None, metrics: MetricsFile) -> Iterator[None
             backends = [default_backend] if isinstance(default_backend, str) else list(default_backend)
             others = [b for b in backends if b not in ("console", "file")]
             super().__init__(project_name, experiment_name, default_backend=others, config=config)
-            if "console" in backends and table is not None:
+            if "console" in backends:
                 self.logger["console"] = table
             self.logger["file"] = metrics
 
-    modules = [ray_trainer]
-    try:
-        from rlpr import trainer as rlpr_trainer
+    from rlpr import trainer as rlpr_trainer
 
-        modules.append(rlpr_trainer)
-    except ImportError:  # pragma: no cover - rlpr is part of this package
-        pass
+    modules = [ray_trainer, rlpr_trainer]
     printers = {module: module.pprint for module in modules}
 
     def pprint(obj, *args, **kwargs):
@@ -297,7 +293,7 @@ def step_progress(description: str, total: int) -> Iterator[None]:
     def advance(optimizer, args, kwargs):
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, desc=description, unit="step", leave=False)
+            bar = tqdm(total=total, desc=description, unit="step")
         bar.update(1)
 
     handle = register_optimizer_step_post_hook(advance)
