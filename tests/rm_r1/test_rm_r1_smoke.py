@@ -4,7 +4,6 @@ project's CPU backend)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -231,92 +230,58 @@ def test_sft_launchers_compose_and_link_the_final_model(setting, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# CPU smoke: a few GRPO steps on the bundled sample pairs with a tiny model
-
-SMOKE_PROMPT = "Compare the two replies and say which is better. End with {verdict_a} or {verdict_b}.\n"
-
-
-def _prepare(tokenizer, out: Path, prompt_file: Path, budget: int) -> None:
-    spec = importlib.util.spec_from_file_location("prepare_rm_r1_data", ROOT / "scripts" / "prepare_rm_r1_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--output-dir", str(out), "--tokenizer", "unused", "--family", "instruct", "--val-size", "4",
-                 "--prompt-file", str(prompt_file), "--prompt-budget", str(budget),
-                 "--skywork", str(DATA / "skywork.jsonl"), "--code", str(DATA / "code.jsonl"),
-                 "--math", str(DATA / "math.parquet")], tokenizer=tokenizer)
+# CPU smoke: python -m rm_r1.smoke, a few GRPO steps on the bundled sample pairs with a tiny judge
 
 
 @pytest.fixture
-def one_torch_thread():
-    """A tiny model runs several times faster on one thread than on oversubscribed cores."""
+def restore_threads():
+    """The smoke command sets torch to one thread (right for a tiny model on 2 cores); restore it afterwards."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
-def test_cpu_smoke_grpo_with_the_preference_reward(small_tokenizer, tmp_path, monkeypatch, one_torch_thread):
+def test_cpu_smoke_grpo_with_the_preference_reward(small_tokenizer, tmp_path, monkeypatch, capsys, restore_threads):
     import pandas as pd
-    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
-    from verl.utils.tracking import Tracking
 
-    from cpu_backend import build_cpu_trainer, compose_cpu_config, warm_start
-    from offline_models import load_tiny_qwen2
-    from rm_r1.reward import TAIL_CHARS, VERDICT_TAGS, preference_reward
+    from rlpr.reporting import read_metrics
+    from rm_r1 import smoke
+    from rm_r1.reward import TAIL_CHARS, preference_reward
 
-    # A one-line judge prompt (a user prompt file) keeps the CPU forward passes short; the real prompts are tested
-    # in test_prompts.py and test_prepare_data.py.
-    prompt_file = tmp_path / "smoke_prompt.txt"
-    prompt_file.write_text(SMOKE_PROMPT)
-    budget = 512
-    _prepare(small_tokenizer, tmp_path / "data", prompt_file, budget)
-    train = pd.read_parquet(tmp_path / "data" / "train.parquet")
-    # Teach the random model the verdict format, both verdicts for every prompt, so that its sampled verdicts differ
-    # within a group and GRPO has something to compare.
-    examples = [(list(p), VERDICT_TAGS[side]) for p in train["prompt"] for side in ("A", "B")]
-    load_tiny_qwen2(small_tokenizer, tmp_path / "tiny")
-    model_dir = warm_start(tmp_path / "tiny", tmp_path / "judge", small_tokenizer, examples, steps=30, lr=1e-2)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "smoke"
+    assert smoke.main(["--output-dir", str(out), "trainer.total_training_steps=2", "trainer.save_freq=-1",
+                       f"trainer.validation_data_dir={tmp_path / 'val_dump'}"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    lines = [line.split() for line in printed.splitlines()]
+    assert ["step", "reward", "train_acc", "val_acc", "resp_len", "kl", "step_s"] in lines
+    rows = {line[0]: line for line in lines if len(line) == 7 and line[0] in ("0", "1", "2")}
+    assert sorted(rows) == ["0", "1", "2"]
+    assert "Done: step 2 of 2." in printed and "To go further: python -m rm_r1.smoke" in printed
 
-    logged: list[tuple[int, dict]] = []
-    monkeypatch.setattr(Tracking, "log", lambda self, data, step, backend=None: logged.append((step, dict(data))))
-    config = compose_cpu_config("grpo_instruct_7b", config_dir=str(CONFIGS), overrides=[
-        f"actor_rollout_ref.model.path={model_dir}",
-        f"data.train_files={tmp_path / 'data' / 'train.parquet'}",
-        f"data.val_files={tmp_path / 'data' / 'val.parquet'}",
-        f"data.max_prompt_length={budget}",
-        "data.max_response_length=24",
-        "data.train_batch_size=4",
-        "actor_rollout_ref.actor.ppo_mini_batch_size=2",
-        "actor_rollout_ref.rollout.n=4",
-        "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
-        "trainer.total_training_steps=2",
-        "trainer.test_freq=2",
-        "trainer.save_freq=-1",
-        f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-        f"trainer.validation_data_dir={tmp_path / 'val_dump'}",
-    ])
-    trainer = build_cpu_trainer(RayPPOTrainer, config, small_tokenizer)
-    trainer.fit()
-
-    assert [step for step, _ in logged] == [0, 1, 2]
-    sources = set(pd.read_parquet(tmp_path / "data" / "val.parquet")["data_source"])
+    logged, bad = read_metrics(out / "metrics.jsonl")
+    assert bad == 0 and sorted(logged) == [0, 1, 2]
+    assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    sources = set(pd.read_parquet(out / "data" / "val.parquet")["data_source"])
     for step in (0, 2):
-        metrics = logged[step][1]
+        metrics = logged[step]
         for source in sources:
             # preference accuracy on the held-out split, per source; score = 2 * acc - 1 (one compute_score call)
             acc = metrics[f"val-core/{source}/acc/mean@1"]
             assert 0.0 <= acc <= 1.0
             assert metrics[f"val-aux/{source}/score/mean@1"] == pytest.approx(2 * acc - 1)
+        assert float(rows[str(step)][3]) == pytest.approx(smoke.validation_accuracy(metrics), abs=5e-3)
     for step in (1, 2):
-        metrics = logged[step][1]
+        metrics = logged[step]
         assert {"actor/pg_loss", "actor/kl_loss", "critic/score/mean"} <= metrics.keys()
-        assert set(trainer.config.reward.custom_reward_function.reward_kwargs) == {"rule"}
+        # the table's training accuracy is the share of right verdicts: (mean reward + 1) / 2
+        assert float(rows[str(step)][2]) == pytest.approx((metrics["critic/score/mean"] + 1) / 2, abs=5e-3)
     # sampled verdicts differ within groups: some +1 and some -1 rewards, so GRPO gets non-zero advantages
-    assert any(m["critic/score/max"] == 1.0 and m["critic/score/min"] == -1.0 for _, m in logged[1:])
-    assert any(m["critic/advantages/max"] > 0 for _, m in logged[1:])
+    assert any(logged[s]["critic/score/max"] == 1.0 and logged[s]["critic/score/min"] == -1.0 for s in (1, 2))
+    assert any(logged[s]["critic/advantages/max"] > 0 for s in (1, 2))
 
     # Each dumped validation score is the preference reward of its own output. verl dumps the text without special
     # tokens while the reward read it with them, so compare where the whole text lies inside the 80-character tail.

@@ -1,0 +1,186 @@
+"""``python -m rm_r1.smoke``: RM-R1's GRPO stage with the preference reward on CPU in a few minutes.
+
+Runs verl's real classic trainer (``RayPPOTrainer.fit()``) on the in-process CPU backend (``cpu_backend``: HF
+``generate()`` and a transformers actor instead of verl's Ray/vLLM workers, for smoke runs and tests only) with
+``configs/rm_r1/smoke_cpu.yaml`` (the shared GRPO recipe, shrunk): the bundled sample pairs
+(``rm_r1/smoke_pairs.jsonl``, Skywork's format) become judge prompts of the instruct family through the same code as
+``scripts/prepare_rm_r1_data.py`` (with a one-line judge instruction, to keep the CPU forwards short), and a tiny
+Qwen2 judge over the real Qwen2.5 tokenizer is first warm-started to write both verdicts, so that the sampled
+verdicts of a group differ and GRPO has something to compare (built once, cached in the output folder).
+Prints a short per-step table (reward, training and validation preference accuracy, response length, step time) and a
+closing summary, appends verl's full metrics to ``<output-dir>/metrics.jsonl`` and draws ``<output-dir>/metrics.png``;
+saves checkpoints, and running it again resumes from the latest one (pass ``trainer.total_training_steps=N`` to go
+further). Extra arguments are Hydra overrides of the smoke recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rlpr.reporting import Column, validation_accuracy
+
+SMOKE_RECIPE = "smoke_cpu"
+DEFAULT_OUTPUT_DIR = "outputs/rm_r1_smoke_cpu"
+PROG = "python -m rm_r1.smoke"
+# Supervised steps of the warm start: enough to write a verdict tag, few enough that both verdicts stay likely.
+WARM_STEPS = 30
+FAMILY = "instruct"
+# A one-line judge instruction (an instruct-family system prompt file, see rm_r1.prompts.load_prompt): the paper's
+# prompts are tested elsewhere; this keeps the CPU forward passes short.
+JUDGE_INSTRUCTION = "Compare the two replies and say which is better. End with {verdict_a} or {verdict_b}.\n"
+VAL_PAIRS = 4
+
+
+def sample_pairs_path() -> Path:
+    """The bundled sample: 16 short preference pairs in Skywork-Reward-Preference's format."""
+    return Path(str(resources.files("rm_r1") / "smoke_pairs.jsonl"))
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(tmp_path)`` then rename onto ``path``, so a kill never leaves a half-written file or folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    target = staging / path.name
+    write(target)
+    if path.is_dir():
+        shutil.rmtree(path)
+    os.replace(target, path)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
+    """``train.parquet`` and ``val.parquet`` (``VAL_PAIRS`` held-out pairs) of judge prompts, written once."""
+    import datasets
+
+    from rm_r1.data import Report, convert, held_out, load_table, rl_rows, token_counts, within_budget
+
+    data = out_dir / "data"
+    paths = data / "train.parquet", data / "val.parquet"
+    if all(p.exists() for p in paths):
+        return paths
+    prompt_file = data / "judge_instruction.txt"
+    _write_atomically(prompt_file, lambda p: p.write_text(JUDGE_INSTRUCTION, encoding="utf-8"))
+    report = Report()
+    pairs = convert(enumerate(load_table(str(sample_pairs_path()))), "skywork", report)
+    val = held_out(len(pairs), VAL_PAIRS, seed=0)
+    for split, path in zip(("train", "val"), paths):
+        members = [p for i, p in enumerate(pairs) if (i in val) == (split == "val")]
+        rows = rl_rows(members, split, FAMILY, str(prompt_file), seed=0, both_orders=False)
+        counts = token_counts(tokenizer, [r["prompt"] for r in rows], add_generation_prompt=True)
+        rows = within_budget(rows, counts, budget, report, split)
+        if len(rows) != len(members):
+            raise ValueError(
+                f"{split}: {len(members) - len(rows)} sample prompts exceed data.max_prompt_length={budget}"
+            )
+        _write_atomically(path, lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(str(p)))
+    return paths
+
+
+def prepare_model(out_dir: Path, tokenizer, train_file: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> Path:
+    """The tiny random judge (built once) warm-started on every training prompt with each verdict (cached)."""
+    import pandas as pd
+
+    from cpu_backend import warm_start
+    from offline_models import build_tiny_qwen2
+    from rlpr.reporting import step_progress
+    from rlpr.smoke import WARM_START_PROGRESS
+    from rm_r1.reward import VERDICT_TAGS
+
+    base = out_dir / "models" / "tiny-random"
+    if not (base / "config.json").exists():
+
+        def build(path: Path) -> None:
+            build_tiny_qwen2(tokenizer, seed=seed).save_pretrained(path)
+            tokenizer.save_pretrained(path)
+
+        _write_atomically(base, build)
+    prompts = pd.read_parquet(train_file)["prompt"]
+    examples = [(list(p), VERDICT_TAGS[side]) for p in prompts for side in ("A", "B")]
+    with step_progress(WARM_START_PROGRESS, warm_steps):
+        return Path(warm_start(base, out_dir / "models" / "tiny-warm", tokenizer, examples, warm_steps, 1e-2, seed))
+
+
+def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
+    """The smoke ``RayPPOTrainer`` on the CPU backend, ready for ``fit()``; ``out_dir`` holds the sample data, the
+    models and (unless an override moves them) the checkpoints."""
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    from cpu_backend import build_cpu_trainer, compose_cpu_config
+    from offline_models import load_qwen25_tokenizer
+    from rlpr.config_paths import recipe_config_dir
+
+    config_dir = str(recipe_config_dir("rm_r1"))
+    # The prompt budget may be overridden: read it from the composed config before preparing the data.
+    budget = int(
+        compose_cpu_config(SMOKE_RECIPE, overrides=list(overrides), config_dir=config_dir).data.max_prompt_length
+    )
+    tokenizer = load_qwen25_tokenizer(8192)
+    train, val = prepare_data(out_dir, tokenizer, budget)
+    model = prepare_model(out_dir, tokenizer, train, warm_steps)
+    config = compose_cpu_config(
+        SMOKE_RECIPE,
+        overrides=[
+            f"actor_rollout_ref.model.path={model}",
+            f"data.train_files={train}",
+            f"data.val_files={val}",
+            f"trainer.default_local_dir={out_dir / 'checkpoints'}",
+            "trainer.resume_mode=auto",
+            *overrides,
+        ],
+        config_dir=config_dir,
+    )
+    return build_cpu_trainer(RayPPOTrainer, config, tokenizer)
+
+
+def preference_accuracy(metrics: dict[str, Any]) -> float | None:
+    """Training preference accuracy of a step: the preference reward is +1 for a right verdict and -1 otherwise
+    (``rm_r1.reward.preference_reward``), so the accuracy is (mean reward + 1) / 2."""
+    score = metrics.get("critic/score/mean")
+    return None if score is None else (float(score) + 1) / 2
+
+
+TABLE = (
+    Column("reward", "critic/score/mean"),
+    Column("train_acc", preference_accuracy, ".2f"),
+    Column("val_acc", validation_accuracy, ".2f"),
+    Column("resp_len", "response_length/mean", ".1f"),
+    Column("kl", "actor/kl_loss", ".4f"),
+    Column("step_s", "timing_s/step", ".1f"),
+)
+CURVES = {
+    "preference reward": (TABLE[0],),
+    "preference accuracy": TABLE[1:3],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rlpr.reporting import quiet_known_warnings, run_smoke
+
+    quiet_known_warnings(on_cpu=True)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warm-steps", type=int, default=WARM_STEPS, help="supervised steps of the warm start (default: %(default)s)"
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/rm_r1/smoke_cpu.yaml")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
+    out_dir = Path(args.output_dir).resolve()
+    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_smoke(trainer, prog=PROG, argv=argv, output_dir=out_dir, columns=TABLE, panels=CURVES)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
