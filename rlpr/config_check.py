@@ -7,7 +7,7 @@ read:
 1. every key exists in verl's own config composed with the same defaults-list choices, except a recipe's own sections
    (checked against their own schema, e.g. ``rlpr:``) and free-form fields (an empty dict or ``null`` in verl's
    default, e.g. ``engine_kwargs.vllm``, and ``FREE_FORM_KEYS``); an unknown key is named with the nearest valid key;
-2. a value where verl's default is a number or a boolean has that type (``optim.lr=abc`` is named, not a crash);
+2. a value where verl's default is a float or a boolean has that type (``optim.lr=abc`` is named, not a crash);
 3. no legacy reward key (verl 0.9.1 ignores them unless migrated);
 4. verl's ``validate_config`` passes (PPO configs), and every ``_target_`` section builds with
    ``omega_conf_to_dataclass`` (sections holding a model config are skipped: they need the model's files).
@@ -161,6 +161,7 @@ def unknown_keys(
 
 
 def _kind(value: object) -> str | None:
+    # Integer defaults are not checked: some take a word too (the SFT trainer's test_freq: after_each_epoch).
     if isinstance(value, bool):
         return "a boolean (true/false)"
     if isinstance(value, int | float):
@@ -168,8 +169,12 @@ def _kind(value: object) -> str | None:
     return None
 
 
+def _expected(default: object) -> str | None:
+    return None if isinstance(default, int) and not isinstance(default, bool) else _kind(default)
+
+
 def wrong_types(config: DictConfig, reference: DictConfig, prefix: str = "") -> list[str]:
-    """Values that are not numbers (booleans) where ``reference`` holds a number (boolean), e.g. ``lr=abc``."""
+    """Values that are not numbers (booleans) where ``reference`` holds a float (boolean), e.g. ``lr=abc``."""
     problems = []
     for key in config:
         if key not in reference.keys():
@@ -183,7 +188,7 @@ def wrong_types(config: DictConfig, reference: DictConfig, prefix: str = "") -> 
             continue
         if isinstance(default, DictConfig | ListConfig) or default._is_none() or default._is_interpolation():
             continue
-        expected, value = _kind(default._value()), node._value()
+        expected, value = _expected(default._value()), node._value()
         if (
             expected is not None
             and _kind(value) != expected
