@@ -108,19 +108,16 @@ def verl_reference(base: str, choices: Mapping[str, str | None] = {}) -> DictCon
         for group, choice in choices.items()
         if choice is not None and "@" not in group and "/" not in group and group != "hydra"
     ]
-    hydra = GlobalHydra.instance()
-    if hydra.is_initialized():  # inside @hydra.main: compose in a fresh context, then give the old one back
-        saved = hydra.config_loader()
-        hydra.clear()
-    else:
-        saved = None
+    global_hydra = GlobalHydra.instance()
+    saved = global_hydra.hydra  # inside @hydra.main: compose in a fresh context, then give the old one back
+    global_hydra.clear()
     try:
         with initialize_config_dir(config_dir=str(_verl_config_dir()), version_base=None):
             return compose(config_name=base, overrides=overrides)
     finally:
         if saved is not None:
-            hydra.clear()
-            hydra.initialize(saved)
+            global_hydra.clear()
+            global_hydra.initialize(saved)
 
 
 def _nearest(key: str, candidates: Sequence[str], prefix: str) -> str:
@@ -296,7 +293,7 @@ def config_problems(
                 validate_config(
                     config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config)
                 )
-            except (AssertionError, ValueError, TypeError) as err:
+            except Exception as err:  # verl raises assertions, ValueErrors and Hydra's InstantiationException
                 return [f"verl's validate_config: {err}"]
     return section_problems(config, reference)
 

@@ -227,7 +227,10 @@ def _hydra_main(config: DictConfig) -> None:
         raise SystemExit(
             f"the {SMOKE_RECIPE} recipe runs on the in-process CPU backend: use python -m rlpr.smoke [key=value ...]"
         )
-    run_rlpr(config, dict(hydra_config.runtime.choices))
+    try:
+        run_rlpr(config, dict(hydra_config.runtime.choices))
+    except config_check.ConfigError as err:  # the message alone, not Hydra's "Error executing job" and a traceback
+        raise SystemExit(f"python -m rlpr.main --config-name {hydra_config.job.config_name}: {err}") from None
 
 
 def main() -> None:

@@ -71,7 +71,10 @@ def _hydra_main(config: DictConfig) -> None:
 
     hydra_config = HydraConfig.get()
     name = hydra_config.job.config_name
-    check_config(config, dict(hydra_config.runtime.choices), name)
+    try:
+        check_config(config, dict(hydra_config.runtime.choices), name)
+    except config_check.ConfigError as err:  # the message alone, not Hydra's "Error executing job" and a traceback
+        raise SystemExit(f"python -m rm_r1.main --config-name {name}: {err}") from None
     config_check.resolve_paths(config)
     print(f"RM-R1 {name}: checkpoints in {config.trainer.default_local_dir}")
     if is_sft(name):

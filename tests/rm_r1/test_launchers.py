@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlpr.config_check import ConfigError
-
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "rm_r1"
 LAUNCHERS = sorted((REPO / "recipes" / "rm_r1").glob("run_*.sh"))
@@ -148,11 +146,11 @@ def test_entry_point_checks_then_hands_over_to_verls_classic_trainer(monkeypatch
         verl.trainer.main_ppo, "run_ppo", lambda config, task_runner_class: started.append((config, task_runner_class))
     )
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match=r"trainer\.totl_training_steps \(unknown key; did you mean trainer\.total_"):
+    with pytest.raises(SystemExit, match=r"trainer\.totl_training_steps \(unknown key; did you mean trainer\.total_"):
         _rm_r1_main(["--config-name", "grpo_instruct_7b", "+trainer.totl_training_steps=3"], monkeypatch)
-    with pytest.raises(ConfigError, match=r"actor_rollout_ref\.actor\.optim\.lr='abc' \(expected a number"):
+    with pytest.raises(SystemExit, match=r"actor_rollout_ref\.actor\.optim\.lr='abc' \(expected a number"):
         _rm_r1_main(["--config-name", "grpo_instruct_7b", "actor_rollout_ref.actor.optim.lr=abc"], monkeypatch)
-    with pytest.raises(ConfigError, match="classic RayPPOTrainer"):
+    with pytest.raises(SystemExit, match="classic RayPPOTrainer"):
         _rm_r1_main(["--config-name", "grpo_instruct_7b", "trainer.use_v1=true"], monkeypatch)
     assert started == []
     _rm_r1_main(["--config-name", "grpo_instruct_7b"], monkeypatch)
