@@ -172,6 +172,12 @@ def test_a_mistyped_recipe_name_suggests_the_nearest(monkeypatch):
     assert "gemma2-2b-it" in message
 
 
+def test_a_typo_on_the_command_line_is_named_without_a_traceback(monkeypatch):
+    message = _main_exit(["--config-name", "gemma2-2b-it", "+rlpr.filter.betta=0.6"], monkeypatch)
+    assert message.startswith("python -m rlpr.main --config-name gemma2-2b-it: the RLPR config has 1 problem(s)")
+    assert "rlpr.filter.betta (unknown key; did you mean rlpr.filter.beta?)" in message
+
+
 def test_the_smoke_recipe_points_to_the_smoke_command(monkeypatch):
     message = _main_exit(["--config-name", "smoke_cpu"], monkeypatch)
     assert "python -m rlpr.smoke" in message
