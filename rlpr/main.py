@@ -1,12 +1,14 @@
 """RLPR training entry point: ``python -m rlpr.main --config-name <recipe> key=value ...`` (Hydra).
 
-The recipes are the YAML files of ``configs/rlpr/`` (``qwen2.5-7b-base``, ``llama3.1-8b-instruct``, ``gemma2-2b-it``,
-``smoke_cpu``); each holds only its changes to verl's ``ppo_trainer`` config plus the ``rlpr:`` section. Hydra's own
-flags work as usual: ``--help`` lists the config, ``--cfg job`` prints the composed config without training.
+The recipes are the YAML files of ``configs/rlpr/`` (``python -m rlpr.main --help`` lists them); each holds only its
+changes to verl's ``ppo_trainer`` config plus the ``rlpr:`` section. ``--cfg job`` prints the composed config without
+training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (the in-process CPU backend), not here.
 
-The flow follows verl's ``main_ppo`` with the classic trainer: check the config (``validate_config`` and the RLPR
-rules below), start or join Ray, and run ``RLPRTaskRunner`` in a Ray actor. The runner checks the training rows
-(``rlpr.data_checks``, policy ``rlpr.bad_prompt_policy``), builds the datasets and runs ``rlpr.trainer.RLPRTrainer``.
+The flow follows verl's ``main_ppo`` with the classic trainer: check the composed config (``check_config``: unknown
+keys with the nearest valid one, value types, verl's ``validate_config``, the RLPR rules) and make its paths absolute
+(``rlpr.config_check.resolve_paths``), all before Ray starts or any data is read; then start or join Ray and run
+``RLPRTaskRunner`` in a Ray actor. The runner checks the training rows (``rlpr.data_checks``, policy
+``rlpr.bad_prompt_policy``), builds the datasets and runs ``rlpr.trainer.RLPRTrainer``.
 """
 
 from __future__ import annotations
@@ -14,20 +16,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from pprint import pprint
 
 import hydra
-import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from rlpr import config_check
 from rlpr.config_paths import recipe_config_dir
 
 logger = logging.getLogger(__name__)
 
 CONFIG_DIR = recipe_config_dir("rlpr")
 DEFAULT_RECIPE = "qwen2.5-7b-base"
+SMOKE_RECIPE = "smoke_cpu"
 CHECKED_DATA_FILE = "rlpr_data/train_checked.parquet"
 
 
@@ -46,47 +50,46 @@ def compose_recipe(name: str, overrides: Sequence[str] = ()) -> DictConfig:
         return compose(config_name=name, overrides=list(overrides))
 
 
-def legacy_reward_sections() -> list[str]:
-    """Top-level sections of verl's legacy reward config (read only after ``migrate_legacy_reward_impl``)."""
-    import verl.trainer.config as verl_config
-
-    text = (Path(verl_config.__file__).parent / "legacy_reward_impl.yaml").read_text()
-    return sorted(yaml.safe_load(text))
+def rlpr_section_schema() -> DictConfig:
+    """The keys an ``rlpr:`` section may hold: those of the default recipe's (free-form where it has ``{}``)."""
+    return OmegaConf.load(CONFIG_DIR / f"{DEFAULT_RECIPE}.yaml").rlpr
 
 
-def _set_leaves(node: DictConfig, prefix: str) -> list[str]:
-    found = []
-    for key in node:
-        child = node._get_node(key)
-        if isinstance(child, DictConfig):
-            found += _set_leaves(child, f"{prefix}{key}.")
-        elif not child._is_none():
-            found.append(f"{prefix}{key}")
-    return found
+def _check_rlpr_values(config: DictConfig) -> None:
+    """Build what the trainer builds from the ``rlpr:`` section, so a bad value fails here rather than in Ray."""
+    from rlpr.answer import repetition_penalty
+    from rlpr.trainer import DEBIAS_MODES, scoring_config_from, std_filter_from
+
+    rl = config.rlpr
+    if rl.debias.mode not in DEBIAS_MODES:
+        raise config_check.ConfigError(f"rlpr.debias.mode must be one of {DEBIAS_MODES}, got {rl.debias.mode!r}")
+    checks = {
+        "rlpr": lambda: scoring_config_from(config),
+        "rlpr.filter": lambda: std_filter_from(config),
+        "rlpr.repetition": lambda: repetition_penalty("", rl.repetition.window, rl.repetition.limit),
+    }
+    for section, build in checks.items():
+        try:
+            build()
+        except (TypeError, ValueError) as err:
+            raise config_check.ConfigError(f"{section}: {err}") from err
 
 
-def check_config(config: DictConfig) -> None:
-    """Reject configs the RLPR trainer cannot honour, then run verl's ``validate_config``.
+def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
+    """Reject configs the RLPR trainer cannot honour, before Ray starts (``ConfigError``, a ``ValueError``).
 
-    RLPR needs the classic trainer (``trainer.use_v1=false``), takes rewards from ``reward.*`` only (verl ignores the
-    legacy ``reward_model.*`` / ``custom_reward_function.*`` keys unless migrated), and needs an ``rlpr:`` section.
+    RLPR needs the classic trainer (``trainer.use_v1=false``) and an ``rlpr:`` section; then
+    ``rlpr.config_check.check`` (unknown keys, value types, legacy reward keys, verl's ``validate_config``, the
+    ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's defaults-list choices of the recipe.
     """
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
-
     if config.trainer.use_v1:
-        raise ValueError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
+        raise config_check.ConfigError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
     if "rlpr" not in config:
-        raise ValueError("the config has no rlpr: section; start from a recipe in configs/rlpr/")
-    legacy = [
-        key
-        for section in legacy_reward_sections()
-        if section in config
-        for key in _set_leaves(config[section], f"{section}.")
-    ]
-    if legacy:
-        raise ValueError(f"legacy reward keys {legacy} are ignored by verl 0.9.1; set the reward.* keys instead")
-    validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+        raise config_check.ConfigError("the config has no rlpr: section; start from a recipe in configs/rlpr/")
+    config_check.check(
+        config, "ppo_trainer", choices or {}, own_sections={"rlpr": rlpr_section_schema()}, source="the RLPR config"
+    )
+    _check_rlpr_values(config)
 
 
 def check_training_data(config: DictConfig, tokenizer) -> list[str]:
@@ -179,20 +182,73 @@ def rlpr_task_runner_class() -> type:
     return _RLPRTaskRunner
 
 
-def run_rlpr(config: DictConfig) -> None:
-    """Check the config, then train through verl's ``run_ppo`` (it starts Ray, or joins a running cluster)."""
+def run_rlpr(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
+    """Check the config and make its paths absolute, then train through verl's ``run_ppo`` (it starts Ray, or joins a
+    running cluster)."""
     import ray
     from verl.trainer.main_ppo import run_ppo
     from verl.utils.device import auto_set_device
 
+    check_config(config, choices)
+    config_check.resolve_paths(config)
+    print(f"RLPR checkpoints, rlpr_state.pt and the r' cache: {config.trainer.default_local_dir}")
     auto_set_device(config)
-    check_config(config)
     run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(rlpr_task_runner_class()))
 
 
+def usage() -> str:
+    """``python -m rlpr.main --help``: the recipes and how to use them (Hydra's own help would print the config)."""
+    recipes = "\n".join(
+        f"  {name}{'   (python -m rlpr.smoke runs it)' if name == SMOKE_RECIPE else ''}" for name in recipe_names()
+    )
+    return f"""usage: python -m rlpr.main [--config-name RECIPE] [key=value ...] [--cfg job]
+
+Trains RLPR with verl's classic trainer. RECIPE (default {DEFAULT_RECIPE}) is a file of {CONFIG_DIR}:
+{recipes}
+
+  --cfg job                  print the composed config and exit (train nothing)
+  --preflight                check the config, the GPUs and the logger's key, print nodes, GPUs per node and the
+                             output folder, train nothing (the launchers run this first)
+  key=value                  a Hydra override, e.g. rlpr.filter.beta=0.6 "data.train_files=$HOME/data/train.parquet"
+  --hydra-help               Hydra's own flags
+
+Paths may use ~ and $VARIABLES (quote them for Hydra); relative paths are taken from the current folder and made
+absolute before Ray starts. Unknown keys and bad values are refused before anything starts. On several nodes the
+package must be installed at the same path on every node (Ray ships no code), see the README, "Running on a cluster".
+"""
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name=DEFAULT_RECIPE, version_base=None)
-def main(config: DictConfig) -> None:
-    run_rlpr(config)
+def _hydra_main(config: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_config = HydraConfig.get()
+    if hydra_config.job.config_name == SMOKE_RECIPE:
+        raise SystemExit(
+            f"the {SMOKE_RECIPE} recipe runs on the in-process CPU backend: use python -m rlpr.smoke [key=value ...]"
+        )
+    try:
+        run_rlpr(config, dict(hydra_config.runtime.choices))
+    except config_check.ConfigError as err:  # the message alone, not Hydra's "Error executing job" and a traceback
+        raise SystemExit(f"python -m rlpr.main --config-name {hydra_config.job.config_name}: {err}") from None
+
+
+def main() -> None:
+    """The command line: our own ``--help`` and recipe-name check, then Hydra."""
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(usage())
+        return
+    if argv[:1] == ["--preflight"]:  # what a launcher runs first (rlpr.preflight)
+        from rlpr.preflight import preflight_command
+
+        preflight_command(argv[1:], CONFIG_DIR, DEFAULT_RECIPE, check_config)
+        return
+    name = config_check.config_name_argument(argv)
+    custom_path = any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
+    if name is not None and not custom_path and name not in recipe_names():
+        raise SystemExit(f"python -m rlpr.main: {config_check.nearest_recipe(name, recipe_names())}")
+    _hydra_main()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,7 @@
 #!/usr/bin/env bash
-# RLPR on Llama3.1-8B-Instruct (configs/rlpr/llama3.1-8b-instruct.yaml). Run with --help for the environment variables it reads.
-set -euo pipefail
-
-RECIPE=llama3.1-8b-instruct
-DEFAULT_MODEL_PATH=meta-llama/Llama-3.1-8B-Instruct
-# Training and validation parquet files prepared by rlpr.data_prep with format R1_nothink.
-DEFAULT_DATA_DIR=${HOME}/data/rlpr/r1_nothink
-DEFAULT_GPUS_PER_NODE=8
-
+# RLPR on Llama3.1-8B-Instruct. Settings: configs/rlpr/llama3.1-8b-instruct.yaml; --help lists the variables that override them.
+LAUNCH_CONFIG=llama3.1-8b-instruct
+LAUNCH_ABOUT="RLPR on Llama3.1-8B-Instruct."
 # shellcheck source=recipes/rlpr/_common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
-rlpr_main "$@"
+launch "$@"

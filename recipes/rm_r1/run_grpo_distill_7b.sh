@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # RM-R1 stage 2 (GRPO) for DeepSeek-R1-Distill-Qwen-7B (no stage 1).
-# The paper's settings: configs/rm_r1/grpo_distill_7b.yaml; --help lists the variables that override them.
-source "$(dirname "$0")/common.sh"
-rm_r1_grpo grpo_distill_7b "$@"
+# Settings: configs/rm_r1/grpo_distill_7b.yaml; --help lists the variables that override them.
+LAUNCH_CONFIG=grpo_distill_7b
+LAUNCH_ABOUT="RM-R1 stage 2 (GRPO) for DeepSeek-R1-Distill-Qwen-7B (no stage 1)."
+# shellcheck source=recipes/rm_r1/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+launch "$@"

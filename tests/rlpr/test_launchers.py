@@ -1,4 +1,6 @@
-"""The bash launchers of recipes/rlpr: syntax, --help, and the command they build (run with a stand-in python)."""
+"""The bash launchers of recipes/rlpr (on the shared recipes/_launch.sh): --help, the command they build (run with a
+stand-in python), the one convention (no variable set: exactly ``python -m rlpr.main --config-name <recipe>``), and a
+fast, clear refusal on a machine without the GPUs or the wandb key a run needs."""
 
 from __future__ import annotations
 
@@ -27,36 +29,33 @@ VARIABLES = [
     "EXPERIMENT_NAME",
     "PYTHON",
 ]
-# Records its arguments and RAY_ADDRESS instead of training; `python -c` (the launcher's file-name lookup) runs.
+# The launchers' own variables, cleared so that the machine's environment does not leak into a test.
+CLEARED = [*VARIABLES, "RAY_ADDRESS", "WANDB_API_KEY", "WANDB_MODE", "NETRC"]
+# Records its arguments and RAY_ADDRESS instead of training; `python -c` runs, and so does `--preflight` unless
+# FAKE_LAYOUT stands in for its answer.
 FAKE_PYTHON = """#!/usr/bin/env bash
 if [[ "$1" == "-c" ]]; then exec python3 "$@"; fi
+if [[ "$3" == "--preflight" && -n "${FAKE_LAYOUT:-}" ]]; then printf '%s\\n' $FAKE_LAYOUT; exit 0; fi
+if [[ "$3" == "--preflight" ]]; then exec python3 "$@"; fi
 printf '%s\\n' "RAY_ADDRESS=${RAY_ADDRESS:-}" "$@" > "$FAKE_OUT"
 """
+# Generous: the launchers answer in seconds of CPU time, but the test machine is shared.
+TIMEOUT = 300
 
 
 def test_every_rlpr_recipe_has_a_launcher():
     assert [p.stem for p in LAUNCHERS] == ["gemma2-2b-it", "llama3.1-8b-instruct", "qwen2.5-7b-base"]
 
 
-def run(launcher: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(launcher: Path, *args: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in CLEARED}
     return subprocess.run(
         ["bash", str(launcher), *args],
         capture_output=True,
         text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
+        timeout=TIMEOUT,
+        env={**base, "HOME": str(home), **env},
     )
-
-
-@pytest.mark.parametrize("launcher", LAUNCHERS, ids=[p.stem for p in LAUNCHERS])
-def test_launcher_syntax_and_help(launcher):
-    assert subprocess.run(["bash", "-n", str(launcher)], capture_output=True).returncode == 0
-    result = run(launcher, "--help")
-    assert result.returncode == 0, result.stderr
-    for name in VARIABLES:
-        assert f"\n  {name} " in result.stdout, name
-    assert f"configs/rlpr/{launcher.stem}.yaml" in result.stdout
-    assert "ray start --head --port=6379" in result.stdout and "ray start --address=" in result.stdout
 
 
 @pytest.fixture
@@ -66,19 +65,39 @@ def fake_tools(tmp_path):
     python = bin_dir / "fake-python"
     python.write_text(FAKE_PYTHON)
     python.chmod(0o755)
-    return bin_dir, python, tmp_path / "args.txt"
+    (tmp_path / "home").mkdir()
+    return bin_dir, python, tmp_path / "args.txt", tmp_path / "home"
 
 
-def _fake_ray(bin_dir: Path, running: bool) -> None:
-    ray = bin_dir / "ray"
-    ray.write_text(f"#!/usr/bin/env bash\nexit {0 if running else 1}\n")
-    ray.chmod(0o755)
+def _fake_tool(bin_dir: Path, name: str, script: str) -> None:
+    tool = bin_dir / name
+    tool.write_text(f"#!/usr/bin/env bash\n{script}\n")
+    tool.chmod(0o755)
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS, ids=[p.stem for p in LAUNCHERS])
-def test_launcher_builds_a_command_that_composes(launcher, fake_tools, tmp_path):
-    _, python, out = fake_tools
+def test_launcher_syntax_and_help(launcher, fake_tools):
+    *_, home = fake_tools
+    assert subprocess.run(["bash", "-n", str(launcher)], capture_output=True).returncode == 0
+    result = run(launcher, "--help", env={}, home=home)
+    assert result.returncode == 0, result.stderr
+    for name in VARIABLES:
+        assert f"\n  {name} " in result.stdout, name
+    assert f"configs/rlpr/{launcher.stem}.yaml" in result.stdout
+    # the defaults shown are the recipe's own
+    config = compose_recipe(launcher.stem)
+    assert f"[{config.actor_rollout_ref.model.path}]" in result.stdout
+    assert f"[{config.data.train_files}]" in result.stdout
+    assert "ray start --head --port=6379" in result.stdout and "ray start --address=" in result.stdout
+    assert "same path on every node" in result.stdout and "wandb login" in result.stdout
+
+
+def test_launcher_builds_a_command_that_composes(fake_tools, tmp_path):
+    bin_dir, python, out, home = fake_tools
+    _fake_tool(bin_dir, "nvidia-smi", 'for i in 0 1 2 3; do echo "GPU $i: Fake GPU (UUID: GPU-$i)"; done')
+    launcher = REPO / "recipes" / "rlpr" / "gemma2-2b-it.sh"
     env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "PYTHON": str(python),
         "FAKE_OUT": str(out),
         "DATA_DIR": "/data/x",
@@ -86,8 +105,9 @@ def test_launcher_builds_a_command_that_composes(launcher, fake_tools, tmp_path)
         "OUTPUT_DIR": str(tmp_path / "run"),
         "LOGGER": "[console]",
     }
-    result = run(launcher, "trainer.total_epochs=2", env=env)
+    result = run(launcher, "trainer.total_epochs=2", env=env, home=home)
     assert result.returncode == 0, result.stderr
+    assert f"1 node(s) x 4 GPUs, checkpoints in {tmp_path / 'run'}" in result.stdout
     recorded = out.read_text().splitlines()
     assert recorded[:5] == ["RAY_ADDRESS=", "-m", "rlpr.main", "--config-name", launcher.stem]
     config = compose_recipe(launcher.stem, recorded[5:])
@@ -96,25 +116,49 @@ def test_launcher_builds_a_command_that_composes(launcher, fake_tools, tmp_path)
     assert (config.trainer.nnodes, config.trainer.n_gpus_per_node) == (1, 4)
     assert config.trainer.default_local_dir == str(tmp_path / "run")
     assert list(config.trainer.logger) == ["console"]
-    assert config.trainer.experiment_name == launcher.stem
     assert config.trainer.total_epochs == 2
-    recipe_model = compose_recipe(launcher.stem).actor_rollout_ref.model.path
-    assert config.actor_rollout_ref.model.path == recipe_model
+    assert config.actor_rollout_ref.model.path == compose_recipe(launcher.stem).actor_rollout_ref.model.path
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS, ids=[p.stem for p in LAUNCHERS])
+def test_without_variables_the_launcher_runs_exactly_the_entry_point(launcher, fake_tools):
+    # one convention: the settings (output folder included) come from the YAML, so the launcher and
+    # `python -m rlpr.main --config-name <recipe>` write to the same place
+    _, python, out, home = fake_tools
+    env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_LAYOUT": "1 8 /x"}
+    result = run(launcher, env=env, home=home)
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().splitlines() == ["RAY_ADDRESS=", "-m", "rlpr.main", "--config-name", launcher.stem]
+
+
+def test_a_machine_without_gpus_or_wandb_key_is_refused_in_seconds(fake_tools):
+    # Before: the run printed its config and waited for GPUs (or died in wandb's UsageError at the first log line).
+    _, python, out, home = fake_tools
+    launcher = REPO / "recipes" / "rlpr" / "qwen2.5-7b-base.sh"
+    result = run(
+        launcher,
+        env={"PYTHON": str(python), "FAKE_OUT": str(out)},
+        home=home,
+    )
+    assert result.returncode != 0
+    assert "the run needs 8 GPUs (1 node(s) x 8" in result.stderr and "nvidia-smi shows 0" in result.stderr
+    assert "wandb login" in result.stderr and "LOGGER='[console,tensorboard]'" in result.stderr
+    assert not out.exists()  # training never started
 
 
 def test_multi_node_joins_a_running_cluster_and_refuses_without_one(fake_tools):
-    bin_dir, python, out = fake_tools
+    bin_dir, python, out, home = fake_tools
     launcher = REPO / "recipes" / "rlpr" / "gemma2-2b-it.sh"
     env = {"PYTHON": str(python), "FAKE_OUT": str(out), "NNODES": "2", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
 
-    _fake_ray(bin_dir, running=False)
-    result = run(launcher, env={**env, "RAY_ADDRESS": ""})
+    _fake_tool(bin_dir, "ray", "exit 1")
+    result = run(launcher, env=env, home=home)
     assert result.returncode == 1
     assert "NNODES=2 needs a running Ray cluster" in result.stderr
     assert not out.exists()
 
-    _fake_ray(bin_dir, running=True)
-    result = run(launcher, "trainer.total_epochs=1", env={**env, "RAY_ADDRESS": ""})
+    _fake_tool(bin_dir, "ray", "exit 0")
+    result = run(launcher, "trainer.total_epochs=1", env={**env, "FAKE_LAYOUT": "2 8 /x"}, home=home)
     assert result.returncode == 0, result.stderr
     recorded = out.read_text().splitlines()
     assert recorded[0] == "RAY_ADDRESS=auto"

@@ -64,6 +64,17 @@ def test_unknown_recipe_and_misspelled_override_are_refused():
         (["custom_reward_function.path=pkg://rlpr.validation"], r"\['custom_reward_function.path'\]"),
         (["~rlpr"], "no rlpr: section"),
         (["actor_rollout_ref.actor.ppo_mini_batch_size=1000"], "ppo_mini_batch_size"),
+        # a recipe copy with a typo, or a wrong value: named before Ray starts, with the nearest valid key
+        (
+            ["+trainer.totl_training_steps=3"],
+            r"trainer\.totl_training_steps \(unknown key; did you mean trainer\.total_",
+        ),
+        (["+rlpr.filter.betta=0.6"], r"rlpr\.filter\.betta \(unknown key; did you mean rlpr\.filter\.beta\?"),
+        (["actor_rollout_ref.actor.optim.lr=abc"], r"actor_rollout_ref\.actor\.optim\.lr='abc' \(expected a number"),
+        (["rlpr.filter.beta=-1"], r"rlpr\.filter: beta must be a finite number >= 0, got -1"),
+        (["rlpr.debias.mode=everything"], r"rlpr\.debias\.mode must be one of \('initial', 'current'\)"),
+        (["rlpr.repetition.window=0"], r"rlpr\.repetition: window must be a positive int, got 0"),
+        (["rlpr.shaping=clamp"], r"^rlpr: .*clamp"),
     ],
 )
 def test_configs_the_trainer_cannot_honour_are_refused(overrides, match):
@@ -135,4 +146,64 @@ def test_command_line_prints_the_composed_config_and_help(monkeypatch, capsys):
     job = _run_main(["--config-name", "gemma2-2b-it", "--cfg", "job", "trainer.total_epochs=3"], monkeypatch, capsys)
     assert "total_epochs: 3" in job and "format_mode: R1_nothink" in job and "experiment_name: gemma2-2b-it" in job
     help_text = _run_main(["--help"], monkeypatch, capsys)
-    assert "Powered by Hydra" in help_text and "experiment_name: qwen2.5-7b-base" in help_text
+    for name in recipe_names():
+        assert f"\n  {name}" in help_text, name
+    assert "--cfg job" in help_text and "python -m rlpr.smoke" in help_text
+    assert len(help_text.splitlines()) < 40  # the recipes, not verl's whole config
+
+
+def _main_exit(argv: list[str], monkeypatch) -> str:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlpr.main import main
+
+    monkeypatch.setattr(sys, "argv", ["rlpr.main", *argv])
+    try:
+        with pytest.raises(SystemExit) as stop:
+            main()
+    finally:
+        GlobalHydra.instance().clear()
+    return str(stop.value.code)
+
+
+def test_a_mistyped_recipe_name_suggests_the_nearest(monkeypatch):
+    message = _main_exit(["--config-name", "qwen2.5-7b"], monkeypatch)
+    assert "unknown recipe 'qwen2.5-7b'; did you mean 'qwen2.5-7b-base'?" in message
+    assert "gemma2-2b-it" in message
+
+
+def test_a_typo_on_the_command_line_is_named_without_a_traceback(monkeypatch):
+    message = _main_exit(["--config-name", "gemma2-2b-it", "+rlpr.filter.betta=0.6"], monkeypatch)
+    assert message.startswith("python -m rlpr.main --config-name gemma2-2b-it: the RLPR config has 1 problem(s)")
+    assert "rlpr.filter.betta (unknown key; did you mean rlpr.filter.beta?)" in message
+
+
+def test_the_smoke_recipe_points_to_the_smoke_command(monkeypatch):
+    message = _main_exit(["--config-name", "smoke_cpu"], monkeypatch)
+    assert "python -m rlpr.smoke" in message
+
+
+def test_bad_configs_stop_before_ray_and_paths_become_absolute(monkeypatch, tmp_path):
+    import verl.trainer.main_ppo
+
+    from rlpr.main import run_rlpr
+
+    started = []
+    monkeypatch.setattr(verl.trainer.main_ppo, "run_ppo", lambda config, task_runner_class: started.append(config))
+    base = ["actor_rollout_ref.model.path=Qwen/Qwen2.5-7B"]
+    with pytest.raises(ValueError, match="totl_training_steps"):
+        run_rlpr(compose_recipe("qwen2.5-7b-base", [*base, "+trainer.totl_training_steps=3"]))
+    assert started == []
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RLPR_TEST_DATA", str(tmp_path / "d"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    overrides = [*base, "data.train_files=$RLPR_TEST_DATA/train.parquet", "data.val_files=['~/v.parquet']"]
+    run_rlpr(compose_recipe("qwen2.5-7b-base", [*overrides, "trainer.default_local_dir=runs/q"]))
+    (config,) = started
+    assert config.data.train_files == str(tmp_path / "d" / "train.parquet")
+    assert list(config.data.val_files) == [str(tmp_path / "home" / "v.parquet")]
+    assert config.trainer.default_local_dir == str(tmp_path / "runs" / "q")
+    # driver-side files follow the absolute checkpoint folder
+    assert config.rlpr.debias.cache_path == str(tmp_path / "runs" / "q" / "rlpr_debias_cache.json")
+    assert config.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B"  # a hub id, not a local path
