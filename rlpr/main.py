@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlpr import config_check
 from rlpr.config_paths import recipe_config_dir
+from rlpr.reporting import quiet_known_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +236,7 @@ def _hydra_main(config: DictConfig) -> None:
 
 def main() -> None:
     """The command line: our own ``--help`` and recipe-name check, then Hydra."""
+    quiet_known_warnings()
     argv = sys.argv[1:]
     if "--help" in argv or "-h" in argv:
         print(usage())

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from rlpr import config_check
 from rlpr.config_paths import recipe_config_dir
+from rlpr.reporting import quiet_known_warnings
 
 CONFIG_DIR = recipe_config_dir("rm_r1")
 DEFAULT_SETTING = "grpo_instruct_7b"
@@ -93,6 +94,7 @@ def _hydra_main(config: DictConfig) -> None:
 
 def main() -> None:
     """The command line: our own ``--help``, setting-name check and ``--preflight``, then Hydra."""
+    quiet_known_warnings()
     argv = sys.argv[1:]
     if "--help" in argv or "-h" in argv:
         print(usage())
