@@ -28,7 +28,8 @@ MODES = ("pairwise", "pointwise")
 
 
 class JudgeMode(Protocol):
-    name: ClassVar[str]
+    """A judging mode: how the judge is asked, how its answer is read, and how samples are voted."""
+
     key: ClassVar[str]
     """The reading's key (``pick`` or ``scores``); its value is None when the judgement gave no parsable answer."""
     answer: ClassVar[str]
@@ -62,7 +63,6 @@ class Pairwise:
     rule: str = "anywhere"
     tie: str = "random"
     failures: str = "abstain"
-    name: ClassVar[str] = "pairwise"
     key: ClassVar[str] = "pick"
     answer: ClassVar[str] = "verdict"
 
@@ -84,7 +84,6 @@ class Pointwise:
     argmax wins, ties broken by the seeded coin. Agreement = share of samples whose higher score went to the winner."""
 
     family: str = "instruct"
-    name: ClassVar[str] = "pointwise"
     key: ClassVar[str] = "scores"
     answer: ClassVar[str] = "scores"
 

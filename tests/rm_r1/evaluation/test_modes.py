@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rm_r1.evaluation.modes import make_mode
 
 
@@ -19,3 +21,10 @@ def test_read_response_maps_back_to_the_original_order():
     assert read_response(late, swap=False, mode="pairwise", rule="anywhere") == {"pick": 0}
     assert read_response("Scores: \\boxed{9, 2}", swap=True, mode="pointwise", rule="anywhere") == {"scores": [2, 9]}
     assert read_response("Scores: 9, 2", swap=True, mode="pointwise", rule="anywhere") == {"scores": None}
+
+
+def test_make_mode_names_what_it_cannot_build():
+    with pytest.raises(ValueError, match="unknown judging mode 'listwise'"):
+        make_mode("listwise")
+    with pytest.raises(ValueError, match="pointwise mode has its own prompt"):
+        make_mode("pointwise", prompt_file="p.txt")
