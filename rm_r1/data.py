@@ -13,18 +13,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from rlpr.config_paths import recipe_config_dir
 from rm_r1.prompts import build_judge_messages, check_family, context_messages
-from rm_r1.reward import label_side, parse_verdict
+from rm_r1.reward import LABEL_OF_SIDE, label_side, parse_verdict
+
+
+def recipe_length(config: str, key: str) -> int:
+    """``data.<key>`` of the recipe ``configs/rm_r1/<config>``: the length limits live in the recipes only, so data
+    preparation drops exactly what the trainer would refuse."""
+    path = recipe_config_dir("rm_r1") / config
+    value = (yaml.safe_load(path.read_text(encoding="utf-8")).get("data") or {}).get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{path}: data.{key} must be an integer number of tokens, got {value!r}")
+    return value
+
 
 SKYWORK = "Skywork/Skywork-Reward-Preference-80K-v0.2"
 CODE_PREFERENCE = "Vezora/Code-Preference-Pairs"
 MATH_STEP_DPO = "xinlai/Math-Step-DPO-10K"
 SKYWORK_DROPPED_ORIGIN = "magpie_ultra"  # its rejected replies are multi-turn and contain "<im_start>": a spurious cue
 CODE_SHUFFLE_SEED, CODE_PAIRS = 42, 8000
-PROMPT_BUDGET = 4096  # tokens of the rendered chat template, generation prompt included
-SFT_MAX_LENGTH = 12288
+PROMPT_BUDGET = recipe_length("grpo.yaml", "max_prompt_length")  # rendered chat template + generation prompt
+SFT_MAX_LENGTH = recipe_length("sft.yaml", "max_length")
 ABILITY = "preference"
-LABEL_OF_SIDE = {"A": "model_a", "B": "model_b"}
 SFT_COLUMNS = ("conversation", "reply_a", "reply_b", "trace", "label")
 SHOWN_SKIPPED_ROWS = 3
 

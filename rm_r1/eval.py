@@ -48,8 +48,6 @@ REWARDBENCH_SECTIONS: dict[str, dict[str, int]] = {
 """RewardBench's four sections, each mapping its subsets to their weight (the example count)."""
 
 RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
-RMBENCH_STYLES = ("concise", "detailed plain", "detailed markdown")
-"""RM-Bench reply styles by index: 0 concise, 1 detailed plain text, 2 detailed markdown."""
 
 RMB_PARTS = ("pairwise_helpfulness", "pairwise_harmlessness", "bon_helpfulness", "bon_harmlessness")
 RMB_SECTIONS = ("helpfulness", "harmlessness")

@@ -31,7 +31,9 @@ VERDICT_MARKS: dict[str, str] = {"A": "[[A]]", "B": "[[B]]"}
 VERDICT_TAGS: dict[str, str] = {side: f"{ANSWER_OPEN}{mark}{ANSWER_CLOSE}" for side, mark in VERDICT_MARKS.items()}
 RULES = ("strict_tail", "last_answer", "anywhere")
 TAIL_CHARS = 80
-LABELS: dict[str, Verdict] = {"model_a": "A", "model_b": "B", "A": "A", "B": "B"}
+LABEL_OF_SIDE: dict[Verdict, str] = {"A": "model_a", "B": "model_b"}
+"""The preference label written for each side; ``LABELS`` reads these back, and the bare sides too."""
+LABELS: dict[str, Verdict] = {**{label: side for side, label in LABEL_OF_SIDE.items()}, "A": "A", "B": "B"}
 
 _BARE_MARK = re.compile(r"\s*\[\[([AB])\]\]\s*")
 # Keywords verl's reward managers may add to every call (verl/experimental/reward_loop/reward_manager/naive.py).

@@ -1,0 +1,86 @@
+"""Benchmark scores from the stored judgements (``rm_r1.eval`` scorers over per-pair correctness)."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from rm_r1.benchmarks import Comparison
+from rm_r1.eval import SCORERS
+from rm_r1.evaluation.modes import JudgeMode
+
+
+def check_scorable(benchmark: str, comparisons: Sequence[Comparison]) -> None:
+    """Run the benchmark's scorer on the pairs (all scored wrong) before any judging, so that data it cannot score
+    fails now, not after the judge has run."""
+    SCORERS[benchmark]([{**c.meta, "correct": 0.0} for c in comparisons])
+
+
+def score_judgements(
+    benchmark: str,
+    comparisons: Sequence[Comparison],
+    judgements: dict[tuple[str, int], dict[str, Any]],
+    mode: JudgeMode,
+    *,
+    seed: int,
+    ks: Sequence[int] | None,
+    both_orders: bool,
+) -> dict[str, Any]:
+    """Benchmark scores from the stored judgements, re-reading every response with ``mode`` (its verdict rule).
+
+    Returns {"parse_failures": count, "failed_judgements": count, "results": {label: {"scores", "accuracy",
+    ["agreement"]}}} with labels ``greedy`` (one judgement per pair), ``both`` / ``mean`` (``--both-orders``) or
+    ``voting@k`` for each k. A pair correct = its chosen reply wins; ``accuracy`` = mean correct over pairs. A failed
+    judgement (no response) reads like an unparsable one (wrong alone; the mode's failure rule decides in voting) but
+    is counted in ``failed_judgements``, not ``parse_failures``. Ties are settled by coins seeded with (``seed``,
+    pair id, and the sample or k).
+    """
+    readings: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    parse_failures = failed_judgements = 0
+    for (pair_id, sample), record in sorted(judgements.items()):
+        reading = mode.read(record["response"], record["swap"])
+        if record["response"] is None:
+            failed_judgements += 1
+        else:
+            parse_failures += reading[mode.key] is None
+        readings[pair_id].append({"sample": sample, **reading})
+    missing = [c.pair_id for c in comparisons if c.pair_id not in readings]
+    if missing:
+        raise ValueError(f"{len(missing)} pairs have no judgement (first: {missing[:3]}); rerun to judge them")
+    scorer = SCORERS[benchmark]
+
+    def result(correct: dict[str, float], agreement: dict[str, float] | None = None) -> dict[str, Any]:
+        records = [{**c.meta, "correct": correct[c.pair_id]} for c in comparisons]
+        out = {"scores": scorer(records), "accuracy": sum(correct.values()) / len(correct)}
+        if agreement is not None:
+            out["agreement"] = sum(agreement.values()) / len(agreement)
+        return out
+
+    def alone_correct(reading: dict[str, Any], pair_id: str) -> bool:
+        """One judgement on its own (its coin only settles a pointwise tie)."""
+        return mode.vote([reading], random.Random(f"{seed}/{pair_id}/tie/{reading['sample']}"))[0]
+
+    results: dict[str, Any] = {}
+    if both_orders:
+        per_order = {c.pair_id: [alone_correct(r, c.pair_id) for r in readings[c.pair_id]] for c in comparisons}
+        if any(len(v) != 2 for v in per_order.values()):
+            raise ValueError("--both-orders needs exactly two judgements per pair (samples 0 and 1)")
+        results["both"] = result({p: float(all(v)) for p, v in per_order.items()})
+        results["mean"] = result({p: sum(v) / 2 for p, v in per_order.items()})
+    elif ks:
+        for k in ks:
+            short = [c.pair_id for c in comparisons if len(readings[c.pair_id]) < k]
+            if short:
+                raise ValueError(f"voting@{k} needs {k} judgements per pair; {len(short)} pairs have fewer")
+            correct, agreement = {}, {}
+            for c in comparisons:
+                ok, agree = mode.vote(readings[c.pair_id][:k], random.Random(f"{seed}/{c.pair_id}/vote/{k}"))
+                correct[c.pair_id], agreement[c.pair_id] = float(ok), agree
+            results[f"voting@{k}"] = result(correct, agreement)
+    else:
+        results["greedy"] = result(
+            {c.pair_id: float(alone_correct(readings[c.pair_id][0], c.pair_id)) for c in comparisons}
+        )
+    return {"parse_failures": parse_failures, "failed_judgements": failed_judgements, "results": results}

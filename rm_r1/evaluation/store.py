@@ -1,0 +1,81 @@
+"""What an evaluation run keeps in its ``--output-dir``, and how it is written so that a kill loses nothing.
+
+``judgements.jsonl`` is appended one flushed line per judgement; on resume a torn last line is cut and the complete
+ones are skipped. ``settings.json`` pins what the stored judgements depend on. Summaries are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE, SUMMARY_FILE, TABLE_FILE, PLOT_FILE, SETTINGS_FILE = (
+    "judgements.jsonl",
+    "summary.json",
+    "summary.md",
+    "scaling.png",
+    "settings.json",
+)
+
+
+def read_judgements(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """Stored judgements by (pair_id, sample); an unreadable line is an error naming it."""
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    if not path.exists():
+        return done
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        try:
+            record = json.loads(line)
+            done[(record["pair_id"], record["sample"])] = record
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}:{number}: not a judgement record ({error})") from error
+    return done
+
+
+def repair_tail(path: Path) -> None:
+    """Make appends start on a fresh line: end a complete last record with its newline, cut a torn one."""
+    data = path.read_bytes() if path.exists() else b""
+    if not data or data.endswith(b"\n"):
+        return
+    head, newline, last = data.rpartition(b"\n")
+    try:
+        json.loads(last)
+    except ValueError:
+        log.warning("%s: dropping a torn last line (%d bytes); it will be judged again", path, len(last))
+        os.truncate(path, len(head + newline))  # one call: a kill here cannot lose the complete lines
+        return
+    with path.open("ab") as out:
+        out.write(b"\n")
+
+
+def append_judgement(out: TextIO, record: dict[str, Any]) -> None:
+    """Append one judgement record as a json line and flush it, so that it survives a kill of the run."""
+    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def check_settings(output_dir: Path, settings: dict[str, Any]) -> None:
+    """Record ``settings`` in a new output folder; in one that has them, stop the run (``SystemExit`` naming every
+    changed setting) unless they are the same."""
+    path = output_dir / SETTINGS_FILE
+    if path.exists():
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        changed = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))
+        if changed:
+            details = ", ".join(f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+            raise SystemExit(
+                f"{output_dir} holds judgements made with other settings ({details}); use another --output-dir"
+            )
+    else:
+        write_atomic(path, json.dumps(settings, indent=2) + "\n")

@@ -1,0 +1,64 @@
+"""Scoring stored judgements: voting over samples in each mode, with its tie and failure rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rm_r1.benchmarks import load_rmb
+from rm_r1.evaluation.modes import make_mode
+from rm_r1.evaluation.score import score_judgements
+
+DATA = Path(__file__).parents[1] / "eval_data"
+
+
+def _judgement(pair_id, sample, swap, response):
+    return (pair_id, sample), {"pair_id": pair_id, "sample": sample, "swap": swap, "response": response}
+
+
+def test_pointwise_voting_sums_scores_in_the_original_order():
+    pairs = [p for p in load_rmb(DATA / "rmb") if p.pair_id == "harm-pair-1"]
+    judgements = dict(
+        [
+            _judgement("harm-pair-1", 0, False, "Scores: \\boxed{7, 4}"),  # chosen 7, rejected 4
+            _judgement("harm-pair-1", 1, True, "Scores: \\boxed{6, 8}"),  # shown swapped: chosen 8, rejected 6
+            _judgement("harm-pair-1", 2, False, "Scores: \\boxed{2, 9}"),  # chosen 2, rejected 9
+            _judgement("harm-pair-1", 3, False, "no scores"),
+        ]
+    )
+    scored = score_judgements(
+        "rmb", pairs, judgements, make_mode("pointwise"), seed=0, ks=[1, 2, 3, 4], both_orders=False
+    )
+    results = scored["results"]
+    assert scored["parse_failures"] == 1
+    assert results["voting@1"]["accuracy"] == 1.0 and results["voting@1"]["agreement"] == 1.0
+    assert results["voting@2"]["accuracy"] == 1.0  # totals 15 vs 10
+    assert results["voting@3"]["accuracy"] == 0.0  # totals 17 vs 19
+    assert results["voting@3"]["agreement"] == pytest.approx(1 / 3)  # only sample 2 prefers the rejected reply
+    assert results["voting@4"]["accuracy"] == 0.0 and results["voting@4"]["agreement"] == pytest.approx(1 / 4)
+    assert results["voting@4"]["scores"]["pairwise_harmlessness"] == 0.0
+
+
+def test_pairwise_voting_rules_in_scoring():
+    pairs = [p for p in load_rmb(DATA / "rmb") if p.pair_id == "harm-pair-1"]
+    judgements = dict(
+        [
+            _judgement("harm-pair-1", 0, True, "<answer>[[B]]</answer>"),  # chosen
+            _judgement("harm-pair-1", 1, False, "<answer>[[B]]</answer>"),  # rejected
+            _judgement("harm-pair-1", 2, False, "unsure"),
+        ]
+    )
+
+    def accuracy(k, **rules):
+        mode = make_mode("pairwise", rule="anywhere", **rules)
+        scored = score_judgements("rmb", pairs, judgements, mode, seed=0, ks=[k], both_orders=False)
+        return scored["results"][f"voting@{k}"]["accuracy"]
+
+    assert accuracy(1, tie="wrong", failures="abstain") == 1.0
+    assert accuracy(2, tie="wrong", failures="abstain") == 0.0  # 1-1 tie
+    assert accuracy(3, tie="wrong", failures="wrong") == 0.0  # three-way tie with "no decision"
+    coin = [accuracy(2, tie="random", failures="abstain") for _ in range(3)]
+    assert len(set(coin)) == 1  # the coin is seeded by (seed, pair, k)
+    with pytest.raises(ValueError, match="voting@4 needs 4 judgements"):
+        accuracy(4, tie="wrong", failures="abstain")

@@ -1,0 +1,87 @@
+"""The evaluation command's argument checks (no model, no server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rm_r1.evaluate import main
+
+DATA = Path(__file__).parent / "eval_data"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--both-orders", "--k", "1,2"], "exclude each other"),
+        (["--k", "1,4", "--temperature", "0"], "needs --temperature > 0"),
+        (["--mode", "pointwise", "--prompt-file", "p.txt"], "pointwise mode has its own prompt"),
+    ],
+)
+def test_conflicting_options_are_refused(tmp_path, extra, message):
+    base = [
+        "--benchmark",
+        "rmb",
+        "--data",
+        str(DATA / "rmb"),
+        "--model",
+        "m",
+        "--prompt-family",
+        "instruct",
+        "--backend",
+        "openai",
+        "--output-dir",
+        str(tmp_path),
+    ]
+    with pytest.raises(SystemExit, match=message):
+        main(base + extra)
+
+
+@pytest.mark.parametrize("k", ["0,2", "two"])
+def test_bad_k_is_a_usage_error(tmp_path, k, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--benchmark",
+                "rmb",
+                "--model",
+                "m",
+                "--prompt-family",
+                "instruct",
+                "--backend",
+                "hf",
+                "--output-dir",
+                str(tmp_path),
+                "--k",
+                k,
+            ]
+        )
+    assert exit_info.value.code == 2 and "--k" in capsys.readouterr().err
+
+
+def test_prompt_family_is_required(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--benchmark", "rmb", "--model", "m", "--backend", "hf", "--output-dir", str(tmp_path)])
+    assert "--prompt-family" in capsys.readouterr().err
+
+
+def test_rmb_without_data_names_the_flag(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--benchmark",
+                "rmb",
+                "--model",
+                "m",
+                "--prompt-family",
+                "instruct",
+                "--backend",
+                "openai",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--output-dir",
+                str(tmp_path),
+            ]
+        )
+    assert exit_info.value.code == 2 and "--benchmark rmb needs --data" in capsys.readouterr().err
