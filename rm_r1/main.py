@@ -23,12 +23,14 @@ from rlpr.reporting import quiet_known_warnings
 
 CONFIG_DIR = recipe_config_dir("rm_r1")
 DEFAULT_SETTING = "grpo_instruct_7b"
+SMOKE_SETTING = "smoke_cpu"
 
 
 def setting_names() -> list[str]:
-    """The settings ``--config-name`` accepts (the shared bases ``grpo`` and ``sft`` are not run by themselves)."""
-    bases = {"grpo", "sft"}
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in bases)
+    """The settings ``--config-name`` accepts: the shared bases ``grpo`` and ``sft`` are not run by themselves, and
+    ``smoke_cpu`` runs through ``python -m rm_r1.smoke`` (the in-process CPU backend)."""
+    not_settings = {"grpo", "sft", SMOKE_SETTING}
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in not_settings)
 
 
 def is_sft(name: str) -> bool:
@@ -108,6 +110,11 @@ def main() -> None:
         return
     name = config_check.config_name_argument(argv)
     custom_path = any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
+    if name == SMOKE_SETTING and not custom_path:
+        raise SystemExit(
+            f"python -m rm_r1.main: the {SMOKE_SETTING} setting runs on the in-process CPU backend: "
+            "use python -m rm_r1.smoke [key=value ...]"
+        )
     if name is not None and not custom_path and name not in setting_names():
         raise SystemExit(f"python -m rm_r1.main: {config_check.nearest_recipe(name, setting_names())}")
     _hydra_main()

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+from rm_r1.main import setting_names
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "rm_r1"
 LAUNCHERS = sorted((REPO / "recipes" / "rm_r1").glob("run_*.sh"))
@@ -53,7 +55,8 @@ def run(launcher: Path, *args: str, env: dict[str, str], home: Path) -> subproce
 
 
 def test_every_setting_has_a_launcher_on_the_shared_library():
-    settings = sorted(p.stem for p in CONFIGS.glob("*.yaml") if p.stem not in ("grpo", "sft"))
+    settings = setting_names()
+    assert set(settings) | {"grpo", "sft", "smoke_cpu"} == {p.stem for p in CONFIGS.glob("*.yaml")}
     assert [p.stem.removeprefix("run_") for p in LAUNCHERS] == settings
     for launcher in LAUNCHERS:
         assert subprocess.run(["bash", "-n", str(launcher)], capture_output=True).returncode == 0
@@ -168,3 +171,11 @@ def test_entry_point_help_names_and_torchrun(monkeypatch, capsys):
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     with pytest.raises(SystemExit, match="runs under torchrun"):
         _rm_r1_main(["--config-name", "sft_instruct_7b"], monkeypatch)
+
+
+def test_the_smoke_setting_points_at_its_own_command(monkeypatch):
+    from rm_r1 import main as rm_r1_main
+
+    monkeypatch.setattr("sys.argv", ["rm_r1.main", "--config-name", "smoke_cpu"])
+    with pytest.raises(SystemExit, match="use python -m rm_r1.smoke"):
+        rm_r1_main.main()
