@@ -19,7 +19,7 @@ from rlpr.validation import (
     rule_grade,
 )
 
-KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed"}
+KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed", "grade_timeout", "graded"}
 
 
 # --- extraction -------------------------------------------------------------------------------------------------
