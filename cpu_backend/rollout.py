@@ -4,15 +4,18 @@
 runs verl's real ``AgentLoopWorker`` in the calling process, so prompts are built from ``raw_prompt`` with the chat
 template exactly as on GPU, outputs are padded and laid out by verl's code, and rewards come from verl's real
 ``RewardLoopWorker`` (``reward.custom_reward_function`` / ``reward.reward_manager``), called in-process instead of
-through Ray. Only the LLM server is replaced: ``HFGenerateClient`` answers the agent loop's ``generate`` requests
-with ``model.generate()`` on the actor's own model, so no weight sync is needed and ``InProcessCheckpointManager``
-only records calls. Real training uses verl's Ray/vLLM workers.
+through Ray, but as Ray calls it: the reward worker lives on its own event loop in a thread that is not the main
+thread (a Ray async actor's loop), so a reward function that needs the main thread (e.g. a SIGALRM timeout) fails
+here as it would on a cluster. Only the LLM server is replaced: ``HFGenerateClient`` answers the agent loop's
+``generate`` requests with ``model.generate()`` on the actor's own model, so no weight sync is needed and
+``InProcessCheckpointManager`` only records calls. Real training uses verl's Ray/vLLM workers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -116,6 +119,37 @@ class _LocalActorHandle:
         return SimpleNamespace(remote=getattr(self._target, name))
 
 
+class _ThreadActorHandle:
+    """An object built and run on its own event loop in a separate thread, called as verl calls a Ray async actor
+    (``await handle.method.remote(...)``); the caller awaits the result from its own loop."""
+
+    def __init__(self, cls: type, *args: Any):
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"{cls.__name__}-loop", daemon=True)
+        self._thread.start()
+        self._target = asyncio.run_coroutine_threadsafe(_construct(cls, *args), self._loop).result()
+
+    def __getattr__(self, name: str) -> SimpleNamespace:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self._target, name)
+
+        async def remote(*args: Any, **kwargs: Any) -> Any:
+            future = asyncio.run_coroutine_threadsafe(_invoke(method, args, kwargs), self._loop)
+            return await asyncio.wrap_future(future)
+
+        return SimpleNamespace(remote=remote)
+
+
+async def _construct(cls: type, *args: Any) -> Any:
+    return cls(*args)  # inside the actor's running loop: the loop verl's code captures is the one that runs it
+
+
+async def _invoke(method: Any, args: tuple, kwargs: dict) -> Any:
+    value = method(*args, **kwargs)  # on the actor's loop, sync or async
+    return await value if asyncio.iscoroutine(value) else value
+
+
 class InProcessAgentLoopManager(AgentLoopManager):
     """verl's ``AgentLoopManager`` with one in-process ``AgentLoopWorker`` (and ``RewardLoopWorker``) instead of Ray
     actors. ``generate_sequences(DataProto) -> DataProto`` returns what the GPU manager returns: ``prompts``
@@ -130,9 +164,7 @@ class InProcessAgentLoopManager(AgentLoopManager):
     def __init__(self, config: DictConfig, client: HFGenerateClient, with_rewards: bool = True):
         # One event loop for the manager's lifetime: verl's workers capture the loop they were built in.
         self._loop = asyncio.new_event_loop()
-        reward_handles = None
-        if with_rewards:
-            reward_handles = [self._loop.run_until_complete(_build(RewardLoopWorker, config, None))]
+        reward_handles = [_ThreadActorHandle(RewardLoopWorker, config, None)] if with_rewards else None
         super().__init__(config, llm_client=client, reward_loop_worker_handles=reward_handles)
         self.client = client
         self.agent_loop_workers = [

@@ -1,20 +1,32 @@
 """Early checks of RLPR training rows, so bad data fails before the first step with the row named.
 
 A row (docs/data_formats.md#rlpr-training-rows) is bad when
+* it cannot be read: a ``.jsonl`` line that is not valid UTF-8 or not JSON, a null row, or text holding a lone
+  surrogate (``unreadable_row``);
+* it has no ``data_source`` string (verl's reward loop reads it for every rollout) (``no_data_source``);
 * it has no reference answer: ``reward_model.ground_truth`` missing, not a string, or blank (r would be computed over
-  an empty y* and be 0 for every response);
-* its prompt is empty: no messages, or only blank message contents (or a blank string prompt);
+  an empty y* and be 0 for every response) (``no_reference``);
+* its reference is longer than ``max_reference_length`` tokens (``reference_too_long``): an o' holds y* and must fit
+  the scoring budget (``rlpr.max_scoring_length``, by default ``data.max_response_length`` + 64), so such a reference
+  could never earn a probability reward;
+* its prompt is not a non-empty list of chat messages (``{"role": ..., "content": <string>}``) with some text: a
+  plain-string prompt is rejected too, the r' pass needs messages (``empty_prompt``);
 * its prompt is longer than ``data.max_prompt_length`` tokens once the tokenizer's chat template is applied with the
-  generation prompt (as verl's ``RLHFDataset`` counts it).
+  generation prompt (as verl's ``RLHFDataset`` counts it) (``prompt_too_long``).
 
 Policy ``error`` raises ``BadDataError`` listing the bad rows; policy ``filter`` drops them, logs them and reports
-how many were dropped for which reason (``CheckedRows.counts``).
+how many were dropped for which reason (``CheckedRows.counts``). A file that cannot be read as a whole (a broken
+``.json`` or ``.parquet``), a file without rows, or nothing left after filtering is a ``BadDataError`` under both
+policies.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +36,10 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 POLICIES = ("filter", "error")
+UNREADABLE_ROW = "unreadable_row"
+NO_DATA_SOURCE = "no_data_source"
 NO_REFERENCE = "no_reference"
+REFERENCE_TOO_LONG = "reference_too_long"
 EMPTY_PROMPT = "empty_prompt"
 PROMPT_TOO_LONG = "prompt_too_long"
 _SHOWN = 20
@@ -68,6 +83,29 @@ def check_policy(policy: str) -> str:
     return policy
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_problem(value: Any, where: str = "row") -> str | None:
+    """Where a lone surrogate (text that cannot be encoded as UTF-8) sits in a row, if anywhere."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        return f"{where} holds a lone surrogate {found.group()!r} at character {found.start()}" if found else None
+    items = value.items() if isinstance(value, Mapping) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        problem = _surrogate_problem(item, f"{where}[{key!r}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _data_source_problem(row: Mapping[str, Any]) -> str | None:
+    source = row.get("data_source")
+    if not isinstance(source, str) or not source.strip():
+        return f"data_source is {source!r}, expected a non-empty string (verl's reward loop reads it)"
+    return None
+
+
 def _reference_problem(row: Mapping[str, Any]) -> str | None:
     reward_model = row.get("reward_model")
     if not isinstance(reward_model, Mapping):
@@ -82,7 +120,7 @@ def _reference_problem(row: Mapping[str, Any]) -> str | None:
 
 def _prompt_problem(prompt: Any, prompt_key: str) -> str | None:
     if isinstance(prompt, str):
-        return None if prompt.strip() else f"{prompt_key} is a blank string"
+        return f"{prompt_key} is a string {prompt[:80]!r}, expected a list of chat messages {{'role', 'content'}}"
     if not isinstance(prompt, Sequence) or not prompt:
         return f"{prompt_key} is {prompt!r}, expected a non-empty list of chat messages"
     for i, message in enumerate(prompt):
@@ -115,28 +153,45 @@ def prompt_lengths(
 
 
 def _find_bad(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Any],
     tokenizer: Any,
     max_prompt_length: int,
     prompt_key: str,
     chat_template_kwargs: Mapping[str, Any] | None,
     source: str,
+    max_reference_length: int | None = None,
+    unreadable: Mapping[int, str] | None = None,
 ) -> tuple[list[int], list[BadRow]]:
     bad: list[BadRow] = []
     well_formed: list[int] = []
     for i, row in enumerate(rows):
+        if unreadable and i in unreadable:
+            bad.append(BadRow(source, i, UNREADABLE_ROW, unreadable[i]))
+            continue
         if not isinstance(row, Mapping):
-            bad.append(BadRow(source, i, NO_REFERENCE, f"row is {type(row).__name__}, expected a dict"))
+            bad.append(BadRow(source, i, UNREADABLE_ROW, f"row is {row!r}, expected an object (dict)"))
             continue
-        problem = _reference_problem(row)
+        checks = (
+            (UNREADABLE_ROW, _surrogate_problem(row)),
+            (NO_DATA_SOURCE, _data_source_problem(row)),
+            (NO_REFERENCE, _reference_problem(row)),
+            (EMPTY_PROMPT, _prompt_problem(row.get(prompt_key), prompt_key)),
+        )
+        problem = next(((reason, detail) for reason, detail in checks if detail is not None), None)
         if problem is not None:
-            bad.append(BadRow(source, i, NO_REFERENCE, problem))
-            continue
-        problem = _prompt_problem(row.get(prompt_key), prompt_key)
-        if problem is not None:
-            bad.append(BadRow(source, i, EMPTY_PROMPT, problem))
+            bad.append(BadRow(source, i, *problem))
             continue
         well_formed.append(i)
+
+    if max_reference_length is not None:
+        # a token covers at least one UTF-8 byte: only references longer than the limit in bytes need tokenizing
+        long = [i for i in well_formed if len(rows[i]["reward_model"]["ground_truth"].encode()) > max_reference_length]
+        counts = reference_lengths([rows[i]["reward_model"]["ground_truth"] for i in long], tokenizer)
+        too_long = {i: n for i, n in zip(long, counts) if n > max_reference_length}
+        for i, n in too_long.items():
+            detail = f"reward_model.ground_truth has {n} tokens > the reference limit {max_reference_length}"
+            bad.append(BadRow(source, i, REFERENCE_TOO_LONG, detail))
+        well_formed = [i for i in well_formed if i not in too_long]
 
     lengths = prompt_lengths([rows[i][prompt_key] for i in well_formed], tokenizer, chat_template_kwargs)
     kept: list[int] = []
@@ -150,7 +205,18 @@ def _find_bad(
     return kept, bad
 
 
+def reference_lengths(references: Sequence[str], tokenizer: Any) -> list[int]:
+    """Token count of each reference answer on its own (no special tokens)."""
+    lengths: list[int] = []
+    for start in range(0, len(references), _CHUNK):
+        encoded = tokenizer(list(references[start : start + _CHUNK]), add_special_tokens=False)["input_ids"]
+        lengths.extend(len(ids) for ids in encoded)
+    return lengths
+
+
 def _apply_policy(bad: list[BadRow], total: int, where: str, policy: str) -> None:
+    if total == 0:
+        raise BadDataError(f"{where} holds no training rows")
     if not bad:
         return
     shown = "\n  ".join(str(b) for b in bad[:_SHOWN])
@@ -159,12 +225,14 @@ def _apply_policy(bad: list[BadRow], total: int, where: str, policy: str) -> Non
     summary = f"{len(bad)} of {total} training rows in {where} are bad {counts}:\n  {shown}{more}"
     if policy == "error":
         raise BadDataError(f"{summary}\nFix the data, or set rlpr.bad_prompt_policy=filter to drop such rows.")
+    if len(bad) == total:
+        raise BadDataError(f"no training rows left after dropping the bad ones: {summary}")
     logger.warning("dropping %s", summary)
 
 
-def _check_length(max_prompt_length: int) -> int:
+def _check_length(max_prompt_length: int, name: str = "max_prompt_length") -> int:
     if isinstance(max_prompt_length, bool) or int(max_prompt_length) != max_prompt_length or max_prompt_length < 1:
-        raise ValueError(f"max_prompt_length must be a positive integer, got {max_prompt_length!r}")
+        raise ValueError(f"{name} must be a positive integer, got {max_prompt_length!r}")
     return int(max_prompt_length)
 
 
@@ -177,42 +245,79 @@ def check_rows(
     prompt_key: str = "prompt",
     chat_template_kwargs: Mapping[str, Any] | None = None,
     source: str = "rows",
+    max_reference_length: int | None = None,
 ) -> CheckedRows:
     """Check every row (see the module docstring); raise ``BadDataError`` (policy ``error``) or drop the bad rows.
 
     ``source`` names the rows in messages (a file path); a row is named by its 0-based index in ``rows``.
+    ``max_reference_length`` (tokens; None = no limit) bounds the reference answers.
     """
     check_policy(policy)
     max_prompt_length = _check_length(max_prompt_length)
-    kept, bad = _find_bad(rows, tokenizer, max_prompt_length, prompt_key, chat_template_kwargs, source)
+    if max_reference_length is not None:
+        max_reference_length = _check_length(max_reference_length, "max_reference_length")
+    kept, bad = _find_bad(
+        rows, tokenizer, max_prompt_length, prompt_key, chat_template_kwargs, source, max_reference_length
+    )
     _apply_policy(bad, len(rows), source, policy)
     return CheckedRows(rows=[dict(rows[i]) for i in kept], kept_indices=kept, bad=bad)
 
 
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``.parquet``, ``.jsonl`` or ``.json`` (a list of rows) file as plain Python dicts."""
-    path = Path(path).expanduser()
+def _read_file(path: Path) -> tuple[list[Any], dict[int, str]]:
+    """The rows of a data file and, for ``.jsonl``, the lines that could not be read (row index -> problem).
+
+    A ``.jsonl`` row is a non-blank line; the problem names its line number. A whole-file problem raises
+    ``BadDataError`` naming the file.
+    """
     if not path.exists():
         raise FileNotFoundError(f"data file {path} does not exist")
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist(), {}
+        except Exception as err:  # pyarrow raises several types for a broken file
+            raise BadDataError(f"{path} is not a readable parquet file: {type(err).__name__}: {err}") from err
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path} line {number} is not valid JSON: {err}") from err
-        return rows
+        rows: list[Any] = []
+        unreadable: dict[int, str] = {}
+        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line.decode("utf-8")))
+            except UnicodeDecodeError as err:
+                unreadable[len(rows)] = f"line {number} is not valid UTF-8 ({err.reason} at byte {err.start})"
+                rows.append(None)
+            except json.JSONDecodeError as err:
+                unreadable[len(rows)] = f"line {number} is not valid JSON ({err.msg} at column {err.colno})"
+                rows.append(None)
+        return rows, unreadable
     if path.suffix == ".json":
-        rows = json.loads(path.read_text())
+        try:
+            rows = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as err:
+            raise BadDataError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from err
+        except json.JSONDecodeError as err:
+            where = f"line {err.lineno} column {err.colno}"
+            raise BadDataError(f"{path} is not valid JSON ({err.msg} at {where}; truncated or empty?)") from err
         if not isinstance(rows, list):
-            raise ValueError(f"{path} holds a {type(rows).__name__}, expected a JSON list of rows")
-        return rows
+            raise BadDataError(f"{path} holds a {type(rows).__name__}, expected a JSON list of rows")
+        return rows, {}
     raise ValueError(f"data file {path} has suffix {path.suffix!r}; expected .parquet, .jsonl or .json")
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``.parquet``, ``.jsonl`` or ``.json`` (a list of rows) file as plain Python dicts.
+
+    A file that cannot be read raises ``BadDataError`` naming the file (and the line of a ``.jsonl``).
+    """
+    path = Path(path).expanduser()
+    rows, unreadable = _read_file(path)
+    if unreadable:
+        index = min(unreadable)
+        raise BadDataError(f"{path} {unreadable[index]}")
+    return rows
 
 
 def check_files(
@@ -223,22 +328,36 @@ def check_files(
     *,
     prompt_key: str = "prompt",
     chat_template_kwargs: Mapping[str, Any] | None = None,
+    max_reference_length: int | None = None,
 ) -> CheckedRows:
     """``check_rows`` over the rows of one or several data files (verl's ``data.train_files``), concatenated.
 
     Bad rows are named by file and row; ``kept_indices`` count over the concatenation. Under policy ``error`` all
-    files are checked before the error is raised.
+    files are checked before the error is raised. A file without rows is an error under both policies.
     """
     paths = [str(paths)] if isinstance(paths, str | Path) else [str(p) for p in paths]
     check_policy(policy)
     max_prompt_length = _check_length(max_prompt_length)
+    if max_reference_length is not None:
+        max_reference_length = _check_length(max_reference_length, "max_reference_length")
     rows: list[dict[str, Any]] = []
     kept: list[int] = []
     bad: list[BadRow] = []
     offset = 0
     for path in paths:
-        file_rows = read_rows(path)
-        file_kept, file_bad = _find_bad(file_rows, tokenizer, max_prompt_length, prompt_key, chat_template_kwargs, path)
+        file_rows, unreadable = _read_file(Path(path).expanduser())
+        if not file_rows:
+            raise BadDataError(f"training file {path} holds no rows")
+        file_kept, file_bad = _find_bad(
+            file_rows,
+            tokenizer,
+            max_prompt_length,
+            prompt_key,
+            chat_template_kwargs,
+            path,
+            max_reference_length,
+            unreadable,
+        )
         rows.extend(file_rows[i] for i in file_kept)
         kept.extend(offset + i for i in file_kept)
         bad.extend(file_bad)
@@ -248,16 +367,25 @@ def check_files(
 
 
 def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write rows to a ``.parquet`` (or ``.jsonl``) file, e.g. the filtered training set a run trains on."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    """Write rows to a ``.parquet`` (or ``.jsonl``) file, e.g. the filtered training set a run trains on.
 
-        pq.write_table(pa.Table.from_pylist([dict(r) for r in rows]), path)
-    elif path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    else:
+    Atomic: the rows go to a temporary file in the same folder, which then replaces ``path``.
+    """
+    path = Path(path)
+    if path.suffix not in (".parquet", ".jsonl"):
         raise ValueError(f"cannot write rows to {path}: expected a .parquet or .jsonl path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
+        temporary = Path(tmp.name)
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist([dict(r) for r in rows]), temporary)
+        else:
+            temporary.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
     return path

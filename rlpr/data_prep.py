@@ -19,14 +19,19 @@ Columns read (the datasets' public column names; ``a | b`` means the first of th
 * ``MATH-500`` (HuggingFaceH4/MATH-500, test), ``Minerva`` (math-ai/minervamath, test), ``AIME2024``
   (HuggingFaceH4/aime_2024, train): ``problem | question | Problem``, ``answer | Answer``.
 
-Rows whose question or answer is empty are dropped and counted (``PrepReport.dropped``).
+A file that lacks a column a dataset needs fails before any row is converted, naming every missing column and the
+expected ones (``DATASETS[name].columns``). Rows whose question or answer is empty, that are not objects, or whose
+``options`` are not a list are dropped and counted (``PrepReport.dropped``). The output folder is checked for
+writing before anything is read, and every output file is written atomically.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +48,16 @@ logger = logging.getLogger(__name__)
 TRAIN = "train"
 EMPTY_QUESTION = "empty_question"
 EMPTY_ANSWER = "empty_answer"
+NOT_A_ROW = "not_a_row"
+BAD_OPTIONS = "bad_options"
+
+
+class _Skip(ValueError):
+    """A row that cannot become an item; ``reason`` is the counter it is reported under."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class Item:
 
 
 class _Row:
-    """Column access that names the dataset and its columns when a column is missing."""
+    """Column access by the first of several names (the file's columns are checked up front: ``check_columns``)."""
 
     def __init__(self, dataset: str, row: Mapping[str, Any]):
         self.dataset, self.row = dataset, row
@@ -64,7 +79,7 @@ class _Row:
         for name in names:
             if name in self.row:
                 return self.row[name]
-        raise ValueError(f"{self.dataset} row has none of the columns {list(names)}; it has {sorted(self.row)}")
+        return None
 
 
 def _text(value: Any) -> str:
@@ -76,14 +91,19 @@ def _text(value: Any) -> str:
 
 def _train(row: _Row, index: int, seed: int) -> Item:
     messages = row.get("prompt")
+    messages = messages if isinstance(messages, list | tuple) else []
     users = [m for m in messages if isinstance(m, Mapping) and m.get("role") == "user"]
     question = _text(users[-1].get("content")) if users else ""
-    reward_model = row.get("reward_model") or {}
-    return Item(question, _text(reward_model.get("ground_truth")), "math")
+    reward_model = row.get("reward_model")
+    truth = reward_model.get("ground_truth") if isinstance(reward_model, Mapping) else None
+    return Item(question, _text(truth), "math")
 
 
 def _mmlu_pro(row: _Row, index: int, seed: int) -> Item:
-    question, options = _text(row.get("question")), list(row.get("options"))
+    options = row.get("options")
+    if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options):
+        raise _Skip(BAD_OPTIONS)  # e.g. null, or a string (which would split into one option per character)
+    question, options = _text(row.get("question")), list(options)
     letter = _text(row.get("answer")).upper()
     if question and letter and letter not in OPTION_LETTERS[: len(options)]:
         raise ValueError(f"MMLU-Pro row {index}: answer {letter!r} is not one of its {len(options)} options")
@@ -119,24 +139,53 @@ def _math(row: _Row, index: int, seed: int) -> Item:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Where a dataset lives on the hub by default and how one of its rows becomes an ``Item``."""
+    """Where a dataset lives on the hub by default, the columns it needs and how one of its rows becomes an ``Item``.
+
+    ``columns``: one entry per needed column, each a tuple of the names it may have (the first present is used).
+    """
 
     hub: str
     config: str | None
     split: str
     convert: Callable[[_Row, int, int], Item]
+    columns: tuple[tuple[str, ...], ...]
+
+    def describe_columns(self) -> str:
+        return ", ".join(" | ".join(names) for names in self.columns)
 
 
+_MATH_COLUMNS = (("problem", "question", "Problem"), ("answer", "Answer"))
+_GPQA_COLUMNS = (("Question",), ("Correct Answer",), *((f"Incorrect Answer {i}",) for i in (1, 2, 3)))
 DATASETS: dict[str, DatasetSpec] = {
-    TRAIN: DatasetSpec("openbmb/RLPR-Train-Dataset", None, "train", _train),
-    "MMLU-Pro": DatasetSpec("TIGER-Lab/MMLU-Pro", None, "test", _mmlu_pro),
-    "GPQA-diamond": DatasetSpec("Idavidrein/gpqa", "gpqa_diamond", "train", _gpqa),
-    "TheoremQA": DatasetSpec("TIGER-Lab/TheoremQA", None, "test", _theoremqa),
-    "WebInstruct-verified": DatasetSpec("TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct),
-    "MATH-500": DatasetSpec("HuggingFaceH4/MATH-500", None, "test", _math),
-    "Minerva": DatasetSpec("math-ai/minervamath", None, "test", _math),
-    "AIME2024": DatasetSpec("HuggingFaceH4/aime_2024", None, "train", _math),
+    TRAIN: DatasetSpec("openbmb/RLPR-Train-Dataset", None, "train", _train, (("prompt",), ("reward_model",))),
+    "MMLU-Pro": DatasetSpec("TIGER-Lab/MMLU-Pro", None, "test", _mmlu_pro, (("question",), ("options",), ("answer",))),
+    "GPQA-diamond": DatasetSpec("Idavidrein/gpqa", "gpqa_diamond", "train", _gpqa, _GPQA_COLUMNS),
+    "TheoremQA": DatasetSpec(
+        "TIGER-Lab/TheoremQA", None, "test", _theoremqa, (("Question",), ("Answer",), ("Answer_type",))
+    ),
+    "WebInstruct-verified": DatasetSpec(
+        "TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct, (("question",), ("answer",), ("answer_type",))
+    ),
+    "MATH-500": DatasetSpec("HuggingFaceH4/MATH-500", None, "test", _math, _MATH_COLUMNS),
+    "Minerva": DatasetSpec("math-ai/minervamath", None, "test", _math, _MATH_COLUMNS),
+    "AIME2024": DatasetSpec("HuggingFaceH4/aime_2024", None, "train", _math, _MATH_COLUMNS),
 }
+
+
+def check_columns(dataset: str, rows: Sequence[Any], source: str = "") -> None:
+    """Raise ``ValueError`` naming EVERY column ``dataset`` needs that no row of ``rows`` has, and the expected ones."""
+    present: set[str] = set()
+    for row in rows:
+        if isinstance(row, Mapping):
+            present.update(row)
+    spec = DATASETS[dataset]
+    missing = [" | ".join(names) for names in spec.columns if not present.intersection(names)]
+    if missing:
+        where = f" ({source})" if source else ""
+        raise ValueError(
+            f"{dataset} data{where} lacks the columns {missing}; {dataset} needs: {spec.describe_columns()}; "
+            f"the file has: {sorted(present)}"
+        )
 
 
 @dataclass
@@ -188,8 +237,16 @@ def prepare_rows(
     spec = DATASETS[dataset]
     dropped: Counter[str] = Counter()
     kept: list[tuple[int, Mapping[str, Any], Item]] = []
+    check_columns(dataset, rows, source)
     for index, raw in enumerate(rows):
-        item = spec.convert(_Row(dataset, raw), index, seed)
+        if not isinstance(raw, Mapping):
+            dropped[NOT_A_ROW] += 1
+            continue
+        try:
+            item = spec.convert(_Row(dataset, raw), index, seed)
+        except _Skip as skip:
+            dropped[skip.reason] += 1
+            continue
         if not item.question:
             dropped[EMPTY_QUESTION] += 1
         elif not item.answer:
@@ -250,6 +307,7 @@ def prepare_file(
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    check_output(output)
     spec = DATASETS[dataset]
     source = source or spec.hub
     split = split or spec.split
@@ -260,5 +318,28 @@ def prepare_file(
     if not out:
         raise ValueError(f"{dataset} from {source}: no usable rows (dropped {report.dropped} of {report.rows_in})")
     output = write_rows(out, output)
-    Path(f"{output}.report.json").write_text(json.dumps(asdict(report), indent=2) + "\n")
+    write_text_atomic(Path(f"{output}.report.json"), json.dumps(asdict(report), indent=2) + "\n")
     return report
+
+
+def check_output(output: str | Path) -> Path:
+    """``output`` must be a ``.parquet`` path in a folder this process can write: checked before any work is done."""
+    output = Path(output).expanduser()
+    if output.suffix != ".parquet":
+        raise ValueError(f"output {output} must be a .parquet file")
+    if output.is_dir():
+        raise ValueError(f"output {output} is a directory, expected a .parquet file")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output.parent):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write the output {output}: {err}") from err
+    return output
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file next to ``path``, then move it over ``path``."""
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)

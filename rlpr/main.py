@@ -100,6 +100,7 @@ def check_training_data(config: DictConfig, tokenizer) -> list[str]:
     writes the kept rows to ``<trainer.default_local_dir>/rlpr_data/train_checked.parquet`` to train on.
     """
     from rlpr.data_checks import check_files, write_rows
+    from rlpr.trainer import scoring_config_from
 
     files = config.data.train_files
     files = [files] if isinstance(files, str) else list(files)
@@ -110,6 +111,7 @@ def check_training_data(config: DictConfig, tokenizer) -> list[str]:
         config.rlpr.bad_prompt_policy,
         prompt_key=config.data.prompt_key,
         chat_template_kwargs=config.data.get("apply_chat_template_kwargs") or {},
+        max_reference_length=scoring_config_from(config).max_scoring_length,
     )
     if not checked.bad:
         return files

@@ -16,17 +16,37 @@ Grading by answer type (``extra_info["answer_type"]``, else the benchmark's defa
 
 When a judge is configured, answers that the rules reject are sent to it (multiple-choice answers never are: a letter
 needs no judge).
+
+Bounds. Every answer parser here is linear in the response length. math-verify (the only step whose cost is not
+bounded by the text length) runs in child processes (``python -m rlpr.validation``), each grading bounded by a
+wall-clock deadline (``grade_timeout`` seconds): a grading past it is abandoned, its process killed, and the sample is
+counted in ``grade_timeout`` (the rule verdict is then "not verified"). This works on any thread; verl runs the reward
+in a Ray async actor whose event loop is not the main thread, where math-verify's own SIGALRM timeout cannot be used.
+
+Training rollouts. verl streams ``reward.custom_reward_function`` over training rollouts as well as validation ones
+(``AgentLoopWorker._compute_score`` in verl/experimental/agent_loop/agent_loop.py sends every rollout to the reward
+loop, and nothing of ``meta_info["validate"]`` reaches ``compute_score``; only the row's ``extra_info`` does). RLPR
+replaces that score with its own reward, so the trainer marks its training rows (``mark_training_rollouts``) and
+``compute_score`` returns at once for them (``graded`` = 0), doing no grading or judge call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import math
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
@@ -109,7 +129,8 @@ _TEXT_WRAPPER = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 _BARE_LETTER = re.compile(r"\(?([A-Ja-j])\)?[.:)]?")  # "B", "(b)", "B.", "B)"
 _LETTER_PATTERNS = (
     re.compile(r"^\(?([A-J])[.:)]\s"),  # "B) the option text"
-    re.compile(r"(?i:\banswer\b)[^A-Za-z]*(?i:is)?[\s:]*\(?([A-J])\b"),  # "the answer is (B)"
+    # "the answer is (B)"; the runs of non-letters around "is" cannot trade characters, so matching stays linear
+    re.compile(r"(?i:\banswer\b)[^A-Za-z]*(?:(?i:is)[^A-Za-z]*)?([A-J])\b"),
     re.compile(r"(?i:\boption)\s*\(?([A-J])\b"),  # "option B"
 )
 
@@ -145,24 +166,140 @@ def choice_letter(text: str, options: Sequence[str] | None = None) -> str | None
 
 
 def _math_verify_equal(reference: str, answer: str) -> bool:
+    # No timeout here (math-verify's is SIGALRM-based): the caller bounds the whole call (``_MathVerifyPool``).
     from math_verify import parse, verify
-
-    # math-verify times out with SIGALRM, which only the main thread may set: elsewhere run without a timeout.
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
 
     def boxed(s: str) -> str:
         s = s.strip().strip("$")
         return s if "\\boxed" in s else f"\\boxed{{{s}}}"
 
-    gold = parse(boxed(reference), parsing_timeout=timeout)
-    pred = parse(boxed(answer), parsing_timeout=timeout)
-    return bool(gold and pred and verify(gold, pred, timeout_seconds=timeout))
+    gold = parse(boxed(reference), parsing_timeout=None)
+    pred = parse(boxed(answer), parsing_timeout=None)
+    return bool(gold and pred and verify(gold, pred, timeout_seconds=None))
 
 
-def rule_grade(answer: str, reference: str, answer_type: str, options: Sequence[str] | None = None) -> bool:
+DEFAULT_GRADE_TIMEOUT_S = 10.0
+_STARTUP_TIMEOUT_S = 300.0
+_GRADER_PROCESSES = max(1, min(4, (os.cpu_count() or 1) // 2))
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+
+
+class GradingTimeout(TimeoutError):
+    """A math-verify grading that did not finish within its wall-clock deadline (its process was killed)."""
+
+
+class _MathVerifyProcess:
+    """A child process (``python -m rlpr.validation``) answering math-verify questions one at a time, JSON lines."""
+
+    def __init__(self) -> None:
+        path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "rlpr.validation"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        if self._reply(_STARTUP_TIMEOUT_S) != "ready":
+            self.kill()
+            raise RuntimeError("the math-verify grader process did not start (see its stderr above)")
+
+    def equal(self, reference: str, answer: str, timeout_s: float) -> bool:
+        self.proc.stdin.write(json.dumps([reference, answer]).encode() + b"\n")
+        self.proc.stdin.flush()
+        reply = self._reply(timeout_s)
+        if isinstance(reply, dict):
+            raise RuntimeError(f"math-verify failed on {answer[:200]!r} vs {reference[:200]!r}: {reply['error']}")
+        return bool(reply)
+
+    def _reply(self, timeout_s: float) -> Any:
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        if not ready:
+            raise GradingTimeout(f"math-verify took longer than {timeout_s} s")
+        line = self.proc.stdout.readline()
+        if not line:
+            raise GradingTimeout(f"the math-verify process exited (code {self.proc.poll()})")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+class _MathVerifyPool:
+    """At most ``size`` grader processes; each grading takes an idle one (or starts one) and returns it after."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._idle: list[_MathVerifyProcess] = []
+        self.pid = os.getpid()
+
+    def equal(self, reference: str, answer: str, timeout_s: float) -> bool:
+        with self._slots:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else None
+            if worker is None or worker.proc.poll() is not None:
+                worker = _MathVerifyProcess()
+            try:
+                result = worker.equal(reference, answer, timeout_s)
+            except BaseException:
+                worker.kill()
+                raise
+            with self._lock:
+                self._idle.append(worker)
+            return result
+
+
+_POOL: _MathVerifyPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def math_verify_equal(reference: str, answer: str, timeout_s: float = DEFAULT_GRADE_TIMEOUT_S) -> bool:
+    """math-verify equivalence of ``answer`` and ``reference``, computed in a grader process.
+
+    Raises ``GradingTimeout`` when it takes longer than ``timeout_s`` seconds (wall clock; any thread may call this).
+    """
+    if not timeout_s > 0:
+        raise ValueError(f"grade timeout must be positive, got {timeout_s!r}")
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL.pid != os.getpid():  # a forked child must not share its parent's pipes
+            _POOL = _MathVerifyPool(_GRADER_PROCESSES)
+        pool = _POOL
+    return pool.equal(reference, answer, timeout_s)
+
+
+def _serve_math_verify() -> None:
+    """The grader process: read ``[reference, answer]`` lines on stdin, write the verdict (JSON) on stdout."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever a library prints goes to stderr, not the protocol
+    import math_verify  # noqa: F401  (import before "ready": it takes a few seconds)
+
+    logging.getLogger("math_verify").setLevel(logging.ERROR)  # "timeout disabled": this process is the timeout
+    replies.write('"ready"\n')
+    replies.flush()
+    for line in sys.stdin:
+        reference, answer = json.loads(line)
+        try:
+            reply: Any = _math_verify_equal(reference, answer)
+        except Exception as exc:  # math-verify returns False on its own errors; anything else is reported
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def rule_grade(
+    answer: str,
+    reference: str,
+    answer_type: str,
+    options: Sequence[str] | None = None,
+    *,
+    timeout_s: float = DEFAULT_GRADE_TIMEOUT_S,
+) -> bool:
     """Whether ``answer`` matches ``reference`` under the rules of ``answer_type`` (see the module docstring).
 
-    ``options`` (multiple choice only) are the option texts in letter order.
+    ``options`` (multiple choice only) are the option texts in letter order. The math-verify step is bounded by
+    ``timeout_s`` seconds of wall clock; past it, ``GradingTimeout`` is raised.
     """
     if answer_type not in ANSWER_TYPES:
         raise ValueError(f"unknown answer_type {answer_type!r}; expected one of {ANSWER_TYPES}")
@@ -173,7 +310,7 @@ def rule_grade(answer: str, reference: str, answer_type: str, options: Sequence[
         return choice_letter(answer, options) == gold
     if normalize_text(answer) == normalize_text(reference):
         return True
-    return answer_type == "math" and _math_verify_equal(reference, answer)
+    return answer_type == "math" and math_verify_equal(reference, answer, timeout_s)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -189,6 +326,7 @@ class Grade:
     format: float
     judge_used: float
     judge_failed: float
+    grade_timeout: float = 0.0
 
     def reward_dict(self) -> dict[str, float]:
         """verl's per-sample result: ``score`` and the extra keys, identical for every sample."""
@@ -199,7 +337,31 @@ class Grade:
             "has_answer": float(self.prediction is not None),
             "judge_used": self.judge_used,
             "judge_failed": self.judge_failed,
+            "grade_timeout": self.grade_timeout,
+            "graded": 1.0,
         }
+
+
+# What compute_score returns for a training rollout: the same keys, nothing graded.
+NOT_GRADED = {**Grade(None, 0.0, 0.0, 0.0, 0.0).reward_dict(), "graded": 0.0}
+TRAINING_ROLLOUT = "rlpr_training_rollout"
+"""``extra_info`` key that marks a training row: ``compute_score`` does not grade it (see the module docstring)."""
+
+
+def mark_training_rollouts(batch: Any) -> None:
+    """Set ``extra_info[TRAINING_ROLLOUT] = True`` on every row of a verl ``DataProto`` (new dicts, in place).
+
+    Call it on the prompt batch before generating a training round, so that verl's streamed
+    ``reward.custom_reward_function`` (``compute_score``) skips those rollouts.
+    """
+    import numpy as np
+
+    rows = batch.non_tensor_batch.get("extra_info")
+    marked = np.empty(len(batch), dtype=object)
+    for i in range(len(batch)):
+        given = rows[i] if rows is not None else None
+        marked[i] = {**(given or {}), TRAINING_ROLLOUT: True}
+    batch.non_tensor_batch["extra_info"] = marked
 
 
 def answer_type_of(data_source: str, extra_info: Mapping[str, Any] | None) -> str:
@@ -221,10 +383,13 @@ async def grade_response(
     *,
     format_mode: str = "R1",
     judge: LLMJudge | None = None,
+    grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
 ) -> Grade:
     """Extract, rule-grade, and (when ``judge`` is given and the rules say no) ask the judge.
 
-    A judge failure is counted in ``judge_failed`` and logged; the rule verdict then stands.
+    The rule grading runs in a worker thread (math-verify in a grader process, at most ``grade_timeout`` seconds), so
+    the event loop stays free. A grading past its deadline counts in ``grade_timeout`` and is "not verified" by the
+    rules; a judge failure is counted in ``judge_failed`` and logged; the rule verdict then stands.
     """
     if not isinstance(reference, str):
         raise ValueError(f"ground_truth of {data_source!r} must be a str, got {type(reference).__name__}")
@@ -234,9 +399,15 @@ async def grade_response(
     if prediction is None:
         return Grade(None, 0.0, fmt, 0.0, 0.0)
     options = parse_options((extra_info or {}).get("question") or "") if answer_type == "choice" else None
-    correct = rule_grade(prediction, reference, answer_type, options)
+    timed_out = 0.0
+    grade = partial(rule_grade, prediction, reference, answer_type, options, timeout_s=grade_timeout)
+    try:
+        correct = await asyncio.get_running_loop().run_in_executor(None, grade)
+    except GradingTimeout as exc:
+        logger.warning("rule grading of a %s sample abandoned (counted in grade_timeout): %s", data_source, exc)
+        correct, timed_out = False, 1.0
     if correct or judge is None or answer_type == "choice":
-        return Grade(prediction, float(correct), fmt, 0.0, 0.0)
+        return Grade(prediction, float(correct), fmt, 0.0, 0.0, timed_out)
     question = (extra_info or {}).get("question")
     if not isinstance(question, str) or not question:
         raise ValueError(f"the LLM judge needs extra_info['question'] (a non-empty str) for {data_source!r} rows")
@@ -244,8 +415,8 @@ async def grade_response(
         correct = await judge.judge(question, reference, prediction)
     except JudgeError as exc:
         logger.warning("judge failed on a %s sample; keeping the rule verdict: %s", data_source, exc)
-        return Grade(prediction, 0.0, fmt, 1.0, 1.0)
-    return Grade(prediction, float(correct), fmt, 1.0, 0.0)
+        return Grade(prediction, 0.0, fmt, 1.0, 1.0, timed_out)
+    return Grade(prediction, float(correct), fmt, 1.0, 0.0, timed_out)
 
 
 def judge_from_kwargs(
@@ -288,25 +459,35 @@ async def compute_score(
     judge_timeout: float = 60.0,
     judge_retries: int = 2,
     judge_sources: Sequence[str] | None = None,
+    grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
     **verl_kwargs: Any,
 ) -> dict[str, float]:
-    """verl's custom reward for validation: ``score`` = ``acc`` in {0, 1}, plus the extra keys of ``Grade``.
+    """verl's custom reward for validation: ``score`` = ``acc`` in {0, 1}, plus the extra keys of ``Grade`` and
+    ``graded`` (0.0 for a training rollout, marked by ``mark_training_rollouts``, which is returned ungraded).
 
     Configure through ``reward.custom_reward_function.reward_kwargs``: ``format_mode`` (``R1`` | ``R1_nothink``, for
-    the ``format`` key) and the judge (``judge_base_url`` e.g. ``http://host:8000/v1``, ``judge_model``,
-    ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds, ``judge_retries``; ``judge_sources`` limits
-    the judge to those data sources).
+    the ``format`` key), ``grade_timeout`` (seconds of wall clock for math-verify per sample) and the judge
+    (``judge_base_url`` e.g. ``http://host:8000/v1``, ``judge_model``, ``judge_api_key``, ``judge_concurrency``,
+    ``judge_timeout`` seconds, ``judge_retries``; ``judge_sources`` limits the judge to those data sources).
     """
     unknown = set(verl_kwargs) - _VERL_KWARGS
     if unknown:
         raise TypeError(f"compute_score got unknown keyword arguments {sorted(unknown)}")
+    if (extra_info or {}).get(TRAINING_ROLLOUT):
+        return dict(NOT_GRADED)
     judge = None
     if judge_sources is None or data_source in judge_sources:
         judge = judge_from_kwargs(
             judge_base_url, judge_model, judge_api_key, judge_concurrency, judge_timeout, judge_retries
         )
     grade = await grade_response(
-        data_source, solution_str, ground_truth, extra_info, format_mode=format_mode, judge=judge
+        data_source,
+        solution_str,
+        ground_truth,
+        extra_info,
+        format_mode=format_mode,
+        judge=judge,
+        grade_timeout=float(grade_timeout),
     )
     return grade.reward_dict()
 
@@ -348,3 +529,7 @@ def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix:
         if by_domain[group]:
             metrics[f"{prefix}/{group}/avg"] = sum(by_domain[group]) / len(by_domain[group])
     return metrics
+
+
+if __name__ == "__main__":
+    _serve_math_verify()

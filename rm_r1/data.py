@@ -2,7 +2,8 @@
 split, verl RL rows (judge prompt + label) and verl SFT rows (judge prompt + teacher trace), and the prompt budget.
 
 Every converter either returns a ``PreferencePair`` or raises ``SkippedRow`` with a short reason; the caller counts
-the reasons per source. Problems that make a whole source unusable (a missing column) raise ``ValueError``.
+the reasons per source. Problems that make a whole source unusable (missing columns, all named at once; a file that
+is not valid JSON/UTF-8/parquet, named with its line) raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -63,9 +64,20 @@ class PreferencePair:
 
 
 def require_columns(column_names: Iterable[str], required: Sequence[str], where: str) -> None:
-    missing = [c for c in required if c not in set(column_names)]
+    """Raise ``ValueError`` naming every column of ``required`` that ``column_names`` lacks, and the expected ones."""
+    column_names = set(column_names)
+    missing = [c for c in required if c not in column_names]
     if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; it has {sorted(column_names)}")
+        raise ValueError(
+            f"{where}: missing columns {missing}; expected the columns {list(required)}; it has {sorted(column_names)}"
+        )
+
+
+def column_names(table: Any) -> list[str]:
+    """The columns of a ``datasets.Dataset`` or of a list of rows (every key that some row has)."""
+    if hasattr(table, "column_names"):
+        return list(table.column_names)
+    return sorted({key for row in table if isinstance(row, dict) for key in row})
 
 
 def _checked_pair(source: str, index: int, context: Any, chosen: Any, rejected: Any,
@@ -91,8 +103,10 @@ def skywork_pair(row: dict[str, Any], index: int) -> PreferencePair:
     origin = row.get("source") or ""
     if origin == SKYWORK_DROPPED_ORIGIN:
         raise SkippedRow(f"origin {SKYWORK_DROPPED_ORIGIN}")
-    chosen, rejected = row["chosen"], row["rejected"]
+    chosen, rejected = row.get("chosen"), row.get("rejected")
     if not isinstance(chosen, list) or not isinstance(rejected, list) or not chosen or not rejected:
+        raise SkippedRow("malformed conversation")
+    if not all(isinstance(m, dict) for m in chosen + rejected):  # e.g. a null message
         raise SkippedRow("malformed conversation")
     last_chosen, last_rejected = chosen[-1], rejected[-1]
     if not all(isinstance(m, dict) and m.get("role") == "assistant" for m in (last_chosen, last_rejected)):
@@ -105,19 +119,19 @@ def skywork_pair(row: dict[str, Any], index: int) -> PreferencePair:
 
 def code_preference_pair(row: dict[str, Any], index: int) -> PreferencePair:
     """Code-Preference-Pairs: ``input`` (the question), ``accepted``, ``rejected``."""
-    return _checked_pair(CODE_PREFERENCE, index, row["input"], row["accepted"], row["rejected"])
+    return _checked_pair(CODE_PREFERENCE, index, row.get("input"), row.get("accepted"), row.get("rejected"))
 
 
 def math_step_pair(row: dict[str, Any], index: int) -> PreferencePair:
     """Math-Step-DPO-10K: the compared replies are ``initial_reason_steps`` + ``full_chosen`` and
     ``initial_reason_steps`` + ``full_rejected``."""
-    steps = row["initial_reason_steps"]
+    steps = row.get("initial_reason_steps")
     if not isinstance(steps, str):
         raise SkippedRow("reply is not a string")
-    full_chosen, full_rejected = row["full_chosen"], row["full_rejected"]
+    full_chosen, full_rejected = row.get("full_chosen"), row.get("full_rejected")
     if not isinstance(full_chosen, str) or not isinstance(full_rejected, str):
         raise SkippedRow("reply is not a string")
-    return _checked_pair(MATH_STEP_DPO, index, row["prompt"], steps + full_chosen, steps + full_rejected,
+    return _checked_pair(MATH_STEP_DPO, index, row.get("prompt"), steps + full_chosen, steps + full_rejected,
                          row.get("dataset") or "")
 
 
@@ -136,16 +150,21 @@ SOURCES: dict[str, SourceSpec] = {
 }
 
 
-def load_table(name_or_path: str, split: str = "train"):
-    """A ``datasets.Dataset`` from a local parquet/json/jsonl file or a hub dataset name."""
-    import datasets
-
+def load_table(name_or_path: str, split: str = "train") -> Any:
+    """The rows of a local parquet/json/jsonl file (a list of dicts; a broken or empty file is a ``ValueError``
+    naming it, and the line of a ``.jsonl``), or a hub dataset (a ``datasets.Dataset``)."""
     path = Path(name_or_path)
     if path.suffix in (".parquet", ".json", ".jsonl"):
         if not path.is_file():
             raise ValueError(f"data file {name_or_path!r} does not exist")
-        builder = "parquet" if path.suffix == ".parquet" else "json"
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
+        from rlpr.data_checks import read_rows  # the one reader of local row files
+
+        rows = read_rows(path)
+        if not rows:
+            raise ValueError(f"data file {name_or_path!r} holds no rows")
+        return rows
+    import datasets
+
     return datasets.load_dataset(name_or_path, split=split)
 
 
@@ -183,6 +202,8 @@ def convert(rows: Iterable[tuple[int, dict[str, Any]]], source: str, report: Rep
     pairs = []
     for index, row in rows:
         try:
+            if not isinstance(row, dict):
+                raise SkippedRow("row is not an object")
             pairs.append(spec.to_pair(row, index))
         except SkippedRow as skipped:
             report.skip(spec.hub_name, skipped.reason, index)
@@ -191,15 +212,18 @@ def convert(rows: Iterable[tuple[int, dict[str, Any]]], source: str, report: Rep
 
 
 def held_out(count: int, val_size: float, seed: int) -> set[int]:
-    """The indices (into ``count`` pairs) of the validation split: ``val_size`` pairs if >= 1, else that fraction,
-    drawn with ``seed``."""
+    """The indices (into ``count`` pairs) of the validation split: ``val_size`` pairs if >= 1, else that fraction
+    (at least one pair when ``val_size`` > 0), drawn with ``seed``. ``val_size`` 0 holds none out."""
     if val_size < 0 or (val_size >= 1 and val_size != int(val_size)):
         raise ValueError(f"val_size must be a fraction in [0, 1) or a whole number of pairs, got {val_size}")
-    size = int(val_size) if val_size >= 1 else round(val_size * count)
-    if size >= count > 0:
-        raise ValueError(f"val_size {val_size} leaves no training pairs out of {count}")
-    if count == 0:
+    if count == 0 or val_size == 0:
         return set()
+    if count < 2:
+        raise ValueError(f"val_size {val_size} needs at least 2 pairs (one to hold out), got {count}; "
+                         "use --val-size 0 for no validation split")
+    size = int(val_size) if val_size >= 1 else max(1, round(val_size * count))
+    if size >= count:
+        raise ValueError(f"val_size {val_size} leaves no training pairs out of {count}")
     return set(random.Random(seed).sample(range(count), size))
 
 

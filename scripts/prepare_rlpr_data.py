@@ -7,7 +7,8 @@ Examples::
     python scripts/prepare_rlpr_data.py --dataset benchmarks --output data/rlpr/eval --format R1_nothink
     python scripts/prepare_rlpr_data.py --dataset MATH-500 --source ./math500.jsonl --output data/rlpr/eval
 
-``--output`` is a file (``.parquet``) or a directory, where files get the paper's names (``MATH-500_Avg2.parquet``).
+``--output`` is a ``.parquet`` file, or a directory (a path without a suffix, or an existing directory) where files
+get the paper's names (``MATH-500_Avg2.parquet``). It is checked for writing before any data is read.
 """
 
 from __future__ import annotations
@@ -19,14 +20,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.data_prep import DATASETS, default_file_name, prepare_file
+from rlpr.data_prep import DATASETS, check_output, default_file_name, prepare_file
 from rlpr.validation import BENCHMARKS
 
 ALL_BENCHMARKS = "benchmarks"
 
 
+def columns_help() -> str:
+    """The input columns each dataset needs (``a | b``: the first of them the file has)."""
+    lines = [f"  {name:<21} {spec.describe_columns()}" for name, spec in DATASETS.items()]
+    return "input columns each --dataset needs (a | b: either name):\n" + "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=columns_help(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dataset", required=True, choices=[*DATASETS, ALL_BENCHMARKS])
     parser.add_argument("--output", required=True, help="output .parquet file, or a directory")
     parser.add_argument("--source", help="hub dataset name or local .parquet/.jsonl/.json (default: the hub name)")
@@ -37,8 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-questions", type=int, help="keep a seeded random subset of this many questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and of GPQA's option shuffle")
     args = parser.parse_args(argv)
-    if args.dataset == ALL_BENCHMARKS and (args.source or Path(args.output).suffix):
+    output = Path(args.output)
+    if args.dataset == ALL_BENCHMARKS and (args.source or output.suffix == ".parquet"):
         parser.error(f"--dataset {ALL_BENCHMARKS} reads every benchmark from the hub into an --output directory")
+    if output.suffix not in ("", ".parquet") and not output.is_dir():
+        parser.error(f"--output {args.output}: expected a .parquet file or a directory (a name without a suffix)")
     return args
 
 
@@ -47,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     names = list(BENCHMARKS) if args.dataset == ALL_BENCHMARKS else [args.dataset]
     output = Path(args.output)
-    for name in names:
-        target = output if output.suffix == ".parquet" else output / default_file_name(name)
+    targets = {name: output if output.suffix == ".parquet" else output / default_file_name(name) for name in names}
+    for target in targets.values():
+        check_output(target)  # before any download or conversion
+    for name, target in targets.items():
         report = prepare_file(
             name,
             target,

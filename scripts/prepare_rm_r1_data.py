@@ -8,13 +8,19 @@ the budget dropped -> ``train.parquet`` and a held-out ``val.parquet`` (verl RL 
 SFT (``--sft FILE``): distillation rows (``conversation``, ``reply_a``, ``reply_b``, ``trace`` ending in the verdict,
 ``label``) -> ``train.parquet`` / ``val.parquet`` with a ``messages`` column for verl's SFT trainer.
 
+``--val-size`` > 0 holds out at least one pair (an error with fewer than 2 pairs); ``--val-size 0`` writes no
+``val.parquet`` and removes one left by an earlier run. ``--output-dir`` is checked for writing before any work;
+both files are written atomically. Bad rows are skipped and counted per reason in the printed summary.
+
     python scripts/prepare_rm_r1_data.py --tokenizer Qwen/Qwen2.5-7B-Instruct --family instruct --output-dir data/rm_r1
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from rm_r1.data import (
     Report,
     SkippedRow,
     code_selection,
+    column_names,
     convert,
     held_out,
     load_table,
@@ -41,8 +48,17 @@ from rm_r1.data import (
 from rm_r1.prompts import FAMILIES, load_prompt
 
 
+def columns_help() -> str:
+    """The input columns each source needs."""
+    lines = [f"  --{name:<8} {', '.join(spec.columns)}" for name, spec in SOURCES.items()]
+    lines.append(f"  --sft      {', '.join(SFT_COLUMNS)}")
+    return "input columns each source needs (hub name or local file):\n" + "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, epilog=columns_help(), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output-dir", required=True, help="where train.parquet and val.parquet are written")
     parser.add_argument("--tokenizer", required=True, help="tokenizer (path or hub name) whose chat template renders "
                         "the prompts; use the model you train")
@@ -57,7 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the A/B orders and of the held-out split")
     parser.add_argument("--both-orders", action="store_true", help="every pair twice, chosen as A and as B")
     parser.add_argument("--val-size", type=float, default=0.01,
-                        help="held-out pairs: a fraction (< 1) or a count (default: %(default)s)")
+                        help="held-out pairs: a fraction (< 1, at least one pair) or a count; 0 for none "
+                        "(default: %(default)s)")
     parser.add_argument("--prompt-budget", type=int, default=PROMPT_BUDGET,
                         help="drop prompts longer than this many tokens (default: %(default)s)")
     parser.add_argument("--sft", default=None, metavar="FILE",
@@ -73,9 +90,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> None:
+    """Atomically: a temporary file in the same folder, then renamed over ``path``."""
     import datasets
 
-    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
+        temporary = Path(tmp.name)
+    try:
+        datasets.Dataset.from_list(rows).to_parquet(str(temporary))
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _check_output_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise ValueError(f"cannot write to --output-dir {path}: {err}") from err
 
 
 def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
@@ -83,7 +116,7 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
     for name in args.sources:
         spec = SOURCES[name]
         table = load_table(getattr(args, name))
-        require_columns(table.column_names, spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
+        require_columns(column_names(table), spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
         rows = ((i, table[i]) for i in code_selection(len(table))) if name == "code" else enumerate(table)
         pairs.extend(convert(tqdm(rows, desc=f"reading {spec.hub_name}", unit="row"), name, report))
     val = held_out(len(pairs), args.val_size, args.seed)
@@ -100,10 +133,12 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
 
 def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
     table = load_table(args.sft)
-    require_columns(table.column_names, SFT_COLUMNS, f"SFT data ({args.sft})")
+    require_columns(column_names(table), SFT_COLUMNS, f"SFT data ({args.sft})")
     rows = []
     for index, row in enumerate(tqdm(table, desc="reading distillation rows", unit="row")):
         try:
+            if not isinstance(row, dict) or not all(c in row for c in SFT_COLUMNS):
+                raise SkippedRow("row is not an object with every column")
             rows.append(sft_row(row, index, args.family, args.prompt_file))
         except SkippedRow as skipped:
             report.skip(args.sft, skipped.reason, index)
@@ -139,6 +174,8 @@ def main(argv: list[str] | None = None, tokenizer=None) -> Report:
     """Run the preparation; ``tokenizer`` overrides ``--tokenizer`` (tests pass one already loaded)."""
     args = parse_args(argv)
     load_prompt(args.family, args.prompt_file)  # a bad prompt file fails here, before any data is read
+    out = Path(args.output_dir)
+    _check_output_dir(out)  # and an unwritable output folder too
     if tokenizer is None:
         from transformers import AutoTokenizer
 
@@ -148,12 +185,17 @@ def main(argv: list[str] | None = None, tokenizer=None) -> Report:
     print(_summary(report, splits))
     if not splits["train"]:
         raise ValueError("no training rows left; see the counts above")
-    out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if args.val_size > 0 and not splits["val"]:
+        raise ValueError("every held-out validation row was dropped (see the counts above); raise --val-size or "
+                         "--prompt-budget, or pass --val-size 0 for no validation split")
     for split, rows in splits.items():
         report.rows[split] = len(rows)
+        path = out / f"{split}.parquet"
         if rows:
-            _write(rows, out / f"{split}.parquet")
+            _write(rows, path)
+        elif path.exists():  # --val-size 0: a val.parquet of an earlier run would overlap this train split
+            path.unlink()
+            print(f"removed {path} of an earlier run (no validation split now)")
     return report
 
 

@@ -135,3 +135,28 @@ def test_missing_raw_prompt_is_named(grpo_config, model):
     batch.non_tensor_batch.pop("raw_prompt")
     with pytest.raises(ValueError, match="raw_prompt"):
         make_manager(grpo_config, model, with_rewards=False).generate_sequences(batch)
+
+
+def test_rewards_are_called_as_the_ray_reward_loop_calls_them(grpo_config, model):
+    # verl's RewardLoopWorker is a Ray async actor: its event loop runs in a thread that is not the main thread.
+    config = copy.deepcopy(grpo_config)
+    config.reward.custom_reward_function.name = "where_am_i"
+    out = make_manager(config, model).generate_sequences(gen_batch())
+    assert out.non_tensor_batch["main_thread"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_rlpr_grader_skips_marked_training_rollouts_through_the_reward_loop(grpo_config, model):
+    from rlpr.validation import NOT_GRADED, mark_training_rollouts
+
+    config = copy.deepcopy(grpo_config)
+    config.reward.custom_reward_function.path = "pkg://rlpr.validation"
+    config.reward.custom_reward_function.name = "compute_score"
+    manager = make_manager(config, model)
+    training = gen_batch()
+    mark_training_rollouts(training)
+    out = manager.generate_sequences(training)
+    assert out.non_tensor_batch["graded"].tolist() == [0.0, 0.0, 0.0]
+    assert out.meta_info["reward_extra_keys"] == list(NOT_GRADED)
+    assert out.batch["rm_scores"].abs().sum() == 0
+    validation = manager.generate_sequences(gen_batch(validate=True))  # unmarked rows are graded
+    assert validation.non_tensor_batch["graded"].tolist() == [1.0, 1.0, 1.0]

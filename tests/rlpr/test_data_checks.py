@@ -113,16 +113,19 @@ def test_error_policy_raises_naming_the_rows(rows, small_tokenizer):
 
 
 def test_blank_messages_and_string_prompts(small_tokenizer):
+    # a plain-string prompt passed this check before, then crashed the r' pass (it needs chat messages)
     blank = row(question="  ")
     blank["prompt"] = [{"role": "user", "content": " \n"}]
     string_prompt = {**row(), "prompt": "What is 2 + 2?"}
     malformed = {**row(), "prompt": [{"content": "no role"}]}
-    checked = check_rows([blank, string_prompt, malformed, {**row(), "prompt": ""}], small_tokenizer, 4096, "filter")
-    assert checked.kept_indices == [1]
+    rows = [blank, string_prompt, malformed, {**row(), "prompt": ""}, row()]
+    checked = check_rows(rows, small_tokenizer, 4096, "filter")
+    assert checked.kept_indices == [4]
     details = {b.index: b.detail for b in checked.bad}
     assert details[0] == "every message of prompt has blank content"
+    assert details[1].startswith("prompt is a string 'What is 2 + 2?', expected a list of chat messages")
     assert "prompt[0] is {'content': 'no role'}" in details[2]
-    assert details[3] == "prompt is a blank string"
+    assert details[3].startswith("prompt is a string ''")
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
@@ -151,3 +154,78 @@ def test_bad_arguments_and_files(tmp_path, small_tokenizer):
     (tmp_path / "rows.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="suffix '.csv'"):
         read_rows(tmp_path / "rows.csv")
+
+
+# --- bad input that used to pass the check, or crash with a bare error --------------------------------------------
+
+
+def _jsonl(path, *lines: bytes):
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+GOOD = json.dumps(row()).encode()
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason", "detail"),
+    [
+        (
+            [json.dumps({k: v for k, v in row().items() if k != "data_source"}).encode()],
+            "no_data_source",
+            "data_source",
+        ),
+        ([json.dumps(row(prompt="What is 2 + 2?")).encode()], "empty_prompt", "prompt is a string"),
+        ([b'{"data_source": "\xff"}'], "unreadable_row", "line 2 is not valid UTF-8"),
+        ([json.dumps(row(question="\ud800")).encode()], "unreadable_row", "lone surrogate"),
+        ([b"null"], "unreadable_row", "row is None"),
+        ([json.dumps(row(prompt=None)).encode()], "empty_prompt", "prompt is None"),
+        ([b'{"data_source": "web", '], "unreadable_row", "line 2 is not valid JSON"),
+        ([json.dumps(row(truth="x " * 50_000)).encode()], "reference_too_long", "tokens > the reference limit 512"),
+    ],
+)
+def test_bad_training_rows_are_named_or_counted(tmp_path, small_tokenizer, lines, reason, detail):
+    path = _jsonl(tmp_path / "train.jsonl", GOOD, *lines)
+    with pytest.raises(BadDataError, match=rf"train.jsonl row 1: {reason} \(.*{detail}"):
+        check_files(path, small_tokenizer, 4096, "error", max_reference_length=512)
+    checked = check_files(path, small_tokenizer, 4096, "filter", max_reference_length=512)
+    assert checked.kept_indices == [0] and checked.counts == {reason: 1}
+
+
+def test_files_without_usable_rows_are_errors_under_both_policies(tmp_path, small_tokenizer):
+    cases = {
+        "empty.jsonl": (b"", "holds no rows"),
+        "empty.json": (b"", r"is not valid JSON \(Expecting value at line 1 column 1"),
+        "cut.json": (b'[{"data_source": "web", ', "is not valid JSON"),
+        "latin1.json": (b'[{"data_source": "caf\xe9"}]', "is not valid UTF-8"),
+        "broken.parquet": (b"PAR1 not really", "is not a readable parquet file"),
+        "all_bad.jsonl": (b"null\n", "no training rows left"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        for policy in ("error", "filter"):
+            expected = message if (policy, name) != ("error", "all_bad.jsonl") else "row 0: unreadable_row"
+            with pytest.raises(BadDataError, match=rf"{name}.*{expected}|{expected}.*{name}"):
+                check_files(tmp_path / name, small_tokenizer, 4096, policy)
+
+
+def test_reference_limit_counts_tokens_not_characters(small_tokenizer):
+    reference = "photosynthesis " * 40
+    tokens = len(small_tokenizer(reference, add_special_tokens=False)["input_ids"])
+    assert check_rows([row(truth=reference)], small_tokenizer, 4096, max_reference_length=tokens).kept_indices == [0]
+    with pytest.raises(BadDataError, match=f"has {tokens} tokens > the reference limit {tokens - 1}"):
+        check_rows([row(truth=reference)], small_tokenizer, 4096, max_reference_length=tokens - 1)
+
+
+def test_write_rows_is_atomic(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    target = write_rows([row()], tmp_path / "rows.parquet")
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pq, "write_table", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_rows([row(), row()], target)
+    assert read_rows(target) == [row()] and [p.name for p in tmp_path.iterdir()] == ["rows.parquet"]

@@ -209,7 +209,7 @@ def test_concurrency_is_bounded(server):
 # --- validation scoring with the judge -------------------------------------------------------------------------
 
 EXTRA = {"question": "How fast is it?", "answer_type": "text"}
-KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed"}
+KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed", "grade_timeout", "graded"}
 
 
 def _score(url, response, ground_truth="3 m/s", data_source="WebInstruct-verified", extra=EXTRA, **kw):
@@ -220,7 +220,8 @@ def _score(url, response, ground_truth="3 m/s", data_source="WebInstruct-verifie
 def test_judge_rescues_a_rule_miss(server):
     url, state = server
     out = _score(url, "<think>t</think> <answer>good: three metres per second</answer>")
-    assert out == {"score": 1.0, "acc": 1.0, "format": 1.0, "has_answer": 1.0, "judge_used": 1.0, "judge_failed": 0.0}
+    assert out == {"score": 1.0, "acc": 1.0, "format": 1.0, "has_answer": 1.0, "judge_used": 1.0, "judge_failed": 0.0,
+                   "grade_timeout": 0.0, "graded": 1.0}
 
 
 def test_judge_can_confirm_a_miss(server):

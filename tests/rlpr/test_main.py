@@ -119,6 +119,16 @@ def test_training_data_is_checked_before_training(tmp_path, small_tokenizer):
     assert [r["reward_model"]["ground_truth"] for r in read_rows(files[0])] == ["a", "b", "a", "c"]
 
 
+def test_the_entry_bounds_references_by_the_scoring_budget(tmp_path, small_tokenizer):
+    """A reference that cannot fit an o' row is a data error named by row, before any model runs."""
+    long_reference = " ".join(["word"] * 300)  # > 256 tokens on any BPE
+    data = _write_rows(tmp_path / "long.jsonl", ["a", long_reference])
+    base = [f"trainer.default_local_dir={tmp_path / 'run'}", f"data.train_files={data}"]
+    with pytest.raises(BadDataError, match=rf"{data} row 1: reference_too_long"):
+        check_training_data(compose_recipe("smoke_cpu", [*base, "rlpr.max_scoring_length=256"]), small_tokenizer)
+    assert check_training_data(compose_recipe("smoke_cpu", [*base, "rlpr.max_scoring_length=2048"]), small_tokenizer)
+
+
 def test_task_runner_builds_on_verls_base_runner():
     from verl.trainer.main_ppo_v0 import BaseTaskRunner
 

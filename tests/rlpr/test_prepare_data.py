@@ -176,3 +176,67 @@ def test_script_writes_parquet_and_report(tmp_path):
     assert table[0]["reward_model"]["ground_truth"] == "2.5"
     report = json.loads((tmp_path / "Minerva_Avg4.parquet.report.json").read_text())
     assert report["questions"] == 2 and report["rows_out"] == 8 and report["dropped"] == {}
+
+
+# --- bad input: named errors or counted drops, never a silent wrong result -------------------------------------
+
+
+def test_all_missing_columns_are_named_at_once():
+    with pytest.raises(ValueError) as error:
+        prepare_rows("GPQA-diamond", [{"Question": "q", "Incorrect Answer 1": "x"}], source="gpqa.jsonl")
+    message = str(error.value)
+    assert "gpqa.jsonl" in message
+    assert "['Correct Answer', 'Incorrect Answer 2', 'Incorrect Answer 3']" in message
+    assert "needs: Question, Correct Answer, Incorrect Answer 1" in message
+
+
+def test_malformed_options_and_rows_are_counted_drops():
+    good = {"question": "q", "options": ["a", "b", "c"], "answer": "B"}
+    rows = [good, {**good, "options": None}, {**good, "options": "abc"}, None, {**good, "options": [1, 2]}]
+    out, report = prepare_rows("MMLU-Pro", rows, repeat=1)
+    assert [r["reward_model"]["ground_truth"] for r in out] == ["B"]  # "abc" no longer becomes options a, b, c
+    assert report.dropped == {"bad_options": 3, "not_a_row": 1}
+    train = [{"prompt": None, "reward_model": {"ground_truth": "1"}}, {"prompt": [], "reward_model": None}]
+    assert prepare_rows("train", train)[1].dropped == {EMPTY_QUESTION: 2}
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [(b"", "not valid JSON"), (b'[{"problem": "q", ', "not valid JSON"), (b'[{"problem": "caf\xe9"}]', "UTF-8")],
+)
+def test_broken_json_sources_are_named(tmp_path, content, match):
+    path = tmp_path / "src.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"src.json is {match}|src.json.*{match}"):
+        load_source(str(path))
+
+
+def test_bad_jsonl_lines_are_named(tmp_path):
+    path = tmp_path / "src.jsonl"
+    path.write_bytes(b'{"problem": "q", "answer": "1"}\n{"problem": "\xff"}\n')
+    with pytest.raises(ValueError, match="src.jsonl line 2 is not valid UTF-8"):
+        load_source(str(path))
+
+
+def _script(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(REPO / "scripts" / "prepare_rlpr_data.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_script_output_is_checked_first(tmp_path):
+    source = str(DATA / FILES["Minerva"])
+    # a file-like name that is not .parquet used to become a directory x.json/
+    done = _script("--dataset", "Minerva", "--source", source, "--output", str(tmp_path / "x.json"))
+    assert done.returncode == 2 and "expected a .parquet file or a directory" in done.stderr
+    assert not (tmp_path / "x.json").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a folder cannot be made under a file: unwritable, found before reading the source
+    done = _script("--dataset", "Minerva", "--source", str(tmp_path / "missing.jsonl"), "--output", str(blocker / "o"))
+    assert done.returncode == 1 and "cannot write the output" in done.stderr and "missing.jsonl" not in done.stderr
+
+
+def test_help_lists_the_columns_of_every_dataset():
+    done = _script("--help")
+    assert done.returncode == 0
+    for name, spec in DATASETS.items():
+        assert f"{name}" in done.stdout and spec.describe_columns() in done.stdout

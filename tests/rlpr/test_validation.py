@@ -19,7 +19,7 @@ from rlpr.validation import (
     rule_grade,
 )
 
-KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed"}
+KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed", "grade_timeout", "graded"}
 
 
 # --- extraction -------------------------------------------------------------------------------------------------
@@ -288,3 +288,48 @@ def test_verl_naive_reward_manager_returns_our_keys(small_tokenizer):
     assert [r["reward_score"] for r in results] == [1.0, 0.0]
     assert all(set(r["reward_extra_info"]) == KEYS for r in results)
     assert results[0]["reward_extra_info"]["format"] == 1.0 and results[1]["reward_extra_info"]["format"] == 0.0
+
+
+# --- bounds and training rollouts -------------------------------------------------------------------------------
+
+
+def test_grading_is_bounded_on_a_thread_that_is_not_the_main_one():
+    # verl's reward loop is a Ray async actor: its event loop runs in a non-main thread, where SIGALRM cannot be set.
+    # math-verify on this answer computes a tower of powers and never returns on its own.
+    import threading
+
+    result = {}
+
+    def reward_actor() -> None:
+        result["out"] = asyncio.run(
+            compute_score("MATH-500", "<answer>9^{9^{9^{9}}}</answer>", "1", None, grade_timeout=2)
+        )
+
+    thread = threading.Thread(target=reward_actor, daemon=True)
+    thread.start()
+    thread.join(180)
+    assert not thread.is_alive(), "the grading did not finish: it is not bounded off the main thread"
+    assert result["out"]["grade_timeout"] == 1.0 and result["out"]["acc"] == 0.0 and result["out"]["graded"] == 1.0
+    assert rule_grade("1/2", "0.5", "math")  # a fresh grader process takes over
+
+
+def test_marked_training_rollouts_are_not_graded(monkeypatch):
+    import numpy as np
+    from verl import DataProto
+
+    import rlpr.validation as validation
+
+    def no_grading(*args, **kwargs):
+        raise AssertionError("a training rollout was graded")
+
+    monkeypatch.setattr(validation, "rule_grade", no_grading)
+    monkeypatch.setattr(validation, "format_reward", no_grading)
+    batch = DataProto.from_single_dict(
+        {"extra_info": np.array([{"index": 0}, None], dtype=object), "data_source": np.array(["a", "b"], dtype=object)}
+    )
+    validation.mark_training_rollouts(batch)
+    infos = list(batch.non_tensor_batch["extra_info"])
+    assert infos == [{"index": 0, validation.TRAINING_ROLLOUT: True}, {validation.TRAINING_ROLLOUT: True}]
+    judge = {"judge_base_url": "http://127.0.0.1:9/v1", "judge_model": "m"}  # nothing listens: a call would fail
+    out = asyncio.run(compute_score("MATH-500", "<answer>1/2</answer>", "0.5", infos[0], **judge))
+    assert out == validation.NOT_GRADED and set(out) == KEYS and out["graded"] == 0.0

@@ -193,7 +193,8 @@ def test_sft_rows_train_on_the_trace_only_in_verls_sft_dataset(prepare, small_to
 def test_bad_inputs_are_errors_naming_them(prepare, small_tokenizer, tmp_path):
     broken = tmp_path / "code_broken.jsonl"
     broken.write_text(json.dumps({"question": "q", "accepted": "a", "rejected": "b"}) + "\n")
-    with pytest.raises(ValueError, match=r"missing column\(s\) \['input'\]"):
+    expected = r"missing columns \['input'\]; expected the columns \['input', 'accepted', 'rejected'\]"
+    with pytest.raises(ValueError, match=expected):
         prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--sources", "code",
                  "--code", str(broken)], tokenizer=small_tokenizer)
     with pytest.raises(ValueError, match="nothere.parquet"):
@@ -242,3 +243,70 @@ def test_code_selection_is_datasets_shuffle_then_head():
     expected = table.shuffle(seed=42).select(range(8))["input"]
     assert [table[i]["input"] for i in code_selection(len(table), seed=42, limit=8)] == expected
     assert len(code_selection(5)) == 5 and sorted(code_selection(5)) == list(range(5))
+
+
+# --- bad input and small inputs ----------------------------------------------------------------------------------
+
+
+def _args(tmp_path, *extra: str) -> list[str]:
+    return ["--output-dir", str(tmp_path / "out"), "--tokenizer", "unused", "--family", "instruct", *extra]
+
+
+def test_a_small_input_still_gets_a_validation_pair(prepare, small_tokenizer, tmp_path):
+    # 1% of a handful of pairs used to round to 0: no val.parquet although the GRPO launcher needs one
+    args = _args(tmp_path, "--sources", "code", "--code", str(DATA / "code.jsonl"))
+    report = prepare(args, tokenizer=small_tokenizer)
+    assert report.rows["val"] == 1 and len(_rows(tmp_path / "out" / "val.parquet")) == 1
+    assert held_out(11, 0.01, 0) and len(held_out(11, 0.01, 0)) == 1
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        held_out(1, 0.01, 0)
+
+
+def test_val_size_zero_removes_a_stale_val_file(prepare, small_tokenizer, tmp_path, capsys):
+    code = ["--sources", "code", "--code", str(DATA / "code.jsonl")]
+    prepare(_args(tmp_path, *code, "--val-size", "1"), tokenizer=small_tokenizer)
+    assert (tmp_path / "out" / "val.parquet").exists()
+    prepare(_args(tmp_path, *code, "--val-size", "0"), tokenizer=small_tokenizer)
+    assert not (tmp_path / "out" / "val.parquet").exists() and len(_rows(tmp_path / "out" / "train.parquet")) == 4
+    assert "removed" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["train.parquet"]  # no temporary files left
+
+
+def test_null_messages_and_rows_are_counted_skips(prepare, small_tokenizer, tmp_path):
+    good = json.loads((DATA / "skywork.jsonl").read_text().splitlines()[0])
+    null_message = {**good, "chosen": [None, *good["chosen"][1:]]}
+    path = tmp_path / "sky.json"
+    path.write_text(json.dumps([good, null_message, None, {**good, "rejected": [*good["rejected"][:-1], None]}]))
+    report = prepare(_args(tmp_path, "--sources", "skywork", "--skywork", str(path), "--val-size", "0"),
+                     tokenizer=small_tokenizer)
+    assert report.skipped[SKYWORK] == {"malformed conversation": 2, "row is not an object": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("empty.jsonl", b"", "holds no rows"),
+        ("cut.json", b'[{"input": "q", ', "is not valid JSON"),
+        ("latin1.jsonl", b'{"input": "caf\xe9"}\n', "line 1 is not valid UTF-8"),
+    ],
+)
+def test_broken_files_are_named(prepare, small_tokenizer, tmp_path, name, content, match):
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ValueError, match=match) as error:
+        prepare(_args(tmp_path, "--sources", "code", "--code", str(tmp_path / name)), tokenizer=small_tokenizer)
+    assert name in str(error.value)
+
+
+def test_unwritable_output_is_found_before_any_work(prepare, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    args = ["--output-dir", str(blocker / "out"), "--tokenizer", "unused", "--family", "instruct"]
+    with pytest.raises(ValueError, match="cannot write to --output-dir"):
+        prepare([*args, "--code", str(tmp_path / "missing.jsonl")], tokenizer=None)  # no tokenizer load, no reading
+
+
+def test_help_lists_the_input_columns():
+    help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True,
+                               text=True).stdout
+    assert "--skywork  chosen, rejected, source" in help_text and "--code     input, accepted, rejected" in help_text
+    assert "--sft      conversation, reply_a, reply_b, trace, label" in help_text
