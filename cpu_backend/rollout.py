@@ -207,7 +207,7 @@ class InProcessCheckpointManager:
         self.sleep_calls += 1
 
     def update_weights(self, global_steps: int | None = None) -> None:
-        """Record the new weights version and wake the replicas; the rollout already generates with the updated model."""
+        """Record the new weights version and wake the replicas (the rollout already uses the updated model)."""
         self.client.global_steps = global_steps
         self.replicas.wake()
         self.update_calls.append(global_steps)
