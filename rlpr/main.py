@@ -74,6 +74,8 @@ def check_config(config: DictConfig) -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
+    from rlpr.trainer import check_trainer_supports
+
     if config.trainer.use_v1:
         raise ValueError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
     if "rlpr" not in config:
@@ -86,6 +88,7 @@ def check_config(config: DictConfig) -> None:
     ]
     if legacy:
         raise ValueError(f"legacy reward keys {legacy} are ignored by verl 0.9.1; set the reward.* keys instead")
+    check_trainer_supports(config)
     validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
 
 
