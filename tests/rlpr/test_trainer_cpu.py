@@ -160,20 +160,6 @@ def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(wo
     assert trainer._dump_executor._shutdown and (dump / "2.jsonl").exists()  # flushed before fit() returned
 
 
-def test_a_refill_round_without_data_leaves_the_replicas_asleep(work_dir, tmp_path):
-    """8 prompts, 4 per step: step 2 filters, its refill round finds the data exhausted and trains on what it kept,
-    with the replicas still asleep (they are woken only to generate)."""
-    trainer, metrics = run(
-        work_dir, tmp_path / "ckpt", "trainer.total_training_steps=5", "trainer.save_freq=-1", "trainer.total_epochs=1",
-        "data.train_max_samples=8", "rlpr.filter.beta=1.0", "rlpr.max_gen_rounds=5",
-        "actor_rollout_ref.actor.ppo_mini_batch_size=1", "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
-    )  # fmt: skip
-    assert sorted(metrics) == [1, 2]
-    assert metrics[2]["filter/data_exhausted"] == 1.0 and metrics[2]["filter/gen_rounds"] == 1.0
-    assert 1 <= len(trainer.step_log[-1]["kept"]) < 4 and "actor/pg_loss" in metrics[2]  # a partial batch trained
-    assert trainer.checkpoint_manager.update_calls == [0, 1, 2]  # no wake for the round that found no data
-
-
 class Killed(Exception):
     """Stands for a kill -9 or a preemption."""
 
