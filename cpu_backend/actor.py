@@ -39,6 +39,8 @@ from verl.workers.engine.utils import prepare_micro_batches
 from verl.workers.utils.losses import ppo_loss
 from verl.workers.utils.padding import build_attention_mask_from_nested
 
+from cpu_backend.replicas import RolloutReplicas
+
 __all__ = ["CpuActorRolloutWorkerGroup", "sequence_log_probs"]
 
 _MODEL_DIR = "huggingface"
@@ -85,7 +87,8 @@ class CpuActorRolloutWorkerGroup:
 
     The rollout side (``cpu_backend.rollout``) generates with the same ``model`` object, so weights never need syncing.
     The reference policy, when ``with_reference`` is set (KL loss or KL-in-reward on), is a frozen copy of the
-    initial weights.
+    initial weights. With ``replicas`` (shared with the rollout and the checkpoint manager), every forward and update
+    refuses to run while the rollout replicas are awake, as on a GPU node.
     """
 
     def __init__(
@@ -94,9 +97,17 @@ class CpuActorRolloutWorkerGroup:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase | None = None,
         with_reference: bool = False,
+        replicas: RolloutReplicas | None = None,
     ):
         """``config`` is the ``actor_rollout_ref`` section; its ``actor.optim.total_training_steps`` must be set."""
+        # verl/workers/engine_workers.py:615 asserts the same
+        if bool(config.actor.use_dynamic_bsz) != bool(config.rollout.log_prob_use_dynamic_bsz):
+            raise ValueError(
+                "actor_rollout_ref.actor.use_dynamic_bsz and actor_rollout_ref.rollout.log_prob_use_dynamic_bsz "
+                f"must be equal, got {config.actor.use_dynamic_bsz} and {config.rollout.log_prob_use_dynamic_bsz}"
+            )
         self.config = config
+        self.replicas = replicas
         self.model = model.float().eval()
         self.tokenizer = tokenizer
         self.actor_config: ActorConfig = omega_conf_to_dataclass(config.actor)
@@ -109,17 +120,24 @@ class CpuActorRolloutWorkerGroup:
 
     @classmethod
     def from_pretrained(
-        cls, config: DictConfig, tokenizer: PreTrainedTokenizerBase | None = None, with_reference: bool = False
+        cls,
+        config: DictConfig,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        with_reference: bool = False,
+        replicas: RolloutReplicas | None = None,
     ) -> CpuActorRolloutWorkerGroup:
         """Load ``config.model.path`` (float32) and build the worker group on it."""
         model = AutoModelForCausalLM.from_pretrained(os.path.expanduser(config.model.path), dtype=torch.float32)
-        return cls(config, model, tokenizer=tokenizer, with_reference=with_reference)
+        return cls(config, model, tokenizer=tokenizer, with_reference=with_reference, replicas=replicas)
 
     # ---- forward-only calls -------------------------------------------------------------------------------------
 
     def compute_log_prob(self, data: TensorDict) -> TensorDict:
         """Actor log-probs (and entropy when ``calculate_entropy``) for a no-padding TensorDict, as verl's worker."""
-        return self._infer(self.model, data, self.config.rollout, role="actor")
+        self._require_replicas_asleep("compute_log_prob")
+        return self._infer(
+            self.model, data, self.config.rollout, role="actor", section_name="actor_rollout_ref.rollout"
+        )
 
     def compute_ref_log_prob(self, data: TensorDict) -> TensorDict:
         """Reference-policy log-probs; needs ``with_reference=True`` (a KL term in the config)."""
@@ -128,10 +146,17 @@ class CpuActorRolloutWorkerGroup:
                 "compute_ref_log_prob called but the CPU worker group has no reference model: it is built only when "
                 "actor_rollout_ref.actor.use_kl_loss or algorithm.use_kl_in_reward is on"
             )
-        return self._infer(self.ref_model, data, self.config.ref, role="ref")
+        self._require_replicas_asleep("compute_ref_log_prob")
+        return self._infer(self.ref_model, data, self.config.ref, role="ref", section_name="actor_rollout_ref.ref")
+
+    def _require_replicas_asleep(self, call: str) -> None:
+        if self.replicas is not None:
+            self.replicas.require_asleep(call)
 
     @torch.no_grad()
-    def _infer(self, model: PreTrainedModel, data: TensorDict, section: DictConfig, role: str) -> TensorDict:
+    def _infer(
+        self, model: PreTrainedModel, data: TensorDict, section: DictConfig, role: str, section_name: str
+    ) -> TensorDict:
         temperature = _temperature(data, role)
         calculate_entropy = bool(tu.get(data, "calculate_entropy", default=False))
         _assign_micro_batch_keys(
@@ -139,6 +164,7 @@ class CpuActorRolloutWorkerGroup:
             use_dynamic_bsz=section.get("log_prob_use_dynamic_bsz", False),
             max_token_len_per_gpu=section.get("log_prob_max_token_len_per_gpu", None),
             micro_batch_size_per_gpu=section.get("log_prob_micro_batch_size_per_gpu", None),
+            key=f"{section_name}.log_prob_micro_batch_size_per_gpu",
         )
         micro_batches, indices = prepare_micro_batches(data, dp_group=None, same_micro_num_in_dp=False)
         outputs: dict[str, list[torch.Tensor]] = {}
@@ -165,6 +191,7 @@ class CpuActorRolloutWorkerGroup:
         (``ppo_micro_batch_size_per_gpu`` or dynamic by ``ppo_max_token_len_per_gpu``), gradients are accumulated,
         clipped to ``optim.clip_grad`` and applied with one optimizer step; the LR scheduler steps once per call.
         """
+        self._require_replicas_asleep("update_actor")
         mini_batch_size = tu.pop(data, "mini_batch_size", default=None)
         if mini_batch_size is None:
             raise ValueError("update_actor needs a non-tensor 'mini_batch_size' entry (set by RayPPOTrainer)")
@@ -201,7 +228,7 @@ class CpuActorRolloutWorkerGroup:
             use_dynamic_bsz=actor.use_dynamic_bsz,
             max_token_len_per_gpu=actor.ppo_max_token_len_per_gpu,
             micro_batch_size_per_gpu=actor.ppo_micro_batch_size_per_gpu,
-            strict_key="actor.ppo_micro_batch_size_per_gpu",
+            key="actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu",
         )
         micro_batches, _ = prepare_micro_batches(mini_batch, dp_group=None, same_micro_num_in_dp=False)
 
@@ -309,20 +336,19 @@ def _assign_micro_batch_keys(
     use_dynamic_bsz: bool,
     max_token_len_per_gpu: int | None,
     micro_batch_size_per_gpu: int | None,
-    strict_key: str | None = None,
+    key: str,
 ) -> None:
     """Set the keys verl's ``prepare_micro_batches`` reads.
 
-    A fixed micro-batch size must divide the batch. For training (``strict_key`` names the config key) anything else
-    is an error, as in verl; for inference, where batch sizes are arbitrary, the batch then runs as one micro-batch.
+    Without dynamic batch size the micro-batch size (config ``key``) must be set and divide this rank's batch, for
+    training and inference alike: verl asserts both (verl/workers/engine_workers.py:636-637 and
+    verl/workers/engine/utils.py:125); its callers pad the batch first (``pad_dataproto_to_divisor``).
     """
     if not use_dynamic_bsz and (micro_batch_size_per_gpu is None or len(data) % micro_batch_size_per_gpu):
-        if strict_key is not None:
-            raise ValueError(
-                f"{strict_key}={micro_batch_size_per_gpu} must divide the PPO mini-batch of {len(data)} sequences "
-                "(actor.ppo_mini_batch_size x rollout.n)"
-            )
-        micro_batch_size_per_gpu = len(data)
+        raise ValueError(
+            f"{key}={micro_batch_size_per_gpu} must be set and divide the batch of {len(data)} sequences on this "
+            "data-parallel rank (pad the batch to a multiple of data-parallel size x micro-batch size)"
+        )
     tu.assign_non_tensor(
         data,
         use_dynamic_bsz=bool(use_dynamic_bsz),

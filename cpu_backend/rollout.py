@@ -7,8 +7,9 @@ template exactly as on GPU, outputs are padded and laid out by verl's code, and 
 through Ray, but as Ray calls it: the reward worker lives on its own event loop in a thread that is not the main
 thread (a Ray async actor's loop), so a reward function that needs the main thread (e.g. a SIGALRM timeout) fails
 here as it would on a cluster. Only the LLM server is replaced: ``HFGenerateClient`` answers the agent loop's
-``generate`` requests with ``model.generate()`` on the actor's own model, so no weight sync is needed and
-``InProcessCheckpointManager`` only records calls. Real training uses verl's Ray/vLLM workers.
+``generate`` requests with ``model.generate()`` on the actor's own model, so no weight sync is needed:
+``InProcessCheckpointManager`` only records calls and tracks whether the replicas are asleep
+(``cpu_backend.replicas``). Real training uses verl's Ray/vLLM workers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopManager, AgentLoopW
 from verl.experimental.reward_loop.reward_loop import RewardLoopWorker
 from verl.protocol import DataProto
 from verl.workers.rollout.replica import TokenOutput
+
+from cpu_backend.replicas import RolloutReplicas
 
 __all__ = ["HFGenerateClient", "InProcessAgentLoopManager", "InProcessCheckpointManager"]
 
@@ -159,17 +162,27 @@ class InProcessAgentLoopManager(AgentLoopManager):
 
     ``with_rewards=False`` skips the reward loop (for trainers that score responses themselves, e.g. RLPR): no
     ``rm_scores``, and the input's non-tensor fields are passed through, as verl's worker does without reward workers.
+
+    As verl's manager, it splits every batch into ``rollout.agent.num_workers`` equal chunks (``DataProto.chunk``
+    asserts divisibility); the chunks all run on the one in-process worker. With ``replicas`` it refuses to generate
+    while the replicas are asleep.
     """
 
-    def __init__(self, config: DictConfig, client: HFGenerateClient, with_rewards: bool = True):
+    def __init__(
+        self,
+        config: DictConfig,
+        client: HFGenerateClient,
+        with_rewards: bool = True,
+        replicas: RolloutReplicas | None = None,
+    ):
         # One event loop for the manager's lifetime: verl's workers capture the loop they were built in.
         self._loop = asyncio.new_event_loop()
         reward_handles = [_ThreadActorHandle(RewardLoopWorker, config, None)] if with_rewards else None
         super().__init__(config, llm_client=client, reward_loop_worker_handles=reward_handles)
         self.client = client
-        self.agent_loop_workers = [
-            self._loop.run_until_complete(_build(AgentLoopWorker, config, client, None, reward_handles))
-        ]
+        self.replicas = replicas
+        worker = self._loop.run_until_complete(_build(AgentLoopWorker, config, client, None, reward_handles))
+        self.agent_loop_workers = [worker] * int(config.actor_rollout_ref.rollout.agent.num_workers)
         self._round_key: tuple = ()
         self._round = 0
 
@@ -180,6 +193,8 @@ class InProcessAgentLoopManager(AgentLoopManager):
                 "generate_sequences needs the 'raw_prompt' non-tensor field (chat messages); "
                 "verl's RLHFDataset provides it with data.return_raw_chat=True"
             )
+        if self.replicas is not None:
+            self.replicas.require_awake("generate_sequences")
         if "priority" not in prompts.non_tensor_batch:
             prompts.non_tensor_batch["priority"] = np.arange(len(prompts), dtype=np.int64)
         step_key = (prompts.meta_info.get("global_steps", -1), bool(prompts.meta_info.get("validate", False)))
@@ -187,11 +202,16 @@ class InProcessAgentLoopManager(AgentLoopManager):
         self._round_key = step_key
         self.client.begin_batch((*step_key, self._round))
 
-        worker = self.agent_loop_workers[0]
-        output = self._loop.run_until_complete(worker.generate_sequences.remote(prompts))
-        metrics = output.meta_info.pop("metrics")
-        timing = self._performance_metrics([metrics], output)
-        output.meta_info = {"timing": timing, **output.meta_info}
+        # verl's AgentLoopManager.generate_sequences (verl/experimental/agent_loop/agent_loop.py:1247-1260)
+        chunks = prompts.chunk(len(self.agent_loop_workers))
+        outputs = [
+            self._loop.run_until_complete(worker.generate_sequences.remote(chunk))
+            for worker, chunk in zip(self.agent_loop_workers, chunks, strict=True)
+        ]
+        output = DataProto.concat(outputs)
+        metrics = [out.meta_info.pop("metrics") for out in outputs]
+        timing = self._performance_metrics(metrics, output)
+        output.meta_info = {"timing": timing, **outputs[0].meta_info}
         return output
 
 
@@ -204,19 +224,22 @@ class InProcessCheckpointManager:
     """Stands for verl's ``CheckpointEngineManager``: the rollout shares the actor's model, so nothing is copied.
 
     ``update_weights(global_steps)`` tells the rollout client the weights' version (vLLM servers report it as
-    ``global_steps``) and records the call; ``sleep_replicas()`` is counted.
+    ``global_steps``), wakes ``replicas`` and records the call; ``sleep_replicas()`` puts them to sleep and is counted.
     """
 
-    def __init__(self, client: HFGenerateClient):
+    def __init__(self, client: HFGenerateClient, replicas: RolloutReplicas | None = None):
         self.client = client
+        self.replicas = replicas if replicas is not None else RolloutReplicas()
         self.sleep_calls = 0
         self.update_calls: list[int | None] = []
 
     def sleep_replicas(self) -> None:
-        """Nothing to free on CPU; counted."""
+        """Nothing to free on CPU; the replicas are marked asleep and the call is counted."""
+        self.replicas.sleep()
         self.sleep_calls += 1
 
     def update_weights(self, global_steps: int | None = None) -> None:
-        """Record the new weights version; the rollout already generates with the updated model."""
+        """Record the new weights version and wake the replicas (the rollout already uses the updated model)."""
         self.client.global_steps = global_steps
+        self.replicas.wake()
         self.update_calls.append(global_steps)

@@ -18,6 +18,7 @@ from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.trainer.ppo.utils import Role, need_critic
 
 from cpu_backend.actor import CpuActorRolloutWorkerGroup
+from cpu_backend.replicas import RolloutReplicas
 from cpu_backend.rollout import HFGenerateClient, InProcessAgentLoopManager, InProcessCheckpointManager
 
 __all__ = ["CPU_OVERRIDES", "build_cpu_trainer", "check_cpu_config", "compose_cpu_config"]
@@ -105,8 +106,13 @@ def build_cpu_trainer(
         **trainer_kwargs,
     )
     # What init_workers() would set; built after the trainer so actor.optim.total_training_steps is filled in.
+    # One sleep/wake state for actor, rollout and checkpoint manager; init_workers() leaves the replicas asleep.
+    replicas = RolloutReplicas()
     worker_group = CpuActorRolloutWorkerGroup.from_pretrained(
-        trainer.config.actor_rollout_ref, tokenizer=tokenizer, with_reference=trainer.use_reference_policy
+        trainer.config.actor_rollout_ref,
+        tokenizer=tokenizer,
+        with_reference=trainer.use_reference_policy,
+        replicas=replicas,
     )
     trainer.actor_rollout_wg = worker_group
     if trainer.use_reference_policy:
@@ -116,6 +122,8 @@ def build_cpu_trainer(
     trainer.distillation_config = None
     trainer.async_rollout_mode = True
     client = HFGenerateClient(worker_group.model, trainer.config.actor_rollout_ref.rollout)
-    trainer.async_rollout_manager = InProcessAgentLoopManager(trainer.config, client, with_rewards=with_rewards)
-    trainer.checkpoint_manager = InProcessCheckpointManager(client)
+    trainer.async_rollout_manager = InProcessAgentLoopManager(
+        trainer.config, client, with_rewards=with_rewards, replicas=replicas
+    )
+    trainer.checkpoint_manager = InProcessCheckpointManager(client, replicas)
     return trainer

@@ -63,14 +63,18 @@ def warm_start(
         optimizer.step()
     model.eval()
 
-    # Write next to out_dir, then swap in, so an interrupted run never leaves a half-written cache behind.
+    # Write next to out_dir, then swap in, so an interrupted run never leaves a half-written cache behind; the
+    # fingerprint, written last, is what marks the folder complete.
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    (staging / _FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": fingerprint, "final_loss": loss.item()}))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    staging.rename(out_dir)
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / _FINGERPRINT_FILE).write_text(json.dumps({"fingerprint": fingerprint, "final_loss": loss.item()}))
+        shutil.rmtree(out_dir, ignore_errors=True)
+        staging.rename(out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return out_dir
 
 

@@ -3,7 +3,41 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+"""What a complete model folder (model and tokenizer, as ``save_pretrained`` writes them) holds."""
+
+
+def build_folder_atomically(
+    target: str | os.PathLike, build: Callable[[Path], None], required: tuple[str, ...]
+) -> Path:
+    """Return ``target``, first building it with ``build(folder)`` unless it already holds every ``required`` file.
+
+    ``build`` writes into a temporary folder next to ``target`` that is renamed to ``target`` only when complete, so a
+    kill never leaves a half-written ``target``. A ``target`` missing some required file (left by an older, non-atomic
+    writer) is deleted and rebuilt.
+    """
+    target = Path(target)
+    if all((target / name).exists() for name in required):
+        return target
+    if target.exists():
+        print(f"rebuilding incomplete {target} (missing some of {list(required)})")
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(staging)
+        missing = [name for name in required if not (staging / name).exists()]
+        if missing:
+            raise RuntimeError(f"building {target} wrote no {missing}")
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 def build_tiny_qwen2(
@@ -33,14 +67,19 @@ def build_tiny_qwen2(
     return model
 
 
+def save_tiny_qwen2(tokenizer, folder: str | os.PathLike, seed: int = 0, **kwargs) -> None:
+    """Save a tiny model (``build_tiny_qwen2``) and ``tokenizer`` into ``folder``."""
+    build_tiny_qwen2(tokenizer, seed=seed, **kwargs).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 def load_tiny_qwen2(tokenizer, cache_dir: str | os.PathLike, seed: int = 0, **kwargs):
     """Build (once) and reload a tiny model through ``AutoModelForCausalLM`` together with its tokenizer."""
     from transformers import AutoModelForCausalLM
 
-    path = Path(cache_dir)
-    if not (path / "config.json").exists():
-        build_tiny_qwen2(tokenizer, seed=seed, **kwargs).save_pretrained(path)
-        tokenizer.save_pretrained(path)
+    path = build_folder_atomically(
+        cache_dir, lambda folder: save_tiny_qwen2(tokenizer, folder, seed, **kwargs), MODEL_FILES
+    )
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype="float32")
     model.eval()
     return model

@@ -83,6 +83,8 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
     ``rlpr.config_check.check`` (unknown keys, value types, legacy reward keys, verl's ``validate_config``, the
     ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's defaults-list choices of the recipe.
     """
+    from rlpr.trainer import check_trainer_supports
+
     if config.trainer.use_v1:
         raise config_check.ConfigError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
     if "rlpr" not in config:
@@ -91,6 +93,10 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
         config, "ppo_trainer", choices or {}, own_sections={"rlpr": rlpr_section_schema()}, source="the RLPR config"
     )
     _check_rlpr_values(config)
+    try:
+        check_trainer_supports(config)
+    except ValueError as err:
+        raise config_check.ConfigError(str(err)) from err
 
 
 def check_training_data(config: DictConfig, tokenizer) -> list[str]:

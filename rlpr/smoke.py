@@ -15,6 +15,7 @@ rounds, step time) and a closing summary, appends verl's full metrics to ``<outp
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -64,17 +65,17 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
     import pandas as pd
 
     from cpu_backend import warm_start
-    from offline_models import build_tiny_qwen2, load_qwen25_tokenizer
+    from offline_models import load_qwen25_tokenizer
+    from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
 
     tokenizer = load_qwen25_tokenizer(8192)
     data = out_dir / "data" / "sample_train.parquet"
-    if not data.exists():
+    if not data.exists():  # written whole, then renamed: a kill leaves no partial file behind
         data.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(sample_training_rows()).to_parquet(data)
+        pd.DataFrame(sample_training_rows()).to_parquet(f"{data}.tmp")
+        os.replace(f"{data}.tmp", data)
     base = out_dir / "models" / "tiny-random"
-    if not (base / "config.json").exists():
-        build_tiny_qwen2(tokenizer, seed=seed).save_pretrained(base)
-        tokenizer.save_pretrained(base)
+    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed), MODEL_FILES)
     warm = warm_start(base, warm_model_dir(out_dir), tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
     return data, Path(warm), tokenizer
 

@@ -2,15 +2,20 @@
 
 Per step (docs/architecture.md#the-rlpr-step):
 
-1. draw ``data.train_batch_size`` prompts (cached overflow prompts first), generate ``rollout.n`` responses each,
-   put the rollout replicas to sleep;
+1. draw ``data.train_batch_size`` prompts (cached overflow prompts first), generate ``rollout.n`` responses each
+   (the generation batch padded to ``rollout.agent.num_workers`` as verl's ``_validate`` pads it), put the rollout
+   replicas to sleep;
 2. ONE actor ``compute_log_prob`` call, without entropy, on the scoring batch (o' rows, plus debias rows in debias
    mode ``current``) -> r, r', R per response (``rlpr.scoring``), computed once per sample;
-3. group stds of R, the EMA filter (``rlpr.filter``); while fewer than ``train_batch_size`` prompts are kept, wake the
-   replicas and generate another round (at most ``rlpr.max_gen_rounds``); kept groups beyond the target go to an
-   overflow cache and are generated again in a later step;
+3. group stds of R, the EMA filter (``rlpr.filter``); while fewer than ``train_batch_size`` prompts are kept, draw
+   more prompts and, if there are any, wake the replicas and generate another round (at most ``rlpr.max_gen_rounds``);
+   kept groups beyond the target go to an overflow cache and are generated again in a later step;
 4. verl's own steps: old log-probs, the reference model only when a KL term is on, GRPO advantage, actor update,
-   checkpoint (with ``rlpr_state.pt``: filter, overflow cache, data position, RNG states), validation.
+   checkpoint (``rlpr_state.pt`` with filter, overflow cache, data position and RNG states is written into the step
+   folder before verl's ``latest_checkpointed_iteration.txt`` moves), wake the replicas, validation.
+
+Every actor forward (the r' pass, scoring, old log-probs, update) runs while the replicas sleep, on a batch padded to
+a multiple of data-parallel size x log-prob micro-batch size, as verl's workers require.
 
 The last step and the final validation run. Everything RLPR-specific is logged under ``rlpr/``, ``filter/`` and
 ``timing/rlpr_*``.
@@ -28,11 +33,13 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 from verl import DataProto
-from verl.protocol import pad_dataproto_to_divisor
+from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
 from verl.trainer.ppo.core_algos import agg_loss
 from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_throughout_metrics, compute_timing_metrics
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage, compute_response_mask
+from verl.trainer.ppo.utils import need_critic
 from verl.utils import tensordict_utils as tu
+from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path, should_save_ckpt_esi
 from verl.utils.debug import marked_timer
 from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
@@ -41,6 +48,7 @@ from rlpr.debias_cache import DebiasCache, prompt_key
 from rlpr.filter import EmaStdFilter, group_stds
 from rlpr.rollout import make_rollout, pad_token_id
 from rlpr.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
+from rlpr.validation import mark_training_rollouts
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +109,39 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_trainer_supports(config) -> None:
+    """Raise ``ValueError`` naming each key whose setting ``RLPRTrainer.fit`` would otherwise silently ignore.
+
+    RLPR's ``fit`` replaces verl's (verl/trainer/ppo/ray_trainer.py:1405): it has no critic, no REMAX baseline rollout,
+    no rollout-correction step (bypass mode or IS/RS weights), no profiler hooks, no critic warmup and no rollout
+    dump, and it filters groups with its own EMA std filter instead of verl's ``filter_groups``.
+    """
+    algorithm = config.algorithm
+    correction = algorithm.get("rollout_correction") or {}
+    profiler_steps = config.get("global_profiler", {}).get("steps")
+    problems = []
+    if need_critic(config):
+        problems.append(
+            f"algorithm.adv_estimator={algorithm.adv_estimator} / critic.enable: RLPR trains without a critic "
+            "(use a critic-free estimator such as grpo)"
+        )
+    if str(algorithm.adv_estimator) == "remax":
+        problems.append("algorithm.adv_estimator=remax: RLPR generates no greedy baseline rollout")
+    for key in ("bypass_mode", "rollout_is", "rollout_rs"):
+        if correction.get(key):
+            problems.append(f"algorithm.rollout_correction.{key}={correction.get(key)}: not applied by RLPR")
+    if (algorithm.get("filter_groups") or {}).get("enable"):
+        problems.append("algorithm.filter_groups.enable=true: RLPR filters groups with rlpr.filter instead")
+    if profiler_steps:
+        problems.append(f"global_profiler.steps={list(profiler_steps)}: RLPR's fit does not drive the profiler")
+    if int(config.trainer.get("critic_warmup", 0) or 0) > 0:
+        problems.append(f"trainer.critic_warmup={config.trainer.critic_warmup}: RLPR has no critic warmup")
+    if config.trainer.get("rollout_data_dir"):
+        problems.append("trainer.rollout_data_dir: RLPR does not dump training rollouts")
+    if problems:
+        raise ValueError("settings the RLPR trainer does not support:\n  " + "\n  ".join(problems))
+
+
 class DataExhausted(Exception):
     """The training data ran out (all epochs drawn) while filling a step."""
 
@@ -110,6 +151,7 @@ class RLPRTrainer(RayPPOTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        check_trainer_supports(self.config)
         rl = self.config.rlpr
         if rl.debias.mode not in DEBIAS_MODES:
             raise ValueError(f"rlpr.debias.mode must be one of {DEBIAS_MODES}, got {rl.debias.mode!r}")
@@ -136,14 +178,38 @@ class RLPRTrainer(RayPPOTrainer):
         self._epoch = 0
         self._data_iter = None
         self._exhausted = False  # set when a step ran out of training data
+        self._rng_at_save: dict | None = None  # RNG states written with this step's checkpoint
+        self.max_steps_duration = 0.0  # for ESI-triggered saves, as verl's fit
 
     # ------------------------------------------------------------------------------------------------------------
     # the scoring forward
 
+    def _log_prob_divisor(self, role: str) -> int:
+        """Rows a compute_log_prob batch must be a multiple of: data-parallel size x micro-batch size per GPU.
+
+        Without dynamic batch size each rank splits its share into micro-batches of
+        ``log_prob_micro_batch_size_per_gpu`` and asserts it divides (verl/workers/engine/utils.py:125; the actor's
+        size comes from ``rollout``, the reference's from ``ref``, verl/workers/engine_workers.py:548,623).
+        """
+        section = self.config.actor_rollout_ref.rollout if role == "actor" else self.config.actor_rollout_ref.ref
+        worker_group = self.actor_rollout_wg if role == "actor" or self.ref_in_actor else self.ref_policy_wg
+        divisor = self._get_dp_size(worker_group, "actor" if self.ref_in_actor else role)
+        if not section.get("log_prob_use_dynamic_bsz", False):
+            divisor *= int(section.log_prob_micro_batch_size_per_gpu)
+        return divisor
+
+    def _compute_old_log_prob(self, batch: DataProto):
+        padded, pad = pad_dataproto_to_divisor(batch, self._log_prob_divisor("actor"))
+        old_log_prob, mfu = super()._compute_old_log_prob(padded)
+        return unpad_dataproto(old_log_prob, pad), mfu
+
+    def _compute_ref_log_prob(self, batch: DataProto) -> DataProto:
+        padded, pad = pad_dataproto_to_divisor(batch, self._log_prob_divisor("ref"))
+        return unpad_dataproto(super()._compute_ref_log_prob(padded), pad)
+
     def _scoring_log_probs(self, data: DataProto) -> torch.Tensor:
         """Per-token log-probs of the scoring batch's responses from ONE actor compute_log_prob call (no entropy)."""
-        dp_size = self._get_dp_size(self.actor_rollout_wg, "actor")
-        padded, pad = pad_dataproto_to_divisor(data, dp_size)
+        padded, pad = pad_dataproto_to_divisor(data, self._log_prob_divisor("actor"))
         padded.meta_info["temperature"] = self.scoring_temperature
         td = left_right_2_no_padding(padded.to_tensordict())
         tu.assign_non_tensor(td, calculate_entropy=False, compute_loss=False)
@@ -161,8 +227,9 @@ class RLPRTrainer(RayPPOTrainer):
     def _prepare_initial_r_prime(self, batch_size: int = 256) -> dict[str, float]:
         """Debias mode ``initial``: r' of the initial policy for every training prompt, cached on disk.
 
-        A resumed run finds the cache and computes nothing; prompts still missing are computed now (only possible
-        before the first update: after it the initial weights are gone, and a miss later is an error).
+        Runs before ``fit`` first wakes the rollout replicas (the actor never runs beside them). A resumed run finds
+        the cache and computes nothing; prompts still missing are computed now (only possible before the first
+        update: after it the initial weights are gone, and a miss later is an error).
         """
         cache = self.debias_cache
         cache.load()
@@ -227,12 +294,20 @@ class RLPRTrainer(RayPPOTrainer):
         return batch
 
     def _generate(self, prompts: DataProto, timing_raw: dict) -> DataProto:
-        """n responses per prompt, united with the prompt rows (verl's usual generation block)."""
+        """n responses per prompt, united with the prompt rows (verl's usual generation block).
+
+        A round with overflow prompts has (overflow + train_batch_size) x n rows; the agent loop splits the batch
+        across ``rollout.agent.num_workers`` and asserts they divide it (verl's ``DataProto.chunk``), so the batch is
+        padded first and the padding dropped after, as verl's ``_validate`` does (ray_trainer.py:638-653).
+        """
+        mark_training_rollouts(prompts)  # the streamed validation grader skips them: RLPR scores them itself
         gen_batch = self._get_gen_batch(prompts)
         gen_batch.meta_info["global_steps"] = self.global_steps
         gen_batch = gen_batch.repeat(repeat_times=self.config.actor_rollout_ref.rollout.n, interleave=True)
+        workers = int(self.config.actor_rollout_ref.rollout.agent.num_workers)
+        gen_batch, pad = pad_dataproto_to_divisor(gen_batch, workers)
         with marked_timer("gen", timing_raw, color="red"):
-            out = self.async_rollout_manager.generate_sequences(gen_batch)
+            out = unpad_dataproto(self.async_rollout_manager.generate_sequences(gen_batch), pad)
             self.checkpoint_manager.sleep_replicas()
         for name, seconds in out.meta_info.pop("timing", {}).items():
             timing_raw[name] = timing_raw.get(name, 0.0) + seconds
@@ -269,13 +344,13 @@ class RLPRTrainer(RayPPOTrainer):
         candidates = kept_groups = rounds = 0
         exhausted = False
         while len(kept_prompts) < target and rounds < max_rounds:
-            if rounds > 0:
-                self.checkpoint_manager.update_weights(self.global_steps)  # wake the replicas for another round
             try:
                 prompts = self._draw_prompts(step, rounds)
             except DataExhausted:
                 exhausted = True
                 break
+            if rounds > 0:  # a refill round: the replicas sleep since the last one, wake them only to generate
+                self.checkpoint_manager.update_weights(self.global_steps)
             rounds += 1
             pristine = prompts.select_idxs(list(range(len(prompts))))  # _generate pops the prompt fields off prompts
             batch = self._generate(prompts, timing_raw)
@@ -433,24 +508,41 @@ class RLPRTrainer(RayPPOTrainer):
         self.step_log = list(state["step_log"])
         _set_rng_state(state["rng"])
 
-    def _step_folder(self) -> str:
-        return os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+    def _save_checkpoint(self):
+        """Write ``rlpr_state.pt`` into the step folder (atomically), then verl's checkpoint and tracker file.
 
-    def _save_rlpr_state(self) -> None:
-        """Written at the END of a step that saved a checkpoint, so RNG and data position match the next step."""
-        path = os.path.join(self._step_folder(), STATE_FILE)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        torch.save(self.rlpr_state_dict(), path + ".tmp")
+        verl's ``_save_checkpoint`` advances ``latest_checkpointed_iteration.txt`` as its last act
+        (ray_trainer.py:1046-1050), so everything a resume needs must be in the folder before it. Nothing in the
+        state changes between here and the next step's start except the RNG (validation may draw from it): ``fit``
+        restores the RNG states saved here at the end of the step, so a resumed run continues exactly as this one.
+        """
+        folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+        os.makedirs(folder, exist_ok=True)
+        state = self.rlpr_state_dict()
+        path = os.path.join(folder, STATE_FILE)
+        torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
+        self._rng_at_save = state["rng"]
+        super()._save_checkpoint()
+
+    def _resume_folder(self) -> str:
+        """The step folder verl's ``_load_checkpoint`` resumed from (ray_trainer.py:1052-1084)."""
+        trainer = self.config.trainer
+        if trainer.resume_mode == "resume_path":
+            folder = trainer.resume_from_path
+        else:
+            folder = find_latest_ckpt_path(os.path.abspath(trainer.default_local_dir))
+        return os.path.abspath(folder)
 
     def _load_checkpoint(self):
         super()._load_checkpoint()
         if self.global_steps == 0:
             return 0
-        path = os.path.join(self._step_folder(), STATE_FILE)
+        folder = self._resume_folder()
+        path = os.path.join(folder, STATE_FILE)
         if not os.path.exists(path):
             raise FileNotFoundError(
-                f"resuming from {self._step_folder()} but it has no {STATE_FILE}: the RLPR filter state, overflow "
+                f"resuming from {folder} but it has no {STATE_FILE}: the RLPR filter state, overflow "
                 "cache and data position are missing (was it written by another trainer?)"
             )
         self.load_rlpr_state_dict(torch.load(path, weights_only=False))
@@ -462,6 +554,8 @@ class RLPRTrainer(RayPPOTrainer):
     def fit(self):
         from verl.utils.tracking import Tracking
 
+        if self._dump_executor._shutdown:  # verl's fit: a second fit() gets a fresh validation-dump executor
+            self._init_dump_executor()
         tracker = Tracking(
             project_name=self.config.trainer.project_name,
             experiment_name=self.config.trainer.experiment_name,
@@ -470,15 +564,16 @@ class RLPRTrainer(RayPPOTrainer):
         )
         self.global_steps = 0
         self._load_checkpoint()
-        self.checkpoint_manager.update_weights(self.global_steps)
         start_metrics = {}
-        if self.debias_cache is not None:
+        if self.debias_cache is not None:  # the replicas still sleep (init_workers leaves them asleep)
             start_metrics.update(self._prepare_initial_r_prime())
+        self.checkpoint_manager.update_weights(self.global_steps)
         if self.config.trainer.get("val_before_train", True) and self.global_steps == 0:
             start_metrics.update(self._validate())
             pprint(f"Initial validation metrics: {start_metrics}")
             if self.config.trainer.get("val_only", False):
                 tracker.log(data=start_metrics, step=self.global_steps)
+                self._shutdown_dump_executor()
                 return
         if start_metrics:
             tracker.log(data=start_metrics, step=self.global_steps)
@@ -490,7 +585,7 @@ class RLPRTrainer(RayPPOTrainer):
             is_last_step = step >= self.total_training_steps
             metrics: dict = {}
             timing_raw: dict = {}
-            saved = False
+            self._rng_at_save = None
             with marked_timer("step", timing_raw):
                 batch = self._collect_step_batch(step, metrics, timing_raw)
                 is_last_step = is_last_step or self._exhausted
@@ -501,12 +596,18 @@ class RLPRTrainer(RayPPOTrainer):
                 else:
                     metrics["filter/skipped_update"] = 0.0
                     batch = self._update(batch, metrics, timing_raw)
+                    # ESI: save before a capacity block expires (ray_trainer.py:1693-1711)
+                    esi_close_to_expiration = should_save_ckpt_esi(
+                        max_steps_duration=self.max_steps_duration,
+                        redundant_time=self.config.trainer.esi_redundant_time,
+                    )
                     if self.config.trainer.save_freq > 0 and (
-                        is_last_step or step % self.config.trainer.save_freq == 0
+                        is_last_step or step % self.config.trainer.save_freq == 0 or esi_close_to_expiration
                     ):
+                        if esi_close_to_expiration:
+                            print("rlpr: saving a checkpoint: the ESI capacity block expires soon")
                         with marked_timer("save_checkpoint", timing_raw, color="green"):
                             self._save_checkpoint()
-                        saved = True
                     with marked_timer("update_weights", timing_raw, color="red"):
                         self.checkpoint_manager.update_weights(self.global_steps)
             if self.config.trainer.test_freq > 0 and (is_last_step or step % self.config.trainer.test_freq == 0):
@@ -515,6 +616,7 @@ class RLPRTrainer(RayPPOTrainer):
                 metrics.update(val_metrics)
                 if is_last_step:
                     last_val_metrics = val_metrics
+            self.max_steps_duration = max(self.max_steps_duration, timing_raw["step"])
             pairs = metrics.pop("_scoring_tokens", [])
             if pairs:
                 metrics["rlpr/scoring_token_ratio"] = sum(a for a, _ in pairs) / max(1, sum(b for _, b in pairs))
@@ -527,11 +629,13 @@ class RLPRTrainer(RayPPOTrainer):
                 n_gpus = self.resource_pool_manager.get_n_gpus()
                 metrics.update(compute_throughout_metrics(batch=batch, timing_raw=timing_raw, n_gpus=n_gpus))
             tracker.log(data=metrics, step=step)
-            if saved:
-                self._save_rlpr_state()
+            if self._rng_at_save is not None:  # continue from the RNG states the checkpoint holds
+                _set_rng_state(self._rng_at_save)
             self.global_steps += 1
             if is_last_step:
                 if self._exhausted and step < self.total_training_steps:
                     print(f"rlpr: training data exhausted after step {step} of {self.total_training_steps}")
+                self._shutdown_dump_executor()
                 pprint(f"Final validation metrics: {last_val_metrics}")
                 return
+        self._shutdown_dump_executor()

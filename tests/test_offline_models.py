@@ -1,5 +1,6 @@
 """The offline tokenizer is the real Qwen2.5 one, and the tiny model loads and is far from uniform."""
 
+import pytest
 import torch
 
 
@@ -62,3 +63,29 @@ def test_tiny_model_is_not_uniform(tiny_model, small_tokenizer):
         probs = tiny_model(ids).logits.softmax(-1)
     assert tiny_model.config.vocab_size == len(small_tokenizer)
     assert probs.max().item() > 50.0 / len(small_tokenizer)
+
+
+def test_a_leftover_partial_model_folder_is_rebuilt(small_tokenizer, tmp_path):
+    """A folder holding config.json but no weights (an older writer killed mid-save) is not taken for a model."""
+    from offline_models import load_tiny_qwen2
+
+    partial = tmp_path / "tiny"
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
+    model = load_tiny_qwen2(small_tokenizer, partial)
+    assert model.config.vocab_size == len(small_tokenizer) and (partial / "model.safetensors").exists()
+
+
+def test_a_failure_mid_write_leaves_no_model_folder(small_tokenizer, tmp_path, monkeypatch):
+    from offline_models import load_tiny_qwen2
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # interrupted after the weights, before the tokenizer
+
+    monkeypatch.setattr(type(small_tokenizer), "save_pretrained", killed)
+    with pytest.raises(KeyboardInterrupt):
+        load_tiny_qwen2(small_tokenizer, tmp_path / "tiny")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its staging copy
+    monkeypatch.undo()
+    load_tiny_qwen2(small_tokenizer, tmp_path / "tiny")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]

@@ -66,6 +66,7 @@ def base_overrides(model_dir: Path, train: Path | None = None, val: Path | None 
         "actor_rollout_ref.rollout.n=4",
         "actor_rollout_ref.actor.ppo_mini_batch_size=2",
         "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
         "actor_rollout_ref.actor.optim.lr=1e-3",
         f"reward.custom_reward_function.path={TOY_REWARD}",
         "reward.custom_reward_function.name=compute_score",

@@ -80,6 +80,7 @@ def make_group(config, tokenizer, **kwargs) -> CpuActorRolloutWorkerGroup:
 def test_log_probs_and_entropy_equal_a_plain_forward(grpo_config, small_tokenizer, micro):
     config = copy.deepcopy(grpo_config)
     config.actor_rollout_ref.rollout.update(micro)
+    config.actor_rollout_ref.actor.use_dynamic_bsz = config.actor_rollout_ref.rollout.log_prob_use_dynamic_bsz
     group = make_group(config, small_tokenizer)
     batch = padded_batch(len(small_tokenizer), temperature=0.7)
     data = no_padding(batch, calculate_entropy=True)
@@ -111,6 +112,45 @@ def test_reference_log_probs_need_a_reference(grpo_config, small_tokenizer):
     batch = padded_batch(len(small_tokenizer), temperature=1.0)
     with pytest.raises(RuntimeError, match="use_kl_loss"):
         group.compute_ref_log_prob(no_padding(batch))
+
+
+@pytest.mark.parametrize(("micro", "section"), [(3, "rollout"), (None, "rollout"), (3, "ref"), (None, "ref")])
+def test_log_prob_micro_batch_must_be_set_and_divide_the_batch(grpo_config, small_tokenizer, micro, section):
+    """verl asserts it (verl/workers/engine/utils.py:125, engine_workers.py:636): no silent single micro-batch."""
+    config = copy.deepcopy(grpo_config)
+    config.actor_rollout_ref[section].log_prob_micro_batch_size_per_gpu = micro
+    group = make_group(config, small_tokenizer, with_reference=section == "ref")
+    data = no_padding(padded_batch(len(small_tokenizer), temperature=1.0))  # 4 sequences
+    compute = group.compute_log_prob if section == "rollout" else group.compute_ref_log_prob
+    with pytest.raises(ValueError, match=rf"actor_rollout_ref\.{section}\.log_prob_micro_batch_size_per_gpu={micro}"):
+        compute(data)
+
+
+def test_dynamic_batch_size_must_agree_between_actor_and_log_probs(grpo_config, small_tokenizer):
+    config = copy.deepcopy(grpo_config)
+    config.actor_rollout_ref.rollout.log_prob_use_dynamic_bsz = True
+    with pytest.raises(ValueError, match="log_prob_use_dynamic_bsz"):
+        make_group(config, small_tokenizer)
+
+
+def test_actor_refuses_to_run_beside_awake_replicas(grpo_config, small_tokenizer):
+    """verl never runs the actor while the rollout replicas are awake (verl/workers/engine_workers.py:728-733)."""
+    from cpu_backend.replicas import RolloutReplicas
+
+    config = copy.deepcopy(grpo_config)
+    config.actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu = 2
+    replicas = RolloutReplicas()
+    group = make_group(config, small_tokenizer, with_reference=True, replicas=replicas)
+    batch = training_batch(group, len(small_tokenizer))  # asleep: allowed
+    replicas.wake()
+    with pytest.raises(RuntimeError, match="compute_log_prob ran while the rollout replicas are awake"):
+        group.compute_log_prob(no_padding(batch))
+    with pytest.raises(RuntimeError, match="compute_ref_log_prob ran while"):
+        group.compute_ref_log_prob(no_padding(batch))
+    with pytest.raises(RuntimeError, match="update_actor ran while"):
+        update(group, batch)
+    replicas.sleep()
+    assert "actor/pg_loss" in update(group, batch)
 
 
 def training_batch(group: CpuActorRolloutWorkerGroup, vocab: int) -> DataProto:

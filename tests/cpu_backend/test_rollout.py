@@ -112,6 +112,7 @@ def test_validation_uses_val_kwargs_greedy_decoding(grpo_config, model):
 def test_rollout_log_probs_equal_the_actor_forward(grpo_config, model, small_tokenizer):
     config = copy.deepcopy(grpo_config)
     config.actor_rollout_ref.rollout.temperature = 0.8
+    config.actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu = 3
     group = CpuActorRolloutWorkerGroup(config.actor_rollout_ref, model)
     out = make_manager(config, group.model).generate_sequences(gen_batch())
 
@@ -160,3 +161,33 @@ def test_rlpr_grader_skips_marked_training_rollouts_through_the_reward_loop(grpo
     assert out.batch["rm_scores"].abs().sum() == 0
     validation = manager.generate_sequences(gen_batch(validate=True))  # unmarked rows are graded
     assert validation.non_tensor_batch["graded"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_batches_split_across_agent_workers_as_verl_splits_them(grpo_config, model):
+    """verl's manager chunks a batch into agent.num_workers equal parts (DataProto.chunk asserts divisibility)."""
+    config = copy.deepcopy(grpo_config)
+    config.actor_rollout_ref.rollout.response_length = 8
+    single = make_manager(config, model).generate_sequences(gen_batch())
+    config.actor_rollout_ref.rollout.agent.num_workers = 3
+    split = make_manager(config, model).generate_sequences(gen_batch())
+    assert torch.equal(split.batch["responses"], single.batch["responses"])  # seeded per request, not per chunk
+    config.actor_rollout_ref.rollout.agent.num_workers = 2
+    with pytest.raises(AssertionError, match="only support equal chunk"):
+        make_manager(config, model).generate_sequences(gen_batch())  # 3 rows, 2 workers
+
+
+def test_generation_needs_awake_replicas(grpo_config, model):
+    from cpu_backend import InProcessCheckpointManager
+    from cpu_backend.replicas import RolloutReplicas
+
+    replicas = RolloutReplicas()  # asleep, as init_workers leaves them
+    client = HFGenerateClient(model, grpo_config.actor_rollout_ref.rollout)
+    manager = InProcessAgentLoopManager(grpo_config, client, with_rewards=False, replicas=replicas)
+    checkpoint_manager = InProcessCheckpointManager(client, replicas)
+    with pytest.raises(RuntimeError, match="generate_sequences ran while the rollout replicas are asleep"):
+        manager.generate_sequences(gen_batch())
+    checkpoint_manager.update_weights(1)
+    assert len(manager.generate_sequences(gen_batch())) == len(MESSAGES)
+    checkpoint_manager.sleep_replicas()
+    with pytest.raises(RuntimeError, match="asleep"):
+        manager.generate_sequences(gen_batch())

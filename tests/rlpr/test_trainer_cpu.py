@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from rlpr import smoke
+from rlpr.trainer import check_trainer_supports
 
 FAST = ["trainer.test_freq=-1", "trainer.val_before_train=false"]
 
@@ -27,9 +28,12 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def run(work_dir, checkpoints, *overrides):
+def run(work_dir, checkpoints, *overrides, patch=None):
+    """fit() the smoke trainer; ``patch(trainer)`` may wrap its methods first. Returns (trainer, metrics per step)."""
     logged = []
     trainer = smoke.build_trainer(work_dir, [f"trainer.default_local_dir={checkpoints}", *FAST, *overrides])
+    if patch is not None:
+        patch(trainer)
     import verl.utils.tracking as tracking
 
     original = tracking.Tracking.log
@@ -101,3 +105,153 @@ def test_bad_training_rows_fail_before_training(work_dir, tmp_path):
 
     with pytest.raises(BadDataError, match="row 3"):
         smoke.build_trainer(work_dir, [f"data.train_files={bad}", f"trainer.default_local_dir={tmp_path / 'c'}"])
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("algorithm.adv_estimator=gae", "algorithm.adv_estimator=gae"),
+        ("critic.enable=true", "critic.enable"),
+        ("algorithm.adv_estimator=remax", "algorithm.adv_estimator=remax"),
+        ("algorithm.rollout_correction.bypass_mode=true", "algorithm.rollout_correction.bypass_mode"),
+        ("algorithm.rollout_correction.rollout_is=token", "algorithm.rollout_correction.rollout_is"),
+        ("algorithm.filter_groups.enable=true", "algorithm.filter_groups.enable"),
+        ("global_profiler.steps=[1]", "global_profiler.steps"),
+        ("trainer.critic_warmup=2", "trainer.critic_warmup"),
+        ("trainer.rollout_data_dir=/tmp/rollouts", "trainer.rollout_data_dir"),
+    ],
+)
+def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
+    from cpu_backend import compose_cpu_config
+    from rlpr.config_paths import recipe_config_dir
+
+    config_dir = str(recipe_config_dir("rlpr"))
+    check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=config_dir))  # the recipe itself passes
+    with pytest.raises(ValueError, match=named.replace(".", r"\.").replace("[", r"\[")):
+        check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, [override], config_dir=config_dir))
+
+
+def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(work_dir, tmp_path, monkeypatch):
+    """An odd log-prob micro-batch size and 3 agent-loop workers: every compute_log_prob batch (r' pass, scoring, old
+    log-probs) and every generation batch must be padded for the strict CPU backend, which also refuses any actor
+    call while the replicas are awake (the r' pass before the first wake). An ESI-triggered save at step 1, and the
+    validation dump written by the time fit() returns."""
+    import rlpr.trainer as trainer_module
+
+    esi_calls = []
+
+    def esi(max_steps_duration, redundant_time=0, **_):
+        esi_calls.append(max_steps_duration)
+        return len(esi_calls) == 1  # the ESI capacity block expires during step 1
+
+    monkeypatch.setattr(trainer_module, "should_save_ckpt_esi", esi)
+    dump = tmp_path / "val_dump"
+    trainer, metrics = run(
+        work_dir, tmp_path / "ckpt", "trainer.total_training_steps=2", "trainer.save_freq=100", "trainer.test_freq=2",
+        "data.train_max_samples=8", "data.val_max_samples=2", f"trainer.validation_data_dir={dump}",
+        "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=3",
+        "actor_rollout_ref.rollout.agent.num_workers=3",
+    )  # fmt: skip
+    assert sorted(metrics) == [1, 2] and all("actor/pg_loss" in metrics[s] for s in (1, 2))
+    assert metrics[1]["rlpr/r_prime_mean"] > 0.0  # r' of the initial policy came from the sleeping-replica pass
+    assert esi_calls[0] == 0.0 and esi_calls[1] > 0.0  # verl's rule: the longest step so far
+    assert (tmp_path / "ckpt" / "global_step_1" / "rlpr_state.pt").exists()  # saved on ESI (save_freq=100)
+    assert (tmp_path / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == "2"
+    assert trainer._dump_executor._shutdown and (dump / "2.jsonl").exists()  # flushed before fit() returned
+
+
+class Killed(Exception):
+    """Stands for a kill -9 or a preemption."""
+
+
+def kill_after_checkpoint(trainer):
+    original = trainer._save_checkpoint
+
+    def save():
+        original()
+        raise Killed  # verl's tracker file already names this step
+
+    trainer._save_checkpoint = save
+
+
+def kill_in_update_weights(trainer):
+    original = trainer.checkpoint_manager.update_weights
+
+    def update_weights(global_steps=None):
+        if global_steps == 1:
+            raise Killed
+        original(global_steps)
+
+    trainer.checkpoint_manager.update_weights = update_weights
+
+
+def kill_after_validation(trainer):
+    original = trainer._validate
+
+    def validate(*args, **kwargs):
+        original(*args, **kwargs)
+        raise Killed
+
+    trainer._validate = validate
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(work_dir, tmp_path_factory):
+    return run(work_dir, tmp_path_factory.mktemp("uninterrupted"), *RESUME_RUN)
+
+
+RESUME_RUN = ("trainer.total_training_steps=2", "trainer.save_freq=1", "trainer.test_freq=1", "data.val_max_samples=2")
+
+
+@pytest.mark.parametrize("kill", [kill_after_checkpoint, kill_in_update_weights, kill_after_validation])
+def test_a_kill_between_checkpoint_and_step_end_resumes_exactly(work_dir, tmp_path, uninterrupted, kill):
+    full, full_metrics = uninterrupted
+    with pytest.raises(Killed):
+        run(work_dir, tmp_path / "killed", *RESUME_RUN, patch=kill)
+    assert (tmp_path / "killed" / "latest_checkpointed_iteration.txt").read_text() == "1"
+    resume = [f"trainer.default_local_dir={tmp_path / 'killed'}"]
+    if kill is kill_after_validation:  # resume from an explicit folder, with another output folder
+        resume = [
+            f"trainer.default_local_dir={tmp_path / 'elsewhere'}",
+            "trainer.resume_mode=resume_path",
+            f"trainer.resume_from_path={tmp_path / 'killed' / 'global_step_1'}",
+            f"rlpr.debias.cache_path={tmp_path / 'killed' / 'rlpr_debias_cache.json'}",
+        ]
+    resumed, metrics = run(work_dir, tmp_path / "killed", *RESUME_RUN, *resume)
+    assert sorted(metrics) == [2]
+    assert resumed.step_log == full.step_log
+    for key in ("filter/threshold", "filter/ema", "rlpr/r_mean", "rlpr/reward_mean", "actor/pg_loss"):
+        if key in full_metrics[2]:
+            assert metrics[2][key] == pytest.approx(full_metrics[2][key], abs=1e-6), key
+
+
+def test_a_refill_round_without_data_leaves_the_replicas_asleep(work_dir, tmp_path):
+    """Round 0 keeps 2 of 4 prompts, the refill round finds the data exhausted: the update must still run with the
+    replicas asleep (the strict CPU actor refuses otherwise), on the 2 kept prompts (one mini-batch of 2). The
+    training rollouts are marked, so the streamed validation grader does no grading work on them."""
+    from rlpr.trainer import DataExhausted
+
+    graded = []
+
+    def patch(trainer):
+        trainer.std_filter.keep = lambda stds, sources: [i < 2 for i in range(len(stds))]
+        draw, score = trainer._draw_prompts, trainer._score
+
+        def draw_once(step, round_):
+            if round_ > 0:
+                raise DataExhausted
+            return draw(step, round_)
+
+        def spy(batch, *args, **kwargs):
+            graded.extend(batch.non_tensor_batch["graded"].tolist())
+            return score(batch, *args, **kwargs)
+
+        trainer._draw_prompts, trainer._score = draw_once, spy
+
+    _, metrics = run(
+        work_dir, tmp_path / "ckpt", "trainer.total_training_steps=1", "trainer.save_freq=-1",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    )  # fmt: skip
+    assert metrics[1]["filter/gen_rounds"] == 1.0 and metrics[1]["filter/data_exhausted"] == 1.0
+    assert "actor/pg_loss" in metrics[1]  # the update ran (while the replicas slept)
+    assert graded and set(graded) == {0.0}  # every training rollout skipped by the grader
