@@ -11,7 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlpr.rollout import make_rollout
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards, parse_response, token_bytes
+from rlpr.o_prime import parse_response
+from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards
+from rlpr.token_bytes import token_bytes
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)
