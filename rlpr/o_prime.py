@@ -14,10 +14,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, answer_start, whitespace_after_answer_tag
+from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, check_mode, whitespace_after_answer_tag
 from rlpr.token_bytes import TokenBytes
 
 _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
+# the tags a response must hold once each, in this order, to be valid for r (RLPR.md §1.1), as bytes
+_REQUIRED_TAGS = {
+    "R1": (THINK_OPEN.encode(), THINK_CLOSE.encode(), _ANSWER_OPEN_BYTES),
+    "R1_nothink": (_ANSWER_OPEN_BYTES,),
+}
+
+
+def answer_byte(raw: bytes, mode: str) -> int | None:
+    """``rlpr.answer.answer_start`` on the UTF-8 bytes of a response: the byte offset of ``<answer>`` if each tag the
+    mode requires occurs exactly once and in order, else None.
+
+    The tags are ASCII, and decoding (even with replacement characters) neither creates nor removes ASCII
+    characters, so the counts and the order are those of the decoded text; bytes are searched faster than text.
+    """
+    tags = _REQUIRED_TAGS[check_mode(mode)]
+    if any(raw.count(tag) != 1 for tag in tags):
+        return None
+    positions = [raw.index(tag) for tag in tags]
+    return positions[-1] if positions == sorted(positions) else None
 
 
 @dataclass
@@ -30,44 +49,34 @@ class ParsedResponse:
     ref_span: tuple[int, int] | None
 
 
-def cut_at_answer(
-    raw: bytes, starts: np.ndarray, text: str, reference: str, mode: str, eos_token: str, origin: int = 0
+def parse_response(
+    ids: Sequence[int] | np.ndarray, tb: TokenBytes, reference: str, mode: str, eos_token: str
 ) -> ParsedResponse:
-    """Cut the response whose UTF-8 bytes are ``raw`` (``text`` decoded) and whose tokens start at the byte offsets
-    ``starts`` (counted from ``origin``: a response cut out of a longer byte string keeps that string's offsets)."""
-    if answer_start(text, mode) is None:
+    """Find ``<answer>`` by byte offsets in the sampled ``ids`` and build the o' tail string (see module docstring).
+
+    Trailing special tokens (eos, padding) are not part of the response text.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    end = len(ids)
+    while end > 0 and int(ids[end - 1]) in tb.special_ids:
+        end -= 1
+    ids = ids[:end]
+    raw = tb.join(ids)
+    text = raw.decode("utf-8", errors="replace")
+    tag_byte = answer_byte(raw, mode)
+    if tag_byte is None:
         return ParsedResponse(text, 0, None, None)
-    tag_byte = raw.index(_ANSWER_OPEN_BYTES)  # the only one: answer_start checked it (ASCII counts match bytes)
-    k = int(np.searchsorted(starts, origin + tag_byte, side="right")) - 1
+    lengths = tb.lengths[ids]
+    starts = np.cumsum(lengths) - lengths
+    k = int(np.searchsorted(starts, tag_byte, side="right")) - 1
     # step back to a token that starts on a character boundary, so the re-tokenized prefix is whole characters
-    while k > 0 and (raw[starts[k] - origin] & 0xC0) == 0x80:
+    while k > 0 and (raw[starts[k]] & 0xC0) == 0x80:
         k -= 1
-    prefix = raw[starts[k] - origin : tag_byte].decode("utf-8", errors="replace")
+    prefix = raw[starts[k] : tag_byte].decode("utf-8", errors="replace")
     after = raw[tag_byte + len(_ANSWER_OPEN_BYTES) :].decode("utf-8", errors="ignore")
     head = prefix + ANSWER_OPEN + whitespace_after_answer_tag(after)
     tail = head + reference + " " + ANSWER_CLOSE + eos_token
     return ParsedResponse(text, k, tail, (len(head), len(head) + len(reference)))
-
-
-def strip_special_end(ids: np.ndarray, special_ids: frozenset[int]) -> int:
-    """The length of ``ids`` without its trailing special tokens (eos, padding): they are not response text."""
-    end = len(ids)
-    while end > 0 and int(ids[end - 1]) in special_ids:
-        end -= 1
-    return end
-
-
-def parse_response(
-    ids: Sequence[int] | np.ndarray, tb: TokenBytes, reference: str, mode: str, eos_token: str
-) -> ParsedResponse:
-    """Find ``<answer>`` by byte offsets in the sampled ``ids`` and build the o' tail string (see module docstring)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    ids = ids[: strip_special_end(ids, tb.special_ids)]
-    raw = tb.join(ids)
-    lengths = tb.lengths[ids]
-    return cut_at_answer(
-        raw, np.cumsum(lengths) - lengths, raw.decode("utf-8", errors="replace"), reference, mode, eos_token
-    )
 
 
 def debias_tail(reference: str, eos_token: str, tagged: bool = False) -> tuple[str, tuple[int, int]]:

@@ -32,24 +32,26 @@ def padded_layout(
     right-padded ``responses`` (rows, r_len) whose valid lengths are given: ``prompts``, ``responses``,
     ``input_ids``, ``attention_mask``, ``position_ids`` (0, 1, ... over the valid tokens; padding repeats the nearest
     valid position, as ``clip(cumsum(attention_mask) - 1, 0)`` does) and ``response_mask``."""
-    p_len, r_len = prompts.shape[1], responses.shape[1]
+    rows, p_len, r_len = len(prompts), prompts.shape[1], responses.shape[1]
     prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
     response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
-    attention = np.concatenate(
-        [filled_mask(prompt_lengths[:, 0], p_len, left=True), filled_mask(response_lengths[:, 0], r_len, left=False)],
-        axis=1,
-    ).astype(np.int64)
-    prompt_positions = np.maximum(np.arange(p_len) - (p_len - prompt_lengths), 0)
-    response_positions = np.maximum(prompt_lengths + np.minimum(np.arange(r_len), response_lengths - 1), 0)
-    prompts_t, responses_t = torch.from_numpy(prompts), torch.from_numpy(responses)
-    attention_t = torch.from_numpy(attention)
+    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
+    # written in place, part by part: these are the largest arrays of a step's scoring batch
+    attention = np.empty((rows, p_len + r_len), dtype=np.int64)
+    np.greater_equal(prompt_columns, p_len - prompt_lengths, out=attention[:, :p_len])
+    np.less(response_columns, response_lengths, out=attention[:, p_len:])
+    positions = np.empty((rows, p_len + r_len), dtype=np.int64)
+    np.subtract(prompt_columns, p_len - prompt_lengths, out=positions[:, :p_len])
+    np.minimum(response_columns, response_lengths - 1, out=positions[:, p_len:])
+    positions[:, p_len:] += prompt_lengths
+    np.maximum(positions, 0, out=positions)
     return {
-        "prompts": prompts_t,
-        "responses": responses_t,
-        "input_ids": torch.cat([prompts_t, responses_t], dim=1),
-        "attention_mask": attention_t,
-        "position_ids": torch.from_numpy(np.concatenate([prompt_positions, response_positions], axis=1)),
-        "response_mask": attention_t[:, p_len:].clone(),
+        "prompts": torch.from_numpy(prompts),
+        "responses": torch.from_numpy(responses),
+        "input_ids": torch.from_numpy(np.concatenate([prompts, responses], axis=1)),
+        "attention_mask": torch.from_numpy(attention),
+        "position_ids": torch.from_numpy(positions),
+        "response_mask": torch.from_numpy(attention[:, p_len:].copy()),
     }
 
 

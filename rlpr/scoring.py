@@ -31,7 +31,7 @@ import torch
 
 from rlpr.answer import check_mode, format_reward, repetition_penalty
 from rlpr.debias_cache import prompt_key
-from rlpr.o_prime import cut_at_answer, debias_tail, overlap_mask, strip_special_end
+from rlpr.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward import check_method, check_shaping, final_rewards, sequence_scores
 from rlpr.rollout import filled_mask, pad_token_id, padded_layout
 from rlpr.token_bytes import token_bytes
@@ -124,10 +124,11 @@ def _references(rollout) -> list[str]:
 
 
 def _check_vocabulary(
-    prompts: np.ndarray, prompt_mask: np.ndarray, responses: np.ndarray, response_valid: np.ndarray, vocab: int
+    prompts: np.ndarray, prompt_mask: np.ndarray, responses: np.ndarray, response_len: np.ndarray, vocab: int
 ) -> None:
     if all(a.size == 0 or (a.min() >= 0 and a.max() < vocab) for a in (prompts, responses)):
         return  # padding included, every id is in range: nothing to find
+    response_valid = filled_mask(response_len, responses.shape[1], left=False)
     bad = (((prompts >= vocab) | (prompts < 0)) & prompt_mask).any(1)
     bad |= (((responses >= vocab) | (responses < 0)) & response_valid).any(1)
     if bad.any():
@@ -138,19 +139,25 @@ def _check_vocabulary(
 def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of ``texts`` (no special tokens added), as ``tokenizer(texts, ...)`` gives them.
 
-    The fast tokenizer's backend is called directly when its state is what that call would set anyway (no truncation,
-    no padding): the same encodings without building a ``BatchEncoding``.
+    Each distinct text is tokenized once (the responses of a prompt mostly share their tail). The fast tokenizer's
+    backend is called directly when its state is what that call would set anyway (no truncation, no padding): the
+    same encodings without building a ``BatchEncoding``.
     """
+    distinct = list(dict.fromkeys(texts))
     backend = tokenizer.backend_tokenizer
     if (
         backend.truncation is None
         and backend.padding is None
         and (backend.encode_special_tokens == bool(tokenizer.split_special_tokens))
     ):
-        encodings = backend.encode_batch(texts, add_special_tokens=False)
-        return [e.ids for e in encodings], [e.offsets for e in encodings]
-    encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return encoded["input_ids"], encoded["offset_mapping"]
+        encodings = backend.encode_batch(distinct, add_special_tokens=False)
+        ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+    else:
+        encoded = tokenizer(distinct, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    where = {text: j for j, text in enumerate(distinct)}
+    order = [where[text] for text in texts]
+    return [ids[j] for j in order], [offsets[j] for j in order]
 
 
 def _prompt_groups(uids: list, prompts: np.ndarray, prompt_mask: np.ndarray) -> np.ndarray:
@@ -191,20 +198,8 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     p_width, r_width = prompts.shape[1], responses.shape[1]
     prompt_mask = attention[:, :p_width].astype(bool)
     response_len = attention[:, p_width : p_width + r_width].sum(-1)
-    _check_vocabulary(prompts, prompt_mask, responses, filled_mask(response_len, r_width, left=False), len(tb.table))
+    _check_vocabulary(prompts, prompt_mask, responses, response_len, len(tb.table))
 
-    # the bytes of every response (trailing special tokens dropped) in one join, then cut per response
-    ends = np.fromiter(
-        (strip_special_end(responses[i, : response_len[i]], tb.special_ids) for i in range(n)), np.int64, count=n
-    )
-    tokens = responses[filled_mask(ends, r_width, left=False)]
-    byte_starts = np.zeros(len(tokens) + 1, dtype=np.int64)
-    np.cumsum(tb.lengths[tokens], out=byte_starts[1:])
-    raw_all = b"".join(tb.array[tokens])
-    token_bounds = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(ends, out=token_bounds[1:])
-    byte_bounds = byte_starts[token_bounds].tolist()
-    token_bounds = token_bounds.tolist()
     status: list[str] = []
     texts: list[str] = []
     kept: list[int] = []  # responses with an o' candidate
@@ -212,12 +207,8 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     tails: list[str] = []
     spans: list[tuple[int, int]] = []
     for i in range(n):
-        b0 = byte_bounds[i]
-        raw = raw_all[b0 : byte_bounds[i + 1]]
-        text = raw.decode("utf-8", errors="replace")
-        texts.append(text)
-        starts = byte_starts[token_bounds[i] : token_bounds[i + 1]]
-        parsed = cut_at_answer(raw, starts, text, refs[i], config.format_mode, eos, origin=b0)
+        parsed = parse_response(responses[i, : response_len[i]], tb, refs[i], config.format_mode, eos)
+        texts.append(parsed.text)
         if parsed.tail is None:
             status.append("no_answer")
         elif not refs[i]:

@@ -43,7 +43,7 @@ class TokenBytes:
         self.special_ids = frozenset(tokenizer.all_special_ids)
 
     def join(self, ids: Sequence[int] | np.ndarray) -> bytes:
-        return b"".join(self.array[np.asarray(ids, dtype=np.int64)])
+        return b"".join(self.array[np.asarray(ids, dtype=np.int64)].tolist())  # a list joins faster than an array
 
 
 _TOKEN_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
