@@ -288,12 +288,15 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     dtype = responses.dtype
     prompts_out = np.full((m, p_len), pad_id, dtype=dtype)
     prompts_out[filled_mask(p_lengths, p_len, left=True)] = np.concatenate(row_prompts)
-    # the kept sampled tokens: one masked gather from the rollout and one masked scatter
+    # the kept sampled tokens: the o' rows' sampled responses, copied where they are kept (one masked copy)
     responses_out = np.full((m, r_len), pad_id, dtype=dtype)
-    take = np.zeros((n, r_width), dtype=bool)
-    o_rows = keep_rows > 0
-    take[source[o_rows]] = filled_mask(keep_rows[o_rows], r_width, left=False)
-    responses_out[filled_mask(keep_rows, r_len, left=False)] = responses[take]
+    width = min(r_len, r_width, int(keep_rows.max()))
+    n_o = int((sel < len(kept)).sum())  # the o' rows come first
+    np.copyto(
+        responses_out[:n_o, :width],
+        responses[source[:n_o], :width],
+        where=filled_mask(keep_rows[:n_o], width, left=False),
+    )
     # then the tails, and the y* mask over them
     chosen = np.zeros(len(tails), dtype=bool)
     chosen[sel] = True
