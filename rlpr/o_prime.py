@@ -32,10 +32,12 @@ def answer_byte(raw: bytes, mode: str) -> int | None:
     The tags are ASCII, and decoding (even with replacement characters) neither creates nor removes ASCII
     characters, so the counts and the order are those of the decoded text; bytes are searched faster than text.
     """
-    tags = _REQUIRED_TAGS[check_mode(mode)]
-    if any(raw.count(tag) != 1 for tag in tags):
-        return None
-    positions = [raw.index(tag) for tag in tags]
+    positions = []
+    for tag in _REQUIRED_TAGS[check_mode(mode)]:
+        at = raw.find(tag)
+        if at < 0 or raw.find(tag, at + 1) >= 0:  # absent, or present more than once
+            return None
+        positions.append(at)
     return positions[-1] if positions == sorted(positions) else None
 
 

@@ -292,11 +292,13 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     responses_out = np.full((m, r_len), pad_id, dtype=dtype)
     width = min(r_len, r_width, int(keep_rows.max()))
     n_o = int((sel < len(kept)).sum())  # the o' rows come first
-    np.copyto(
-        responses_out[:n_o, :width],
-        responses[source[:n_o], :width],
-        where=filled_mask(keep_rows[:n_o], width, left=False),
-    )
+    for lo in range(0, n_o, 256):  # in blocks of rows, so the gathered block stays small
+        hi = min(lo + 256, n_o)
+        np.copyto(
+            responses_out[lo:hi, :width],
+            responses[source[lo:hi], :width],
+            where=filled_mask(keep_rows[lo:hi], width, left=False),
+        )
     # then the tails, and the y* mask over them
     chosen = np.zeros(len(tails), dtype=bool)
     chosen[sel] = True
