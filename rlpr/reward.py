@@ -1,7 +1,8 @@
 """The RLPR reward math as pure functions (docs/rlpr.md#probability-reward, #debias, #final-reward).
 
-Token probabilities in, rewards out. ``sequence_scores`` is the batched form used by the trainer; the scalar
-functions are the public API for users' own tests and analysis and share its arithmetic.
+Token probabilities in, rewards out. ``sequence_scores`` and ``final_rewards`` are the batched forms the trainer
+uses; the scalar functions (``sequence_score``, ``debias``, ``combine``) are the public API for users' own tests and
+analysis and hold the same arithmetic.
 """
 
 from __future__ import annotations
@@ -94,8 +95,15 @@ def debias(r: float, r_prime: float, shaping: str = "clip") -> float:
     return min(max(r - r_prime, 0.0), 1.0)
 
 
-def combine(r_hat: float, format_score: float, repetition: float, format_coef: float = 0.1) -> float:
-    """R = (1 - c)·r̂ + c·F + P with c = ``format_coef`` in [0, 1], F in [0, 1] and P <= 0."""
+def combine(
+    r_hat: float, format_score: float, repetition: float, format_coef: float = 0.1, repetition_on_all: bool = True
+) -> float:
+    """The final reward R = (1 - c)·r̂ + c·F + P with c = ``format_coef`` in [0, 1], F in [0, 1] and P <= 0.
+
+    ``repetition_on_all``: P applies to every response (this project's default). False: P applies only where
+    (1 - c)·r̂ + c·F is non-zero (the reference implementation, which leaves repetitive zero-reward responses
+    unpunished).
+    """
     r_hat = _finite("r_hat", r_hat)
     format_score = _finite("format_score", format_score)
     repetition = _finite("repetition", repetition)
@@ -106,4 +114,29 @@ def combine(r_hat: float, format_score: float, repetition: float, format_coef: f
         raise ValueError(f"format_score must lie in [0, 1], got {format_score}")
     if repetition > 0:
         raise ValueError(f"repetition must be <= 0 (a penalty), got {repetition}")
-    return (1.0 - format_coef) * r_hat + format_coef * format_score + repetition
+    reward = (1.0 - format_coef) * r_hat + format_coef * format_score
+    return reward + repetition if repetition_on_all or reward != 0 else reward
+
+
+def final_rewards(
+    r: torch.Tensor,
+    r_prime: torch.Tensor,
+    format_scores: torch.Tensor,
+    repetition: torch.Tensor,
+    *,
+    shaping: str = "clip",
+    format_coef: float = 0.1,
+    repetition_on_all: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """r̂ = ``debias(r, r')`` and R = ``combine(r̂, F, P)`` for every response, as float64 tensors."""
+    if not (len(r) == len(r_prime) == len(format_scores) == len(repetition)):
+        raise ValueError(
+            f"r ({len(r)}), r_prime ({len(r_prime)}), format_scores ({len(format_scores)}) and repetition "
+            f"({len(repetition)}) must have the same length"
+        )
+    r_hat = [debias(a, b, shaping) for a, b in zip(r.tolist(), r_prime.tolist())]
+    reward = [
+        combine(h, f, p, format_coef, repetition_on_all)
+        for h, f, p in zip(r_hat, format_scores.tolist(), repetition.tolist())
+    ]
+    return torch.tensor(r_hat, dtype=torch.float64), torch.tensor(reward, dtype=torch.float64)

@@ -1,7 +1,8 @@
-"""Turning token id lists into a rollout ``DataProto`` in verl's layout (prompts left-padded, responses right-padded).
+"""verl's padded batch layout (prompts left-padded, responses right-padded) and rollouts built from token id lists.
 
-For the single-example helpers, the ``rlpr.score`` command, tests and benchmarks; during training the rollout comes
-from verl's rollout manager in this same layout.
+``padded_layout`` is the one builder of that layout: ``make_rollout`` (single-example helpers, the ``rlpr.score``
+command, the r' precompute, tests and benchmarks) and the RLPR scoring batch both use it; during training the rollout
+comes from verl's rollout manager in this same layout.
 """
 
 from __future__ import annotations
@@ -15,6 +16,43 @@ import torch
 def pad_token_id(tokenizer) -> int:
     """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def filled_mask(lengths: np.ndarray, width: int, *, left: bool) -> np.ndarray:
+    """(rows, width) bool: the first (``left=False``) or last (``left=True``) ``lengths[i]`` positions of row i."""
+    columns = np.arange(width)
+    lengths = np.asarray(lengths, dtype=np.int64)[:, None]
+    return columns >= width - lengths if left else columns < lengths
+
+
+def padded_layout(
+    prompts: np.ndarray, prompt_lengths: np.ndarray, responses: np.ndarray, response_lengths: np.ndarray
+) -> dict[str, torch.Tensor]:
+    """The tensors verl's rollout and ``compute_log_prob`` take, from left-padded ``prompts`` (rows, p_len) and
+    right-padded ``responses`` (rows, r_len) whose valid lengths are given: ``prompts``, ``responses``,
+    ``input_ids``, ``attention_mask``, ``position_ids`` (0, 1, ... over the valid tokens; padding repeats the nearest
+    valid position, as ``clip(cumsum(attention_mask) - 1, 0)`` does) and ``response_mask``."""
+    rows, p_len, r_len = len(prompts), prompts.shape[1], responses.shape[1]
+    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
+    response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
+    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
+    # written in place, part by part: these are the largest arrays of a step's scoring batch
+    attention = np.empty((rows, p_len + r_len), dtype=np.int64)
+    np.greater_equal(prompt_columns, p_len - prompt_lengths, out=attention[:, :p_len])
+    np.less(response_columns, response_lengths, out=attention[:, p_len:])
+    positions = np.empty((rows, p_len + r_len), dtype=np.int64)
+    np.subtract(prompt_columns, p_len - prompt_lengths, out=positions[:, :p_len])
+    np.minimum(response_columns, response_lengths - 1, out=positions[:, p_len:])
+    positions[:, p_len:] += prompt_lengths
+    np.maximum(positions, 0, out=positions)
+    return {
+        "prompts": torch.from_numpy(prompts),
+        "responses": torch.from_numpy(responses),
+        "input_ids": torch.from_numpy(np.concatenate([prompts, responses], axis=1)),
+        "attention_mask": torch.from_numpy(attention),
+        "position_ids": torch.from_numpy(positions),
+        "response_mask": torch.from_numpy(attention[:, p_len:].copy()),
+    }
 
 
 def make_rollout(
@@ -37,24 +75,17 @@ def make_rollout(
         )
     if any(len(p) == 0 for p in prompt_ids):
         raise ValueError(f"empty prompt at rows {[i for i, p in enumerate(prompt_ids) if len(p) == 0]}")
-    p_len = max(len(p) for p in prompt_ids)
-    r_len = max([len(r) for r in response_ids] + [0])
-    prompts = torch.full((n, p_len), pad_token_id, dtype=torch.long)
-    responses = torch.full((n, r_len), pad_token_id, dtype=torch.long)
-    attn = torch.zeros(n, p_len + r_len, dtype=torch.long)
-    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
-        prompts[i, p_len - len(p) :] = torch.as_tensor(list(p), dtype=torch.long)
-        responses[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
-        attn[i, p_len - len(p) : p_len + len(r)] = 1
+    p_lengths = np.array([len(p) for p in prompt_ids], dtype=np.int64)
+    r_lengths = np.array([len(r) for r in response_ids], dtype=np.int64)
+    p_len, r_len = int(p_lengths.max(initial=0)), int(r_lengths.max(initial=0))
+    prompts = np.full((n, p_len), pad_token_id, dtype=np.int64)
+    responses = np.full((n, r_len), pad_token_id, dtype=np.int64)
+    prompts[filled_mask(p_lengths, p_len, left=True)] = np.fromiter((int(t) for p in prompt_ids for t in p), np.int64)
+    responses[filled_mask(r_lengths, r_len, left=False)] = np.fromiter(
+        (int(t) for r in response_ids for t in r), np.int64
+    )
     return DataProto.from_dict(
-        tensors={
-            "prompts": prompts,
-            "responses": responses,
-            "input_ids": torch.cat([prompts, responses], dim=1),
-            "attention_mask": attn,
-            "position_ids": torch.clip(torch.cumsum(attn, dim=-1) - 1, min=0),
-            "response_mask": attn[:, p_len:].clone(),
-        },
+        tensors=padded_layout(prompts, p_lengths, responses, r_lengths),
         non_tensors={
             "reward_model": np.array([{"ground_truth": ref} for ref in references], dtype=object),
             "uid": np.array(list(uids), dtype=object),

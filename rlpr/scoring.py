@@ -11,44 +11,38 @@ docs/architecture.md#the-rlpr-step (2-3). From a rollout ``DataProto`` this modu
   re-tokenized, so it keeps the segmentation the policy sampled.
 * one debias row per unique prompt (uid): the prompt ids, then ``" " + y* + " "`` + the eos token (docs/rlpr.md#debias).
 
-``<answer>`` is located by byte offsets of the decoded tokens, never by token-id patterns (tags merge with their
-neighbours in BPE vocabularies). The answer mask of a row marks the response-side tokens whose character span
-overlaps the inserted y*. ``compute_rewards`` turns the per-token log-probs of that batch into r per response, r' per
-prompt and the final reward R (docs/rlpr.md#final-reward), with every invalid or skipped sample counted in the metrics.
+``<answer>`` is located by byte offsets of the decoded tokens (``rlpr.o_prime``, ``rlpr.token_bytes``), never by
+token-id patterns (tags merge with their neighbours in BPE vocabularies). The answer mask of a row marks the
+response-side tokens whose character span overlaps the inserted y*. ``compute_rewards`` turns the per-token log-probs
+of that batch into r per response, r' per prompt and the final reward R (the arithmetic lives in ``rlpr.reward``),
+with every invalid or skipped sample counted in the metrics.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import weakref
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import torch
-from transformers.convert_slow_tokenizer import bytes_to_unicode
 
-from rlpr.answer import (
-    ANSWER_CLOSE,
-    ANSWER_OPEN,
-    answer_start,
-    check_mode,
-    format_reward,
-    repetition_penalty,
-    whitespace_after_answer_tag,
-)
+from rlpr.answer import check_mode, format_reward, repetition_penalty
 from rlpr.debias_cache import prompt_key
-from rlpr.reward import check_method, check_shaping, combine, debias, sequence_scores
-from rlpr.rollout import pad_token_id
-
-_ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
+from rlpr.o_prime import debias_tail, overlap_mask, parse_response
+from rlpr.reward import check_method, check_shaping, final_rewards, sequence_scores
+from rlpr.rollout import filled_mask, pad_token_id, padded_layout
+from rlpr.token_bytes import token_bytes
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")
 # Metrics of ``compute_rewards`` that count samples (summed over generation rounds; the others are means).
-COUNT_METRICS = tuple(f"rlpr/{reason}" for reason in SKIP_REASONS) + ("rlpr/empty_answer_mask",)
+COUNT_METRICS = tuple(f"rlpr/{reason}" for reason in SKIP_REASONS) + (
+    "rlpr/empty_answer_mask",
+    "rlpr/debias_overlength",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,8 @@ class ScoringConfig:
     # True: P applies to every response (this project). False: only to responses whose reward is non-zero (the
     # reference implementation's behaviour, which leaves repetitive zero-reward responses unpunished).
     repetition_on_all: bool = True
-    # Longest response side of an o' row (kept reasoning + tail); longer rows get r = 0 and are counted.
+    # Longest response side of an o' row (kept reasoning + tail) or a debias row (y* + tail); longer o' rows get r = 0
+    # and are counted; a longer debias row leaves its prompt without r', so its responses get r = 0 too (counted).
     max_scoring_length: int | None = None
     # r' sequence: " y* " (False, the reference's choice) or "<answer> y* </answer>" (True).
     debias_tagged: bool = False
@@ -75,113 +70,6 @@ class ScoringConfig:
         check_shaping(self.shaping)
         if self.max_scoring_length is not None and self.max_scoring_length < 1:
             raise ValueError(f"max_scoring_length must be a positive int or None, got {self.max_scoring_length}")
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Token bytes
-
-
-class TokenBytes:
-    """The exact bytes each token id stands for, for byte-level BPE and sentencepiece-style vocabularies.
-
-    Concatenating the bytes of a token sequence gives the UTF-8 bytes of its text, so byte offsets of the decoded
-    tokens are exact even when a token holds only part of a multi-byte character.
-    """
-
-    def __init__(self, tokenizer):
-        size = len(tokenizer)
-        tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
-        added = {i: tok.content for i, tok in tokenizer.added_tokens_decoder.items()}
-        decoder = json.loads(tokenizer.backend_tokenizer.to_str()).get("decoder") or {}
-        byte_level = "ByteLevel" in json.dumps(decoder)
-        inverse = {char: byte for byte, char in bytes_to_unicode().items()}
-        table: list[bytes] = []
-        for i, tok in enumerate(tokens):
-            if i in added:
-                table.append(added[i].encode())
-            elif tok is None:
-                table.append(b"")
-            elif byte_level:
-                table.append(bytes(inverse[c] for c in tok))
-            elif len(tok) == 6 and tok.startswith("<0x") and tok.endswith(">"):  # sentencepiece byte fallback
-                table.append(bytes([int(tok[3:5], 16)]))
-            else:
-                table.append(tok.replace("\u2581", " ").encode())
-        self.table = table
-        self.array = np.empty(size, dtype=object)  # the same bytes, for vectorised lookups of id arrays
-        self.array[:] = table
-        self.lengths = np.fromiter((len(b) for b in table), dtype=np.int64, count=size)
-        self.special_ids = frozenset(tokenizer.all_special_ids)
-
-    def join(self, ids: Sequence[int] | np.ndarray) -> bytes:
-        return b"".join(self.array[np.asarray(ids, dtype=np.int64)])
-
-
-_TOKEN_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def token_bytes(tokenizer) -> TokenBytes:
-    """The (cached) ``TokenBytes`` table of ``tokenizer``."""
-    found = _TOKEN_BYTES.get(tokenizer)
-    if found is None:
-        found = _TOKEN_BYTES[tokenizer] = TokenBytes(tokenizer)
-    return found
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Per-response parsing
-
-
-@dataclass
-class ParsedResponse:
-    """A response cut for o': ``keep`` sampled response tokens, then ``tail`` (None when the response is invalid)."""
-
-    text: str
-    keep: int
-    tail: str | None
-    ref_span: tuple[int, int] | None
-
-
-def parse_response(
-    ids: Sequence[int] | np.ndarray, tb: TokenBytes, reference: str, mode: str, eos_token: str
-) -> ParsedResponse:
-    """Find ``<answer>`` by byte offsets in the sampled ``ids`` and build the o' tail string (see module docstring).
-
-    Trailing special tokens (eos, padding) are not part of the response text.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    end = len(ids)
-    while end > 0 and int(ids[end - 1]) in tb.special_ids:
-        end -= 1
-    ids = ids[:end]
-    raw = tb.join(ids)
-    text = raw.decode("utf-8", errors="replace")
-    if answer_start(text, mode) is None:
-        return ParsedResponse(text, 0, None, None)
-    tag_byte = raw.index(_ANSWER_OPEN_BYTES)  # the only one: answer_start checked it (ASCII counts match bytes)
-    lengths = tb.lengths[ids]
-    starts = np.cumsum(lengths) - lengths
-    k = int(np.searchsorted(starts, tag_byte, side="right")) - 1
-    # step back to a token that starts on a character boundary, so the re-tokenized prefix is whole characters
-    while k > 0 and (raw[starts[k]] & 0xC0) == 0x80:
-        k -= 1
-    prefix = raw[starts[k] : tag_byte].decode("utf-8", errors="replace")
-    after = raw[tag_byte + len(_ANSWER_OPEN_BYTES) :].decode("utf-8", errors="ignore")
-    head = prefix + ANSWER_OPEN + whitespace_after_answer_tag(after)
-    tail = head + reference + " " + ANSWER_CLOSE + eos_token
-    return ParsedResponse(text, k, tail, (len(head), len(head) + len(reference)))
-
-
-def debias_tail(reference: str, eos_token: str, tagged: bool = False) -> tuple[str, tuple[int, int]]:
-    """The r' continuation after the prompt and the character span of y* in it (docs/rlpr.md#debias)."""
-    head = ANSWER_OPEN + " " if tagged else " "
-    close = " " + ANSWER_CLOSE if tagged else " "
-    return head + reference + close + eos_token, (len(head), len(head) + len(reference))
-
-
-def _overlap_mask(offsets: Sequence[tuple[int, int]], span: tuple[int, int]) -> list[bool]:
-    lo, hi = span
-    return [s < hi and e > lo and e > s for s, e in offsets]
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -204,6 +92,7 @@ class ScoringBatch:
     references: list[str]  # per response: y* (stripped)
     prompt_row: dict = field(default_factory=dict)  # uid -> its debias row
     texts: list[str] = field(default_factory=list)  # decoded responses (special tokens at the end dropped)
+    debias_overlength: list[str] = field(default_factory=list)  # uids whose debias row exceeded max_scoring_length
 
     @property
     def num_rows(self) -> int:
@@ -211,6 +100,15 @@ class ScoringBatch:
 
     def num_tokens(self) -> int:
         return 0 if self.data is None else int(self.data.batch["attention_mask"].sum())
+
+    def r_prime_wanted(self) -> dict[str, str]:
+        """Prompt key -> a name (``uid <uid>``) of every prompt whose responses need an r' from outside the batch."""
+        skipped = set(self.debias_overlength)
+        return {
+            key: f"uid {uid}"
+            for key, uid, ref in zip(self.prompt_keys, self.uids, self.references)
+            if ref and uid not in self.prompt_row and str(uid) not in skipped
+        }
 
 
 def _references(rollout) -> list[str]:
@@ -225,13 +123,52 @@ def _references(rollout) -> list[str]:
     return refs
 
 
-def _valid_lengths(rollout) -> tuple[torch.Tensor, torch.Tensor]:
-    prompts, responses = rollout.batch["prompts"], rollout.batch["responses"]
-    attn = rollout.batch["attention_mask"]
-    p_len = prompts.shape[1]
-    prompt_mask = attn[:, :p_len].bool()
-    response_len = attn[:, p_len : p_len + responses.shape[1]].sum(-1)
-    return prompt_mask, response_len
+def _check_vocabulary(
+    prompts: np.ndarray, prompt_mask: np.ndarray, responses: np.ndarray, response_len: np.ndarray, vocab: int
+) -> None:
+    if all(a.size == 0 or (a.min() >= 0 and a.max() < vocab) for a in (prompts, responses)):
+        return  # padding included, every id is in range: nothing to find
+    response_valid = filled_mask(response_len, responses.shape[1], left=False)
+    bad = (((prompts >= vocab) | (prompts < 0)) & prompt_mask).any(1)
+    bad |= (((responses >= vocab) | (responses < 0)) & response_valid).any(1)
+    if bad.any():
+        rows = bad.nonzero()[0].tolist()
+        raise ValueError(f"rollout rows {rows[:10]} hold token ids outside the tokenizer's vocabulary 0..{vocab - 1}")
+
+
+def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """Token ids and character offsets of ``texts`` (no special tokens added), as ``tokenizer(texts, ...)`` gives them.
+
+    Each distinct text is tokenized once (the responses of a prompt mostly share their tail). The fast tokenizer's
+    backend is called directly when its state is what that call would set anyway (no truncation, no padding): the
+    same encodings without building a ``BatchEncoding``.
+    """
+    distinct = list(dict.fromkeys(texts))
+    backend = tokenizer.backend_tokenizer
+    if (
+        backend.truncation is None
+        and backend.padding is None
+        and (backend.encode_special_tokens == bool(tokenizer.split_special_tokens))
+    ):
+        encodings = backend.encode_batch(distinct, add_special_tokens=False)
+        ids, offsets = [e.ids for e in encodings], [e.offsets for e in encodings]
+    else:
+        encoded = tokenizer(distinct, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+    where = {text: j for j, text in enumerate(distinct)}
+    order = [where[text] for text in texts]
+    return [ids[j] for j in order], [offsets[j] for j in order]
+
+
+def _prompt_groups(uids: list, prompts: np.ndarray, prompt_mask: np.ndarray) -> np.ndarray:
+    """Per response, the first response with the same uid and the same prompt ids (its prompt is read once)."""
+    n = len(uids)
+    first: dict = {}
+    rep = np.fromiter((first.setdefault(u, i) for i, u in enumerate(uids)), dtype=np.int64, count=n)
+    if n:
+        same = ((prompts == prompts[rep]) | ~prompt_mask).all(1) & (prompt_mask == prompt_mask[rep]).all(1)
+        rep = np.where(same, rep, np.arange(n))
+    return rep
 
 
 def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_rows: bool = True) -> ScoringBatch:
@@ -240,7 +177,9 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     ``rollout`` is a verl ``DataProto`` with tensors ``prompts`` (left-padded), ``responses`` (right-padded),
     ``attention_mask`` (over prompt + response) and non-tensors ``reward_model`` (dicts holding ``ground_truth``) and
     ``uid``. The result's ``data`` is in the layout of verl's ``compute_log_prob`` with ``meta_info`` left to the
-    caller (temperature). Invalid responses, empty references and over-long o' get no row and a status.
+    caller (temperature). Invalid responses, empty references and over-long o' get no row and a status. A debias
+    row longer than ``max_scoring_length`` is not built: its prompt has no r', so its responses get no o' row either
+    (status ``overlength``, r = 0) and the prompt is listed in ``debias_overlength``.
     """
     from verl import DataProto
 
@@ -251,28 +190,24 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     pad_id = pad_token_id(tokenizer)
     refs = _references(rollout)
     uids = list(rollout.non_tensor_batch["uid"])
-    prompt_mask, response_len = _valid_lengths(rollout)
-    prompts, responses = rollout.batch["prompts"], rollout.batch["responses"]
     n = len(refs)
     limit = config.max_scoring_length
+    prompts = rollout.batch["prompts"].numpy()
+    responses = rollout.batch["responses"].numpy()
+    attention = rollout.batch["attention_mask"].numpy()
+    p_width, r_width = prompts.shape[1], responses.shape[1]
+    prompt_mask = attention[:, :p_width].astype(bool)
+    response_len = attention[:, p_width : p_width + r_width].sum(-1)
+    _check_vocabulary(prompts, prompt_mask, responses, response_len, len(tb.table))
 
-    prompt_ids = [prompts[i][prompt_mask[i]] for i in range(n)]
-    keys = [prompt_key(prompt_ids[i].tolist(), refs[i]) for i in range(n)]
     status: list[str] = []
     texts: list[str] = []
-    kept: list[tuple[int, int]] = []  # (response, number of sampled response tokens kept)
+    kept: list[int] = []  # responses with an o' candidate
+    keeps: list[int] = []  # their number of sampled response tokens kept
     tails: list[str] = []
     spans: list[tuple[int, int]] = []
-    response_array = responses.numpy()
-    vocab = len(tb.table)
-    response_valid = torch.arange(responses.shape[1]) < response_len[:, None]
-    out_of_vocab = (((prompts >= vocab) | (prompts < 0)) & prompt_mask).any(1)
-    out_of_vocab |= (((responses >= vocab) | (responses < 0)) & response_valid).any(1)
-    if out_of_vocab.any():
-        rows = out_of_vocab.nonzero().flatten().tolist()
-        raise ValueError(f"rollout rows {rows[:10]} hold token ids outside the tokenizer's vocabulary 0..{vocab - 1}")
     for i in range(n):
-        parsed = parse_response(response_array[i, : int(response_len[i])], tb, refs[i], config.format_mode, eos)
+        parsed = parse_response(responses[i, : response_len[i]], tb, refs[i], config.format_mode, eos)
         texts.append(parsed.text)
         if parsed.tail is None:
             status.append("no_answer")
@@ -280,11 +215,23 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
             status.append("empty_reference")
         else:
             status.append("ok")
-            kept.append((i, parsed.keep))
+            kept.append(i)
+            keeps.append(parsed.keep)
             tails.append(parsed.tail)
             spans.append(parsed.ref_span)
 
-    debias_uids: list = []
+    # each prompt's ids and key once per uid (and prompt), not once per response
+    rep = _prompt_groups(uids, prompts, prompt_mask)
+    prompt_of = {int(g): prompts[g][prompt_mask[g]] for g in np.unique(rep)}
+    key_of: dict[tuple[int, str], str] = {}
+    keys = []
+    for i in range(n):
+        group = (int(rep[i]), refs[i])
+        if group not in key_of:
+            key_of[group] = prompt_key(prompt_of[group[0]].tolist(), refs[i])
+        keys.append(key_of[group])
+
+    debias_uids: list = []  # (uid, the response whose prompt and reference the debias row takes)
     if debias_rows:
         seen = set()
         for i in range(n):
@@ -296,23 +243,24 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
             tails.append(tail)
             spans.append(span)
 
-    encoded = tokenizer(tails, add_special_tokens=False, return_offsets_mapping=True) if tails else None
-    # a row: (prompt ids, response it continues or -1, sampled response tokens kept, tail ids, y* mask over the tail)
-    rows: list[tuple[torch.Tensor, int, int, list[int], list[bool]]] = []
+    tail_ids, tail_offsets = _encode(tokenizer, tails) if tails else ([], [])
+    tail_lengths = np.fromiter((len(t) for t in tail_ids), np.int64, count=len(tails))
+    keep_of = np.array(keeps + [0] * len(debias_uids), dtype=np.int64)
+    fits = keep_of + tail_lengths <= limit if limit is not None else np.ones(len(tails), dtype=bool)
+    too_long_debias = {uid for j, (uid, _) in enumerate(debias_uids) if not fits[len(kept) + j]}
     response_row = [-1] * n
-    for j, (i, keep) in enumerate(kept):
-        tail_ids = encoded["input_ids"][j]
-        if limit is not None and keep + len(tail_ids) > limit:
-            status[i] = "overlength"
-            continue
-        response_row[i] = len(rows)
-        rows.append((prompt_ids[i], i, keep, tail_ids, _overlap_mask(encoded["offset_mapping"][j], spans[j])))
     prompt_row = {}
-    for j, (uid, i) in enumerate(debias_uids, start=len(kept)):
-        prompt_row[uid] = len(rows)
-        rows.append(
-            (prompt_ids[i], -1, 0, encoded["input_ids"][j], _overlap_mask(encoded["offset_mapping"][j], spans[j]))
-        )
+    selected: list[int] = []  # candidate rows (o' then debias) that are built, in row order
+    for j, i in enumerate(kept):
+        if not fits[j] or uids[i] in too_long_debias:
+            status[i] = "overlength"
+        else:
+            response_row[i] = len(selected)
+            selected.append(j)
+    for j, (uid, _) in enumerate(debias_uids, start=len(kept)):
+        if fits[j]:
+            prompt_row[uid] = len(selected)
+            selected.append(j)
 
     result = ScoringBatch(
         data=None,
@@ -324,37 +272,48 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
         references=refs,
         prompt_row=prompt_row,
         texts=texts,
+        debias_overlength=sorted(map(str, too_long_debias)),
     )
-    if not rows:
+    if not selected:
         return result
 
-    p_len = max(len(row[0]) for row in rows)
-    r_len = max(row[2] + len(row[3]) for row in rows)
+    sel = np.array(selected, dtype=np.int64)
+    m = len(sel)
+    source = np.array(kept + [i for _, i in debias_uids], dtype=np.int64)[sel]
+    row_prompts = [prompt_of[int(g)] for g in rep[source]]
+    p_lengths = np.fromiter((len(p) for p in row_prompts), np.int64, count=m)
+    keep_rows, tail_rows = keep_of[sel], tail_lengths[sel]
+    r_lengths = keep_rows + tail_rows
+    p_len, r_len = int(p_lengths.max()), int(r_lengths.max())
     dtype = responses.dtype
-    prompt_t = torch.full((len(rows), p_len), pad_id, dtype=dtype)
-    response_t = torch.full((len(rows), r_len), pad_id, dtype=dtype)
-    attn = torch.zeros(len(rows), p_len + r_len, dtype=torch.long)
-    mask_t = torch.zeros(len(rows), r_len, dtype=torch.bool)
-    for j, (prompt, source, keep, tail_ids, tail_mask) in enumerate(rows):
-        end = keep + len(tail_ids)
-        prompt_t[j, p_len - len(prompt) :] = prompt
-        if keep:
-            response_t[j, :keep] = responses[source, :keep]
-        response_t[j, keep:end] = torch.tensor(tail_ids, dtype=dtype)
-        mask_t[j, keep:end] = torch.tensor(tail_mask, dtype=torch.bool)
-        attn[j, p_len - len(prompt) : p_len + end] = 1
-    position_ids = torch.clip(torch.cumsum(attn, dim=-1) - 1, min=0)
-    result.data = DataProto.from_dict(
-        tensors={
-            "prompts": prompt_t,
-            "responses": response_t,
-            "input_ids": torch.cat([prompt_t, response_t], dim=1),
-            "attention_mask": attn,
-            "position_ids": position_ids,
-            "response_mask": attn[:, p_len:].clone(),
-        }
-    )
-    result.answer_mask = mask_t
+    prompts_out = np.full((m, p_len), pad_id, dtype=dtype)
+    prompts_out[filled_mask(p_lengths, p_len, left=True)] = np.concatenate(row_prompts)
+    # the kept sampled tokens: the o' rows' sampled responses, copied where they are kept (one masked copy)
+    responses_out = np.full((m, r_len), pad_id, dtype=dtype)
+    width = min(r_len, r_width, int(keep_rows.max()))
+    n_o = int((sel < len(kept)).sum())  # the o' rows come first
+    for lo in range(0, n_o, 256):  # in blocks of rows, so the gathered block stays small
+        hi = min(lo + 256, n_o)
+        np.copyto(
+            responses_out[lo:hi, :width],
+            responses[source[lo:hi], :width],
+            where=filled_mask(keep_rows[lo:hi], width, left=False),
+        )
+    # then the tails, and the y* mask over them
+    chosen = np.zeros(len(tails), dtype=bool)
+    chosen[sel] = True
+    candidate_of_token = np.repeat(np.arange(len(tails)), tail_lengths)
+    token_chosen = chosen[candidate_of_token]
+    flat_ids = np.fromiter(chain.from_iterable(tail_ids), np.int64, count=int(tail_lengths.sum()))[token_chosen]
+    flat_offsets = np.array(list(chain.from_iterable(tail_offsets)), dtype=np.int64).reshape(-1, 2)[token_chosen]
+    token_spans = np.array(spans, dtype=np.int64)[candidate_of_token[token_chosen]]
+    row_of_token = np.repeat(np.arange(m), tail_rows)
+    column = np.repeat(keep_rows - (np.cumsum(tail_rows) - tail_rows), tail_rows) + np.arange(len(row_of_token))
+    responses_out[row_of_token, column] = flat_ids
+    answer_mask = np.zeros((m, r_len), dtype=bool)
+    answer_mask[row_of_token, column] = overlap_mask(flat_offsets, token_spans)
+    result.data = DataProto.from_dict(tensors=padded_layout(prompts_out, p_lengths, responses_out, r_lengths))
+    result.answer_mask = torch.from_numpy(answer_mask)
     return result
 
 
@@ -417,25 +376,26 @@ def compute_rewards(
         for i, u in enumerate(scoring.uids)
         if u in scoring.prompt_row
     }
-    used: dict[str, float] = {}
-    missing = []
-    for i, key in enumerate(scoring.prompt_keys):
-        if key in from_batch:
-            used[key] = from_batch[key]
-        elif r_prime is not None and key in r_prime:
-            used[key] = float(r_prime[key])
-        elif config.shaping != "none" and scoring.references[i]:  # an empty y* has no r' (r' = 0, counted)
-            missing.append(scoring.uids[i])
+    used: dict[str, float] = dict(from_batch)
+    wanted = scoring.r_prime_wanted()  # an empty y* or a debias row over the cap has no r' (r' = 0, r = 0, counted)
+    if r_prime is not None:
+        used.update((key, float(r_prime[key])) for key in wanted if key in r_prime and key not in used)
+    missing = [name.removeprefix("uid ") for key, name in wanted.items() if key not in used]
+    if config.shaping == "none":
+        missing = []  # r̂ = r needs no r'
     if missing:
-        raise KeyError(f"no r' for the prompts with uid {sorted(set(map(str, missing)))}: no debias row, not cached")
+        raise KeyError(f"no r' for the prompts with uid {sorted(set(missing))}: no debias row, not cached")
     rp = torch.tensor([used.get(key, 0.0) for key in scoring.prompt_keys], dtype=torch.float64)
-    r_hat = torch.tensor([debias(float(a), float(b), config.shaping) for a, b in zip(r, rp)], dtype=torch.float64)
     f, p = format_and_repetition(scoring.texts, config)
-    reward = torch.tensor(
-        [combine(float(r_hat[i]), float(f[i]), 0.0, config.format_coef) for i in range(n)], dtype=torch.float64
+    r_hat, reward = final_rewards(
+        r,
+        rp,
+        f,
+        p,
+        shaping=config.shaping,
+        format_coef=config.format_coef,
+        repetition_on_all=config.repetition_on_all,
     )
-    penalised = p if config.repetition_on_all else torch.where(reward != 0, p, torch.zeros_like(p))
-    reward = reward + penalised
 
     valid = torch.tensor([row >= 0 for row in scoring.response_row], dtype=torch.bool)
     counts = Counter(s for s in scoring.status if s != "ok")
@@ -455,6 +415,7 @@ def compute_rewards(
         "rlpr/repetition_frac": float((p < 0).double().mean()) if n else 0.0,
         **{f"rlpr/{reason}": float(counts[reason]) for reason in SKIP_REASONS},
         "rlpr/empty_answer_mask": float(empty_mask),
+        "rlpr/debias_overlength": float(len(scoring.debias_overlength)),
     }
     for name, value in metrics.items():
         if not math.isfinite(value):

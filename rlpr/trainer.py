@@ -258,7 +258,8 @@ class RLPRTrainer(RayPPOTrainer):
             )
             scoring = build_scoring_batch(rollout, self.tokenizer, self.scoring_config, debias_rows=True)
             scores = row_scores(scoring, self._scoring_log_probs(scoring.data), self.scoring_config.score_method)
-            cache.put_many([keys[j] for j in chunk], [float(scores[scoring.prompt_row[str(j)]]) for j in chunk])
+            done = [j for j in chunk if str(j) in scoring.prompt_row]  # a debias row over the cap is skipped, counted
+            cache.put_many([keys[j] for j in done], [float(scores[scoring.prompt_row[str(j)]]) for j in done])
         if todo:
             cache.save()
             seconds = time.time() - started
@@ -325,7 +326,7 @@ class RLPRTrainer(RayPPOTrainer):
         log_probs = self._scoring_log_probs(scoring.data) if scoring.num_rows else None
         r_prime = None
         if mode == "initial":
-            wanted = {k: f"uid {u}" for k, u, ref in zip(scoring.prompt_keys, scoring.uids, scoring.references) if ref}
+            wanted = scoring.r_prime_wanted()
             r_prime = dict(zip(wanted, self.debias_cache.get_many(list(wanted), list(wanted.values()))))
         rewards = compute_rewards(scoring, log_probs, self.scoring_config, r_prime)
         timing_raw["rlpr_scoring"] = timing_raw.get("rlpr_scoring", 0.0) + time.perf_counter() - started

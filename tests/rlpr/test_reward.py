@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from rlpr.reward import combine, debias, sequence_score, sequence_scores
+from rlpr.reward import combine, debias, final_rewards, sequence_score, sequence_scores
 
 
 @pytest.mark.parametrize(
@@ -90,3 +90,27 @@ def test_combine():
         args = {"r_hat": 0.4, "format_score": 1.0, "repetition": 0.0, **kwargs}
         with pytest.raises(ValueError, match=name):
             combine(**args)
+
+
+def test_combine_applies_the_repetition_policy():
+    # this project: P on every response; the reference implementation: P only where (1 - c)·r̂ + c·F is non-zero
+    assert combine(0.0, 0.0, -1.0) == -1.0
+    assert combine(0.0, 0.0, -1.0, repetition_on_all=False) == 0.0
+    assert combine(0.5, 0.0, -1.0, repetition_on_all=False) == pytest.approx(0.45 - 1.0)
+
+
+def test_final_rewards_is_debias_then_combine_per_response():
+    r = torch.tensor([0.8, 0.3, 0.0, 0.6], dtype=torch.float64)
+    rp = torch.tensor([0.5, 0.5, 0.2, 0.5], dtype=torch.float64)
+    f = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    p = torch.tensor([0.0, 0.0, -1.0, -1.0], dtype=torch.float64)
+    for shaping in ("clip", "identity", "none"):
+        for on_all in (True, False):
+            r_hat, reward = final_rewards(r, rp, f, p, shaping=shaping, format_coef=0.1, repetition_on_all=on_all)
+            expected_hat = [debias(a, b, shaping) for a, b in zip(r.tolist(), rp.tolist())]
+            assert r_hat.tolist() == expected_hat
+            assert reward.tolist() == [
+                combine(h, x, y, 0.1, on_all) for h, x, y in zip(expected_hat, f.tolist(), p.tolist())
+            ]
+    with pytest.raises(ValueError, match="same length"):
+        final_rewards(r, rp[:2], f, p)

@@ -10,8 +10,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rlpr.o_prime import parse_response
 from rlpr.rollout import make_rollout
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards, parse_response, token_bytes
+from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards
+from rlpr.token_bytes import token_bytes
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)
@@ -288,3 +290,28 @@ def test_fuzzed_responses_never_crash(qwen_tokenizer, texts, raw, reference, mod
         if row >= 0:
             masked = scoring.data.batch["responses"][row][scoring.answer_mask[row]].tolist()
             assert qwen_tokenizer.decode(masked).strip() == reference.strip()
+
+
+def test_debias_row_over_the_cap_is_a_counted_skip(qwen_tokenizer):
+    """A reference longer than max_scoring_length: no debias row (no giant padded batch), its prompt's responses get
+    r = 0 and r' = 0 (status overlength), the prompt is counted, and other prompts are scored as usual."""
+    huge = "word " * 2000  # ~2,000 tokens of y*, against a cap of 40
+    responses = ["<think>a</think><answer>4</answer>", "<think>b</think><answer>x</answer>"]
+    rollout = rollout_from_texts(
+        qwen_tokenizer, "2+2?", responses * 2, ["4", "4", huge, huge], uids=["a", "a", "b", "b"]
+    )
+    config = ScoringConfig(max_scoring_length=40)
+    scoring = build_scoring_batch(rollout, qwen_tokenizer, config)
+    assert scoring.status == ["ok", "ok", "overlength", "overlength"]
+    assert set(scoring.prompt_row) == {"a"} and scoring.debias_overlength == ["b"]
+    assert scoring.answer_mask.shape[1] <= 40  # no row holds the long reference
+    lp = torch.full(scoring.answer_mask.shape, math.log(0.5))
+    rewards = compute_rewards(scoring, lp, config)
+    assert rewards.r.tolist() == pytest.approx([0.5, 0.5, 0.0, 0.0])
+    assert rewards.r_prime.tolist() == pytest.approx([0.5, 0.5, 0.0, 0.0])
+    assert rewards.reward.tolist() == pytest.approx([0.1, 0.1, 0.1, 0.1])  # r̂ = 0 everywhere; F = 1
+    assert rewards.metrics["rlpr/debias_overlength"] == 1.0 and rewards.metrics["rlpr/overlength"] == 2.0
+    # r' from the cache is not asked for the skipped prompt either
+    no_rows = build_scoring_batch(rollout, qwen_tokenizer, config, debias_rows=False)
+    assert set(no_rows.r_prime_wanted().values()) == {"uid a", "uid b"}
+    assert scoring.r_prime_wanted() == {}
