@@ -188,7 +188,7 @@ def test_evaluate_bon_strategies_over_http_resumes_and_reports(tmp_path, capsys)
     quality = QualityJudge({"harm-bon-1": [9, 6, 3, 1], "help-bon-1": [5, 2, 8]})  # help: a loser on top
     args = [
         "--benchmark", "rmb", "--data", str(DATA), "--model", "judge", "--prompt-family", "instruct",
-        "--backend", "openai", "--output-dir", str(tmp_path), "--retries", "0", "--timeout", "10",
+        "--backend", "openai", "--output-dir", str(tmp_path), "--retries", "0", "--timeout", "10", "--concurrency", "4",
         "--bon-strategy", "pairwise,knockout,elo,pointwise", "--elo-method", "bradley-terry",
     ]  # fmt: skip
     with Server(_pairs_judge(quality)) as server:
