@@ -175,3 +175,21 @@ def test_meta_rm_needs_k(tmp_path):
     with pytest.raises(SystemExit, match="--meta-rm needs --k"):
         main(["--benchmark", "rmb", "--data", str(DATA), "--model", "m", "--prompt-family", "instruct",
               "--backend", "openai", "--output-dir", str(tmp_path), "--meta-rm", "meta"])  # fmt: skip
+
+
+def test_evaluate_with_a_classifier_as_meta_scorer(small_tokenizer, tmp_path):
+    from offline_models import load_tiny_qwen2
+
+    load_tiny_qwen2(small_tokenizer, tmp_path / "meta")
+    out = tmp_path / "out"
+    args = _args("", out, "pairwise")[:-2] + ["--meta-rm", str(tmp_path / "meta"), "--meta-rm-backend", "classifier",
+                                              "--limit", "2", "--device", "cpu", "--dtype", "float32"]  # fmt: skip
+    with Server() as server:
+        args[args.index("--base-url") + 1] = server.url
+        assert main(args) == 0
+        judged = server.requests["judge"]
+        assert server.requests["meta"] == 0  # the classifier rated every judgement, the server none
+    records = [json.loads(line) for line in (out / META_FILE).read_text().splitlines()]
+    assert len(records) == judged == 4 * json.loads((out / "summary.json").read_text())["pairs"]
+    assert all(0.0 < r["meta_score"] < 1.0 and r["response"] is None for r in records)
+    assert set(json.loads((out / "summary.json").read_text())["results"]) >= {"meta@1", "meta@2", "meta@4"}
