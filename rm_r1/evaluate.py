@@ -19,7 +19,13 @@ right only if both orders are) and ``mean`` (the mean of the two). Verdicts are 
 scoring time with ``--verdict-rule``, so a finished run can be re-scored under another rule without new generations.
 
 Voting@k (``--k 1,2,4,8``): max(k) samples per pair at ``--temperature`` (default 0.5), each in its own seeded
-order; voting@k uses the first k samples (``rm_r1.scaling.voting``, or score sums in pointwise mode).
+order; voting@k uses the first k samples (``rm_r1.scaling.voting``, or score sums in pointwise mode). With
+``--meta-rm``, a meta scorer rates every judgement (``meta_judgements.jsonl``, resumable the same way) and ``meta@k``
+votes over the best-rated half of the first k samples, reported beside voting@k.
+
+Best-of-N (``--benchmark rmb --bon-strategy pairwise,knockout,elo,pointwise``): RMB's best-of-N sets scored by each
+strategy (``rm_r1.best_of_n``), with accuracy and judge calls per record in ``summary.json`` under ``best_of_n``;
+tournament answers are kept in ``bon_judgements.jsonl`` and reused by a rerun.
 
 This module is the command line; the stages it runs are the modules of ``rm_r1.evaluation``.
 """
@@ -35,17 +41,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_r1.backends import BACKENDS, JudgeBackend, Sampling
-from rm_r1.benchmarks import BENCHMARKS, load_benchmark, replace_surrogates_in_pairs
+from rm_r1.backends import BACKENDS, BackendError, JudgeBackend, Sampling
+from rm_r1.benchmarks import BENCHMARKS, Comparison, load_benchmark, replace_surrogates_in_pairs
+from rm_r1.best_of_n import BON_FILE, BON_STRATEGIES, Asker, BestOfN, bon_sets, pairwise_tally
 from rm_r1.evaluation.modes import MODES, make_mode
 from rm_r1.evaluation.plan import limit_records, plan_jobs
 from rm_r1.evaluation.report import write_reports
-from rm_r1.evaluation.run import run_judge
+from rm_r1.evaluation.run import run_judge, run_meta
 from rm_r1.evaluation.score import check_scorable, score_judgements
-from rm_r1.evaluation.store import RESULTS_FILE, check_settings, read_judgements
+from rm_r1.evaluation.store import META_FILE, META_SETTINGS_FILE, RESULTS_FILE, check_settings, read_judgements
+from rm_r1.meta_rm import ClassifierMeta, GenerativeMeta, MetaScorer
 from rm_r1.prompts import FAMILIES
 from rm_r1.reward import RULES
-from rm_r1.scaling import FAILURE_RULES, TIE_RULES
+from rm_r1.scaling import ELO_METHODS, FAILURE_RULES, TIE_RULES
+
+META_BACKENDS = (*BACKENDS, "classifier")
 
 log = logging.getLogger("rm_r1.evaluate")
 
@@ -58,6 +68,16 @@ def _ks(text: str) -> list[int]:
     if ks[0] < 1:
         raise argparse.ArgumentTypeError(f"every k must be >= 1, got {text!r}")
     return ks
+
+
+def _strategies(text: str) -> list[str]:
+    names = list(dict.fromkeys(part.strip() for part in text.split(",")))
+    unknown = [name for name in names if name not in BON_STRATEGIES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown best-of-N strategy {unknown}; choose from {', '.join(BON_STRATEGIES)}"
+        )
+    return names
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +103,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tie", default="random", choices=TIE_RULES, help="pairwise voting ties: seeded coin, or wrong")
     p.add_argument("--failures", default="abstain", choices=FAILURE_RULES, help="unparsable samples in pairwise voting")
     p.add_argument("--limit", type=int, help="only the first N benchmark records (smoke runs)")
+    meta = p.add_argument_group("meta-RM guided voting (with --k)")
+    meta.add_argument(
+        "--meta-rm",
+        metavar="MODEL",
+        help="a second scorer rates every sampled judgement; meta@k votes over the best-rated max(1, k//2) of the "
+        "first k samples, reported beside voting@k",
+    )
+    meta.add_argument(
+        "--meta-rm-backend",
+        choices=META_BACKENDS,
+        help="hf/openai/vllm: a generative judge asked whether the judgement is sound (a 1-10 rating in "
+        "\\boxed{}); classifier: a transformers sequence-classification model (default: --backend)",
+    )
+    meta.add_argument("--meta-rm-base-url", help="the meta scorer's server for --meta-rm-backend openai "
+                      "(default: --base-url)")  # fmt: skip
+    bon = p.add_argument_group("best-of-N selection (RMB's best-of-N sets)")
+    bon.add_argument(
+        "--bon-strategy",
+        type=_strategies,
+        metavar="LIST",
+        help="comma-separated, from pairwise (the best reply beats every loser), knockout (it wins a knockout "
+        "tournament), elo (it has the top rating of a both-orders round robin), pointwise (it gets the strictly "
+        "highest score when all replies are rated in one prompt); reports accuracy and judge calls per record",
+    )
+    bon.add_argument("--elo-method", default="averaged", choices=ELO_METHODS,
+                     help="sequential ELO depends on the order of the games; averaged: mean over seeded orders; "
+                     "bradley-terry: a fit that ignores order")  # fmt: skip
+    bon.add_argument("--elo-permutations", type=int, default=32, help="game orders averaged by --elo-method averaged")
+    bon.add_argument("--reasks", type=int, default=2,
+                     help="times an unparsable tournament match (or pointwise rating) is asked again before a "
+                     "seeded coin decides (counted)")  # fmt: skip
     hf = p.add_argument_group("hf backend")
     hf.add_argument("--batch-size", type=int, default=4)
     hf.add_argument("--device", help="default: cuda if available, else cpu")
@@ -101,19 +152,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def make_backend(args: argparse.Namespace) -> JudgeBackend:
-    if args.backend == "hf":
+def make_backend(args: argparse.Namespace, backend: str | None = None, model: str | None = None,
+                 base_url: str | None = None) -> JudgeBackend:  # fmt: skip
+    """The judge backend of ``args`` (or ``backend``/``model``/``base_url`` instead of theirs, for the meta scorer)."""
+    backend, model, base_url = backend or args.backend, model or args.model, base_url or args.base_url
+    if backend == "hf":
         from rm_r1.backends import TransformersBackend
 
-        return TransformersBackend(args.model, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
-    if args.backend == "openai":
+        return TransformersBackend(model, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    if backend == "openai":
         from rm_r1.backends import OpenAIBackend
 
-        if not args.base_url:
+        if not base_url:
             raise SystemExit("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         return OpenAIBackend(
-            args.base_url,
-            args.model,
+            base_url,
+            model,
             api_key=os.environ.get(args.api_key_env),
             concurrency=args.concurrency,
             retries=args.retries,
@@ -123,7 +177,7 @@ def make_backend(args: argparse.Namespace) -> JudgeBackend:
     from rm_r1.backends import VLLMBackend
 
     return VLLMBackend(
-        args.model,
+        model,
         tensor_parallel_size=args.tensor_parallel_size,
         gpu_memory_utilization=args.gpu_memory_utilization,
         max_model_len=args.max_model_len,
@@ -145,6 +199,44 @@ def _settings(args: argparse.Namespace, sampling: Sampling) -> dict[str, Any]:
     }
 
 
+def make_meta_scorer(args: argparse.Namespace, sampling: Sampling) -> MetaScorer:
+    """The ``--meta-rm`` scorer: a classifier, or a generative judge decoding greedily with the judge's token limit."""
+    backend = args.meta_rm_backend or args.backend
+    if backend == "classifier":
+        return ClassifierMeta(args.meta_rm, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
+    judge = make_backend(args, backend, args.meta_rm, args.meta_rm_base_url)
+    return GenerativeMeta(judge, Sampling(max_new_tokens=sampling.max_new_tokens))
+
+
+def best_of_n(
+    args: argparse.Namespace,
+    backend: JudgeBackend,
+    sampling: Sampling,
+    comparisons: Sequence[Comparison],
+    scored: dict[str, Any],
+) -> dict[str, Any]:
+    """Per ``--bon-strategy``: accuracy on RMB's best-of-N sets (overall and per section), judge calls per record,
+    re-asks, coin decisions and unparsable ratings."""
+    sets = bon_sets(comparisons)
+    if not sets:
+        raise SystemExit("--bon-strategy: the RMB data holds no best-of-N sets (BoN_set files)")
+    asker = Asker(backend, sampling, args.output_dir / BON_FILE, args.seed)
+    runner = BestOfN(
+        asker, family=args.prompt_family, prompt_file=args.prompt_file, rule=args.verdict_rule, seed=args.seed,
+        reasks=args.reasks, elo_method=args.elo_method, permutations=args.elo_permutations,
+    )  # fmt: skip
+    out = {}
+    for strategy in args.bon_strategy:
+        if strategy == "pairwise":  # the run's own pair judgements: greedy, both orders, or the smallest k
+            label, first = next(iter(scored["results"].items()))
+            per_pair = int(label.split("@")[1]) if "@" in label else 2 if args.both_orders else 1
+            out[strategy] = {"from": label, **pairwise_tally(sets, first["scores"], per_pair)}
+        else:
+            out[strategy] = getattr(runner, strategy)(sets).summary()
+    log.info("best-of-N: %d new judge calls (the rest reused from %s)", asker.new_calls, BON_FILE)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -155,6 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.both_orders and args.k:
         raise SystemExit("--both-orders and --k exclude each other: voting@k already draws an order per sample")
+    if args.meta_rm and not args.k:
+        raise SystemExit("--meta-rm needs --k: meta-RM guided voting chooses among k sampled judgements")
+    if args.bon_strategy and args.benchmark != "rmb":
+        raise SystemExit("--bon-strategy scores RMB's best-of-N sets: it needs --benchmark rmb")
+    if args.reasks < 0 or args.elo_permutations < 1:
+        raise SystemExit(
+            f"--reasks must be >= 0 and --elo-permutations >= 1, got {args.reasks}, {args.elo_permutations}"
+        )
     try:
         mode = make_mode(
             args.mode,
@@ -185,9 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_settings(args.output_dir, settings)
     results_path = args.output_dir / RESULTS_FILE
     jobs = plan_jobs(comparisons, args.seed, max(args.k) if args.k else 1, args.both_orders)
-    failed = run_judge(
-        make_backend(args), mode, comparisons, jobs, sampling, results_path, rule=args.verdict_rule, seed=args.seed
-    )
+    backend = make_backend(args)
+    failed = run_judge(backend, mode, comparisons, jobs, sampling, results_path, rule=args.verdict_rule, seed=args.seed)
     if failed:
         log.error(
             "%d judgements failed in the backend and were not stored; rerun the same command to retry them", failed
@@ -195,9 +294,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     wanted = {(job.pair_id, job.sample) for job in jobs}
     judgements = {key: record for key, record in read_judgements(results_path).items() if key in wanted}
+    meta = None
+    if args.meta_rm:
+        meta_settings = {"meta_rm": args.meta_rm, "meta_rm_backend": args.meta_rm_backend or args.backend}
+        check_settings(args.output_dir, meta_settings, META_SETTINGS_FILE)
+        meta_path = args.output_dir / META_FILE
+        if run_meta(make_meta_scorer(args, sampling), mode, comparisons, judgements, meta_path, seed=args.seed):
+            log.error("some meta scores failed in the backend and were not stored; rerun the same command")
+            return 1
+        meta = {key: record["meta_score"] for key, record in read_judgements(meta_path).items() if key in wanted}
     scored = score_judgements(
-        args.benchmark, comparisons, judgements, mode, seed=args.seed, ks=args.k, both_orders=args.both_orders
-    )
+        args.benchmark, comparisons, judgements, mode, seed=args.seed, ks=args.k, both_orders=args.both_orders,
+        meta=meta,
+    )  # fmt: skip
+    if args.bon_strategy:
+        try:
+            scored["best_of_n"] = best_of_n(args, backend, sampling, comparisons, scored)
+        except BackendError as error:
+            log.error("%s", error)
+            return 1
     summary = {
         "settings": {
             **settings,
@@ -205,6 +320,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "k": args.k,
             "tie": args.tie,
             "failures": args.failures,
+            "meta_rm": args.meta_rm,
+            "bon_strategy": args.bon_strategy,
+            "elo_method": args.elo_method,
+            "reasks": args.reasks,
         },
         "pairs": len(comparisons),
         "judgements": len(wanted),

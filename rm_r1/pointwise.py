@@ -1,8 +1,9 @@
 """DeepSeek-GRM's pointwise generative judge (docs/rm_r1.md#pointwise-judge): principles, critique, integer scores 1-10.
 
-The judge ends with ``Scores: \\boxed{x, y}`` (x for Chatbot A, y for Chatbot B). Voting sums each reply's scores over
-k samples (totals in [k, 10k]) and predicts the argmax with a seeded random tie-break; the training reward is +1 only
-when the true best reply scores strictly highest (the strict-winner reward).
+The judge ends with ``Scores: \\boxed{x, y}`` (x for Chatbot A, y for Chatbot B), or, when it rates any number n of
+replies in one prompt (``build_rating_messages``; n = 1 rates a single reply), with the n scores in the order shown.
+Voting sums each reply's scores over k samples (totals in [k, 10k]) and predicts the argmax with a seeded random
+tie-break; the training reward is +1 only when the true best reply scores strictly highest (the strict-winner reward).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rm_r1.prompts import check_family, render_comparison
+from rm_r1.prompts import SPEAKERS, check_family, context_messages, render_comparison
 from rm_r1.reward import VERL_CALL_KWARGS, label_side
 
 MIN_SCORE, MAX_SCORE = 1, 10
@@ -48,6 +49,67 @@ def build_pointwise_messages(
     if check_family(family) == "instruct":
         return [{"role": "system", "content": POINTWISE_INSTRUCTIONS}, {"role": "user", "content": comparison}]
     return [{"role": "user", "content": f"{POINTWISE_INSTRUCTIONS}\n\n{comparison}"}]
+
+
+RATING_INSTRUCTIONS = (
+    "You are an impartial judge. You will see a conversation between a client and an AI assistant, followed by "
+    "{candidates}. Rate {each} on its own merits.\n\n"
+    "1. Principles: write the few principles that matter most for judging replies to this particular conversation "
+    "(for example correctness, helpfulness, safety, depth, clarity), each with a weight, the weights adding up to "
+    "100%. If the task has a checkable correct answer, work it out yourself first.\n"
+    "2. Critique: judge {each} against every principle in turn, citing the reply's own words as evidence.\n"
+    "3. Scores: give {each} an integer score from 1 (useless or harmful) to 10 (could not be better){order}. End with "
+    "this line and write nothing after it:\n"
+    "{label}: \\boxed{{{slots}}}\n\n"
+    "{bias}"
+)
+"""Instructions for rating ``count`` replies in one prompt; ``rating_instructions`` fills them in."""
+
+
+def rating_instructions(count: int) -> str:
+    """The pointwise instructions for ``count`` >= 1 replies (one reply: a single score in the box)."""
+    if count < 1:
+        raise ValueError(f"the judge rates at least one reply, got count={count}")
+    if count == 1:
+        return RATING_INSTRUCTIONS.format(
+            candidates="one candidate final reply of the assistant, numbered 1", each="the reply", order="",
+        label="Score", slots="score of reply 1",
+            bias="The reply's length and style must not influence your score beyond what they are worth.",
+        )  # fmt: skip
+    return RATING_INSTRUCTIONS.format(
+        candidates=f"{count} candidate final replies of the assistant, numbered from 1 to {count}",
+        each="each reply", order=", in the order of the replies", label="Scores",
+        slots=", ".join(f"score of reply {i}" for i in range(1, count + 1)),
+        bias="The order in which the replies appear and their length must not influence your scores.",
+    )  # fmt: skip
+
+
+def render_candidates(conversation: str | list[dict], replies: Sequence[str]) -> str:
+    """The conversation once (a question, or "User:" / "Assistant:" turns), then each candidate reply in a numbered
+    block ``[Reply i]`` ... ``[End of reply i]``."""
+    for i, reply in enumerate(replies, 1):
+        if not isinstance(reply, str):
+            raise ValueError(f"reply {i} must be a str, got {type(reply).__name__}")
+    context = context_messages(conversation)
+    if len(context) == 1:
+        head = f"[Client question]\n{context[0]['content']}"
+    else:
+        turns = "\n\n".join(f"{SPEAKERS.get(m['role'], 'Assistant')}: {m['content']}" for m in context)
+        head = f"[Conversation so far]\n{turns}\n[End of the conversation]"
+    blocks = [f"[Reply {i}]\n{reply}\n[End of reply {i}]" for i, reply in enumerate(replies, 1)]
+    return "\n\n".join([head, *blocks])
+
+
+def build_rating_messages(
+    conversation: str | list[dict], replies: Sequence[str], family: str = "instruct"
+) -> list[dict[str, str]]:
+    """Chat messages asking the pointwise judge to score every reply of ``replies`` (1 or more) in one generation;
+    ``parse_scores(response, len(replies))`` reads the answer. Layout by ``family`` as ``build_pointwise_messages``."""
+    instructions = rating_instructions(len(replies))
+    shown = render_candidates(conversation, replies)
+    if check_family(family) == "instruct":
+        return [{"role": "system", "content": instructions}, {"role": "user", "content": shown}]
+    return [{"role": "user", "content": f"{instructions}\n\n{shown}"}]
 
 
 def parse_scores(response: str, n: int = 2) -> tuple[int, ...] | None:

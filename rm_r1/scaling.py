@@ -1,4 +1,5 @@
-"""Inference-time scaling of a judge (docs/rm_r1.md#inference-time-scaling): voting@k, knockout, round-robin ELO.
+"""Inference-time scaling of a judge (docs/rm_r1.md#inference-time-scaling): voting@k, meta-RM guided voting,
+knockout, round-robin ELO (sequential, averaged over game orders, or a Bradley-Terry fit).
 
 Everything takes plain verdicts or a judge callable and a seeded ``random.Random``, so it runs with a deterministic
 fake judge in tests and with a real model in ``rm_r1.evaluate``.
@@ -6,6 +7,7 @@ fake judge in tests and with a real model in ``rm_r1.evaluate``.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
@@ -88,6 +90,17 @@ def voting(
     else:
         decision = rng.choice(leaders) if tie == "random" else None
     return Vote(decision, agreement, dict(valid), n_failed)
+
+
+def meta_guided_keep(meta_scores: Sequence[float | None]) -> list[int]:
+    """Indices of the samples that meta-RM guided voting keeps (DeepSeek-GRM): the top max(1, k // 2) of the k
+    samples by meta score, k = len(meta_scores). An unrated sample (None) ranks below every rated one; equal scores
+    keep the earlier sample. Returned in sample order."""
+    if not meta_scores:
+        raise ValueError("meta-RM guided voting needs at least one sample")
+    keep = max(1, len(meta_scores) // 2)
+    ranked = sorted(range(len(meta_scores)), key=lambda i: (meta_scores[i] is None, -(meta_scores[i] or 0.0), i))
+    return sorted(ranked[:keep])
 
 
 @dataclass
@@ -182,6 +195,75 @@ def round_robin_elo(
     return result
 
 
+ELO_METHODS = ("sequential", "averaged", "bradley-terry")
+"""How ratings come from a round robin's games: ELO updates in the order played (the final ratings depend on that
+order), ELO averaged over seeded permutations of the games, or a Bradley-Terry fit (order-free by construction)."""
+
+
+def sequential_elo(
+    n: int, games: Sequence[tuple[int, int, int]], k_factor: float = 32.0, initial: float = 1000.0
+) -> list[float]:
+    """ELO ratings after the games (a, b, winner) in the given order, with the update of ``round_robin_elo``."""
+    ratings = [float(initial)] * n
+    for a, b, winner in games:
+        if winner not in (a, b):
+            raise ValueError(f"game {(a, b, winner)!r}: the winner must be one of the two players")
+        expected_a = 1.0 / (1.0 + 10.0 ** ((ratings[b] - ratings[a]) / 400.0))
+        delta = k_factor * ((1.0 if winner == a else 0.0) - expected_a)
+        ratings[a] += delta
+        ratings[b] -= delta
+    return ratings
+
+
+def averaged_elo(
+    n: int,
+    games: Sequence[tuple[int, int, int]],
+    rng: random.Random,
+    permutations: int = 32,
+    k_factor: float = 32.0,
+    initial: float = 1000.0,
+) -> list[float]:
+    """Mean over ``permutations`` orders of the games (shuffled with ``rng``) of ``sequential_elo``: an estimate
+    that does not depend on the order in which ``games`` are given."""
+    if permutations < 1:
+        raise ValueError(f"permutations must be >= 1, got {permutations}")
+    totals = [0.0] * n
+    order = sorted(games)  # the same games in any order give the same permutations
+    for _ in range(permutations):
+        rng.shuffle(order)
+        for i, rating in enumerate(sequential_elo(n, order, k_factor, initial)):
+            totals[i] += rating
+    return [total / permutations for total in totals]
+
+
+def bradley_terry(
+    n: int, games: Sequence[tuple[int, int, int]], initial: float = 1000.0, prior: float = 0.5, iterations: int = 500
+) -> list[float]:
+    """Bradley-Terry strengths p fitted to the games (P(i beats j) = p_i / (p_i + p_j)) on the ELO scale:
+    rating_i = initial + 400 log10(p_i / geometric mean of p).
+
+    Minorise-maximise updates p_i <- W_i / sum_j N_ij / (p_i + p_j) (W_i: wins of i, N_ij: games between i and j),
+    each pair of candidates also credited with ``prior`` virtual wins each way so that a candidate that never won
+    (or never lost) keeps a finite rating. The result does not depend on the order of ``games``."""
+    wins = [prior * (n - 1)] * n
+    meetings = [[0.0 if i == j else 2 * prior for j in range(n)] for i in range(n)]
+    for a, b, winner in games:
+        if winner not in (a, b):
+            raise ValueError(f"game {(a, b, winner)!r}: the winner must be one of the two players")
+        wins[winner] += 1
+        meetings[a][b] += 1
+        meetings[b][a] += 1
+    strength = [1.0] * n
+    for _ in range(iterations):
+        new = []
+        for i in range(n):
+            denominator = sum(meetings[i][j] / (strength[i] + strength[j]) for j in range(n) if j != i)
+            new.append(wins[i] / denominator if denominator else strength[i])
+        scale = math.exp(sum(math.log(p) for p in new) / n)
+        strength = [p / scale for p in new]
+    return [initial + 400.0 * math.log10(p) for p in strength]
+
+
 def pairwise_judge(
     backend: JudgeBackend,
     conversation: str | list[dict],
@@ -200,8 +282,9 @@ def pairwise_judge(
     sampling = sampling or Sampling()
 
     def judge(a: int, b: int) -> str | None:
-        messages = build_judge_messages(conversation, candidates[a], candidates[b], family=family,
-                                        prompt_file=prompt_file)
+        messages = build_judge_messages(
+            conversation, candidates[a], candidates[b], family=family, prompt_file=prompt_file
+        )
         (completion,) = backend.generate([JudgeRequest(messages, request_seed(seed, a, b))], sampling)
         if completion.text is None:
             raise BackendError(f"judging candidates {a} and {b} failed: {completion.error}")

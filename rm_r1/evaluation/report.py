@@ -1,8 +1,14 @@
-"""What a finished run reports: summary.json, summary.md (also printed) and, with ``--k``, scaling.png."""
+"""What a finished run reports: summary.json, summary.md (also printed) and, with ``--k``, scaling.png.
+
+``python -m rm_r1.evaluation.report OUT.png RUN_DIR [RUN_DIR ...]`` draws the voting curves of several finished runs
+in one plot (e.g. a pairwise run and a pointwise run, each with ``--meta-rm``: pairwise, pointwise and meta-RM guided
+voting against k)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +64,8 @@ def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
     note = partial_note(benchmark, next(iter(results.values()))["scores"])
     if note:
         lines.append(note + "\n")
+    if "best_of_n" in summary:
+        lines.append(bon_table(summary["best_of_n"]))
     lines.append(
         f"{summary['parse_failures']} of {summary['judgements']} judgements had no parsable {answer}; "
         f"{summary['failed_judgements']} were refused by the server and count as no {answer}; lone surrogates were "
@@ -67,19 +75,50 @@ def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
     return "\n".join(lines)
 
 
-def plot_scaling(benchmark: str, results: dict[str, Any], path: Path) -> None:
-    """The benchmark's headline score against k (log2 axis), one point per voting@k."""
+def bon_table(best_of_n: dict[str, Any]) -> str:
+    """The ``--bon-strategy`` results: accuracy per RMB section and overall, judge calls per record, re-asks and
+    coin decisions (``n/a`` where a strategy has none)."""
+    columns = ("bon_helpfulness", "bon_harmlessness", "accuracy")
+    counts = ("judge_calls_per_record", "reasks", "coin_decisions")
+    lines = ["| best-of-N strategy | " + " | ".join(columns + counts) + " |", "|---" * (len(columns) + 4) + "|"]
+    for strategy, result in best_of_n.items():
+        cells = [f"{100 * result[c]:.1f}" if c in result else "n/a" for c in columns]
+        cells += [f"{result[c]:.2f}" if isinstance(result.get(c), float) else str(result.get(c, "n/a")) for c in counts]
+        lines.append(f"| {strategy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+SERIES = {"voting": "voting", "meta": "meta-RM guided voting"}
+"""Result label prefix (``voting@k``, ``meta@k``) -> the curve's name in the plots."""
+
+
+def scaling_curves(results: dict[str, Any], benchmark: str) -> dict[str, list[tuple[int, float]]]:
+    """(k, headline score in %) per voting series of one run's results, by label prefix (``SERIES``)."""
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for label, result in results.items():
+        prefix, _, k = label.partition("@")
+        if prefix in SERIES:
+            curves.setdefault(prefix, []).append((int(k), 100 * result["scores"][HEADLINE[benchmark]]))
+    return curves
+
+
+def plot_scaling(benchmark: str, runs: dict[str, dict[str, Any]], path: Path) -> None:
+    """The benchmark's headline score against k (log2 axis): one curve per voting series (``SERIES``) of each run
+    (``runs``: a name such as the run's mode -> its results)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks = [int(label.split("@")[1]) for label in results]
-    scores = [100 * results[label]["scores"][HEADLINE[benchmark]] for label in results]
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.plot(ks, scores, marker="o")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ks: set[int] = set()
+    for run, results in runs.items():
+        for prefix, points in scaling_curves(results, benchmark).items():
+            ax.plot(*zip(*points), marker="o", label=f"{run} {SERIES[prefix]}")
+            ks.update(k for k, _ in points)
     ax.set_xscale("log", base=2)
-    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xticks(sorted(ks), [str(k) for k in sorted(ks)])
+    ax.legend(fontsize=8)
     ax.set_xlabel("k (judge samples per pair)")
     ax.set_ylabel(f"{benchmark} {HEADLINE[benchmark]} (%)")
     ax.grid(alpha=0.3)
@@ -94,5 +133,32 @@ def write_reports(output_dir: Path, benchmark: str, summary: dict[str, Any], ans
     write_atomic(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
     write_atomic(output_dir / TABLE_FILE, text)
     if plot:
-        plot_scaling(benchmark, summary["results"], output_dir / PLOT_FILE)
+        plot_scaling(benchmark, {summary["settings"]["mode"]: summary["results"]}, output_dir / PLOT_FILE)
     return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m rm_r1.evaluation.report",
+        description="Plot the voting curves (voting@k, meta@k) of finished rm_r1.evaluate runs of one benchmark.",
+    )
+    parser.add_argument("output", type=Path, help="the PNG to write")
+    parser.add_argument("runs", type=Path, nargs="+", help="--output-dir folders of runs made with --k")
+    args = parser.parse_args(argv)
+    runs: dict[str, dict[str, Any]] = {}
+    benchmarks = set()
+    for folder in args.runs:
+        summary = json.loads((folder / SUMMARY_FILE).read_text(encoding="utf-8"))
+        if not scaling_curves(summary["results"], summary["settings"]["benchmark"]):
+            raise SystemExit(f"{folder}: the run has no voting@k results (it was made without --k)")
+        name = summary["settings"]["mode"]
+        runs[name if name not in runs else f"{name} ({folder.name})"] = summary["results"]
+        benchmarks.add(summary["settings"]["benchmark"])
+    if len(benchmarks) != 1:
+        raise SystemExit(f"the runs are of different benchmarks ({sorted(benchmarks)}); plot one benchmark at a time")
+    plot_scaling(benchmarks.pop(), runs, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

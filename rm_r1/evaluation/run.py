@@ -13,6 +13,7 @@ from rm_r1.benchmarks import Comparison, replace_surrogates
 from rm_r1.evaluation.modes import JudgeMode
 from rm_r1.evaluation.plan import Job, pending_jobs
 from rm_r1.evaluation.store import append_judgement, read_judgements, repair_tail
+from rm_r1.meta_rm import MetaScorer, build_meta_messages
 
 log = logging.getLogger(__name__)
 
@@ -87,4 +88,50 @@ def run_judge(
                 if left[job.pair_id] == 0:
                     bar.update(1)
     bar.close()
+    return failed
+
+
+def run_meta(
+    scorer: MetaScorer,
+    mode: JudgeMode,
+    comparisons: Sequence[Comparison],
+    judgements: dict[tuple[str, int], dict[str, Any]],
+    meta_path: Path,
+    *,
+    seed: int,
+) -> int:
+    """Meta-score every judgement not yet in ``meta_path`` (one json line each: pair_id, sample, ``meta_score``,
+    the meta response, or the error of a refused request), as it arrives. A judgement without a response gets
+    ``meta_score`` None without asking. Returns the number that failed for a reason a retry may fix (not written)."""
+    by_id = {c.pair_id: c for c in comparisons}
+    repair_tail(meta_path)
+    stored = read_judgements(meta_path)
+    pending = [key for key in sorted(judgements) if key not in stored]
+    log.info("%d judgements to meta-score (%d stored already)", len(pending), len(judgements) - len(pending))
+    failed = 0
+    with meta_path.open("a", encoding="utf-8") as out:
+        for key in [k for k in pending if judgements[k]["response"] is None]:
+            append_judgement(out, {"pair_id": key[0], "sample": key[1], "meta_score": None, "response": None})
+        asked = [k for k in pending if judgements[k]["response"] is not None]
+        for start in range(0, len(asked), CHUNK):
+            chunk = asked[start : start + CHUNK]
+            requests = []
+            for pair_id, sample in chunk:
+                record = judgements[(pair_id, sample)]
+                task = mode.messages(by_id[pair_id], record["swap"])
+                requests.append(
+                    JudgeRequest(
+                        build_meta_messages(task, record["response"]), request_seed(seed, "meta", pair_id, sample)
+                    )
+                )
+            for rating in scorer.score(requests):
+                pair_id, sample = chunk[rating.index]
+                if rating.error is not None and not rating.permanent:
+                    failed += 1
+                    log.warning("meta score of %s #%d failed: %s", pair_id, sample, rating.error)
+                    continue
+                record = {"pair_id": pair_id, "sample": sample, "meta_score": rating.score, "response": rating.response}
+                if rating.error is not None:
+                    record["error"] = rating.error
+                append_judgement(out, record)
     return failed

@@ -10,6 +10,7 @@ from typing import Any
 from rm_r1.benchmarks import Comparison
 from rm_r1.eval import SCORERS
 from rm_r1.evaluation.modes import JudgeMode
+from rm_r1.scaling import meta_guided_keep
 
 
 def check_scorable(benchmark: str, comparisons: Sequence[Comparison]) -> None:
@@ -27,15 +28,17 @@ def score_judgements(
     seed: int,
     ks: Sequence[int] | None,
     both_orders: bool,
+    meta: dict[tuple[str, int], float | None] | None = None,
 ) -> dict[str, Any]:
     """Benchmark scores from the stored judgements, re-reading every response with ``mode`` (its verdict rule).
 
     Returns {"parse_failures": count, "failed_judgements": count, "results": {label: {"scores", "accuracy",
     ["agreement"]}}} with labels ``greedy`` (one judgement per pair), ``both`` / ``mean`` (``--both-orders``) or
-    ``voting@k`` for each k. A pair correct = its chosen reply wins; ``accuracy`` = mean correct over pairs. A failed
-    judgement (no response) reads like an unparsable one (wrong alone; the mode's failure rule decides in voting) but
-    is counted in ``failed_judgements``, not ``parse_failures``. Ties are settled by coins seeded with (``seed``,
-    pair id, and the sample or k).
+    ``voting@k`` for each k, and with ``meta`` (a meta score per judgement, None = unrated) ``meta@k``: voting over
+    the best-rated max(1, k // 2) of the first k samples (``rm_r1.scaling.meta_guided_keep``). A pair correct = its
+    chosen reply wins; ``accuracy`` = mean correct over pairs. A failed judgement (no response) reads like an
+    unparsable one (wrong alone; the mode's failure rule decides in voting) but is counted in ``failed_judgements``,
+    not ``parse_failures``. Ties are settled by coins seeded with (``seed``, pair id, and the sample or k).
     """
     readings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     parse_failures = failed_judgements = 0
@@ -79,6 +82,15 @@ def score_judgements(
                 ok, agree = mode.vote(readings[c.pair_id][:k], random.Random(f"{seed}/{c.pair_id}/vote/{k}"))
                 correct[c.pair_id], agreement[c.pair_id] = float(ok), agree
             results[f"voting@{k}"] = result(correct, agreement)
+        for k in ks if meta is not None else ():
+            correct, agreement = {}, {}
+            for c in comparisons:
+                first = readings[c.pair_id][:k]
+                kept = meta_guided_keep([meta.get((c.pair_id, r["sample"])) for r in first])
+                rng = random.Random(f"{seed}/{c.pair_id}/meta/{k}")
+                ok, agree = mode.vote([first[i] for i in kept], rng)
+                correct[c.pair_id], agreement[c.pair_id] = float(ok), agree
+            results[f"meta@{k}"] = result(correct, agreement)
     else:
         results["greedy"] = result(
             {c.pair_id: float(alone_correct(readings[c.pair_id][0], c.pair_id)) for c in comparisons}

@@ -21,6 +21,8 @@ RESULTS_FILE, SUMMARY_FILE, TABLE_FILE, PLOT_FILE, SETTINGS_FILE = (
     "scaling.png",
     "settings.json",
 )
+META_FILE, META_SETTINGS_FILE = "meta_judgements.jsonl", "meta_settings.json"
+"""Meta-RM guided voting (``--meta-rm``): one meta score per stored judgement, and the meta scorer's settings."""
 
 
 def read_judgements(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
@@ -65,10 +67,10 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def check_settings(output_dir: Path, settings: dict[str, Any]) -> None:
-    """Record ``settings`` in a new output folder; in one that has them, stop the run (``SystemExit`` naming every
-    changed setting) unless they are the same."""
-    path = output_dir / SETTINGS_FILE
+def check_settings(output_dir: Path, settings: dict[str, Any], name: str = SETTINGS_FILE) -> None:
+    """Record ``settings`` in ``name`` of a new output folder; in one that has them, stop the run (``SystemExit``
+    naming every changed setting) unless they are the same."""
+    path = output_dir / name
     if path.exists():
         stored = json.loads(path.read_text(encoding="utf-8"))
         changed = sorted(key for key in set(stored) | set(settings) if stored.get(key) != settings.get(key))

@@ -85,3 +85,21 @@ def test_rmb_without_data_names_the_flag(tmp_path, capsys):
             ]
         )
     assert exit_info.value.code == 2 and "--benchmark rmb needs --data" in capsys.readouterr().err
+
+
+def test_help_lists_the_inference_time_scaling_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit_info.value.code == 0
+    for option in ("--meta-rm MODEL", "--meta-rm-backend", "--meta-rm-base-url", "--bon-strategy LIST",
+                   "--elo-method", "--elo-permutations", "--reasks"):  # fmt: skip
+        assert option in text
+    assert "best-rated max(1, k//2)" in text and "knockout (it wins a knockout tournament)" in text
+
+
+def test_unknown_bon_strategy_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--benchmark", "rmb", "--model", "m", "--prompt-family", "instruct", "--backend", "hf",
+              "--output-dir", str(tmp_path), "--bon-strategy", "elo,swiss"])  # fmt: skip
+    assert exit_info.value.code == 2 and "unknown best-of-N strategy ['swiss']" in capsys.readouterr().err

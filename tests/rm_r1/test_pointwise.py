@@ -9,9 +9,11 @@ import pytest
 from rm_r1.pointwise import (
     POINTWISE_INSTRUCTIONS,
     build_pointwise_messages,
+    build_rating_messages,
     compute_score,
     parse_scores,
     pointwise_voting,
+    rating_instructions,
     strict_winner_reward,
 )
 
@@ -125,3 +127,33 @@ def test_compute_score_for_verl():
         compute_score("rm", "\\boxed{1, 2}", "chosen")
     with pytest.raises(TypeError, match="unexpected reward kwargs"):
         compute_score("rm", "\\boxed{1, 2}", "model_a", rule="anywhere")
+
+
+def test_rating_prompt_for_one_and_for_many_replies():
+    (system, user) = build_rating_messages("What is 2+2?", ["4"], family="instruct")
+    assert system["role"] == "system" and "Score: \\boxed{score of reply 1}" in system["content"]
+    assert "one candidate final reply" in system["content"] and "Chatbot" not in system["content"]
+    assert user["content"] == "[Client question]\nWhat is 2+2?\n\n[Reply 1]\n4\n[End of reply 1]"
+    conversation = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "name three colours"},
+    ]
+    (message,) = build_rating_messages(conversation, ["red", "blue", "green"], family="reasoning")
+    assert message["content"].startswith(rating_instructions(3))
+    assert "Scores: \\boxed{score of reply 1, score of reply 2, score of reply 3}" in message["content"]
+    assert message["content"].endswith(
+        "[Conversation so far]\nUser: hi\n\nAssistant: hello\n\nUser: name three colours\n[End of the conversation]"
+        "\n\n[Reply 1]\nred\n[End of reply 1]\n\n[Reply 2]\nblue\n[End of reply 2]"
+        "\n\n[Reply 3]\ngreen\n[End of reply 3]"
+    )
+    # what the judge answers is read by the same parser, for the same number of replies
+    assert parse_scores("... Score: \\boxed{6}", 1) == (6,)
+    assert parse_scores("Scores: \\boxed{6, 2, 9}", 3) == (6, 2, 9)
+    assert parse_scores("Scores: \\boxed{6, 2}", 3) is None
+
+
+@pytest.mark.parametrize("bad", [[], ["ok", 3]])
+def test_rating_prompt_rejects_no_replies_and_non_text(bad):
+    with pytest.raises(ValueError, match="at least one reply|reply 2 must be a str"):
+        build_rating_messages("q", bad)

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
 from rm_r1.backends import BackendError, Completion, request_seed
 from rm_r1.prompts import build_judge_messages
-from rm_r1.scaling import knockout_tournament, pairwise_judge, round_robin_elo, swapped, unswap, voting
+from rm_r1.scaling import (
+    averaged_elo,
+    bradley_terry,
+    knockout_tournament,
+    meta_guided_keep,
+    pairwise_judge,
+    round_robin_elo,
+    sequential_elo,
+    swapped,
+    unswap,
+    voting,
+)
 
 
 def test_swapped_is_a_stable_fair_coin():
@@ -171,3 +183,46 @@ def test_pairwise_judge_drives_a_tournament_with_a_backend():
     failing = pairwise_judge(failing_backend, "Pick a big number.", candidates)
     with pytest.raises(BackendError, match="candidates 0 and 1 failed: HTTP 503"):
         failing(0, 1)
+
+
+@pytest.mark.parametrize(
+    "scores, kept",
+    [
+        ([5.0], [0]),
+        ([3.0, 9.0, None, 9.0, 1.0, 5.0], [1, 3, 5]),  # top 3 of 6; the tie at 9 keeps both, then 5
+        ([4.0, 4.0, 4.0], [0]),  # k // 2 = 1; equal scores keep the earlier sample
+        ([None, None, None, None], [0, 1]),
+        ([None, 2.0, -1.0, None, 0.5], [1, 4]),  # an unrated sample ranks below every rated one, even negative
+    ],
+)
+def test_meta_guided_keep(scores, kept):
+    assert meta_guided_keep(scores) == kept
+
+
+def test_sequential_elo_depends_on_the_order_of_the_games_and_averaged_and_bt_do_not():
+    games = [(0, 1, 0), (1, 2, 1), (2, 0, 2)]  # a cycle: every candidate wins once
+    first, second = sequential_elo(3, games), sequential_elo(3, games[::-1])
+    assert first != second  # the last winner ends on top
+    assert max(range(3), key=first.__getitem__) == 2 and max(range(3), key=second.__getitem__) == 0
+    # one game by hand: E = 0.5, the winner gains 16
+    assert sequential_elo(2, [(0, 1, 1)]) == [984.0, 1016.0]
+    rng = random.Random
+    assert averaged_elo(3, games, rng(7), 16) == averaged_elo(3, games[::-1], rng(7), 16)
+    assert bradley_terry(3, games) == pytest.approx(bradley_terry(3, games[::-1]), abs=1e-9)
+    assert bradley_terry(3, games) == pytest.approx([1000.0] * 3, abs=1e-6)  # symmetric record, equal strengths
+
+
+def test_bradley_terry_matches_the_closed_form_for_two_players():
+    # 0 beats 1 three times, 1 beats 0 once; with 0.5 prior wins each way: 3.5 vs 1.5 of 5 games, so
+    # p0 / p1 = 3.5 / 1.5 and the ratings sit 400 log10(7/3) apart around 1000
+    games = [(0, 1, 0)] * 3 + [(1, 0, 1)]
+    half = 200 * math.log10(7 / 3)
+    assert bradley_terry(2, games) == pytest.approx([1000 + half, 1000 - half], abs=1e-6)
+    assert bradley_terry(2, games, prior=0.0) == pytest.approx([1000 + 200 * math.log10(3), 1000 - 200 * math.log10(3)])
+
+
+def test_elo_rejects_a_winner_outside_the_game():
+    with pytest.raises(ValueError, match="winner must be one of the two players"):
+        sequential_elo(3, [(0, 1, 2)])
+    with pytest.raises(ValueError, match="winner must be one of the two players"):
+        bradley_terry(3, [(0, 1, 2)])

@@ -62,3 +62,30 @@ def test_pairwise_voting_rules_in_scoring():
     assert len(set(coin)) == 1  # the coin is seeded by (seed, pair, k)
     with pytest.raises(ValueError, match="voting@4 needs 4 judgements"):
         accuracy(4, tie="wrong", failures="abstain")
+
+
+def test_meta_guided_voting_keeps_the_best_rated_half_before_voting():
+    pairs = [p for p in load_rmb(DATA / "rmb") if p.pair_id == "harm-pair-1"]
+    picks = ["[[B]]", "[[B]]", "[[A]]", "[[A]]", "[[A]]", "[[B]]"]  # swap False: A = chosen
+    judgements = dict(_judgement("harm-pair-1", s, False, f"<answer>{v}</answer>") for s, v in enumerate(picks))
+    meta = {("harm-pair-1", s): m for s, m in enumerate([9.0, 8.0, 2.0, None, 7.0, 1.0])}
+    scored = score_judgements(
+        "rmb", pairs, judgements, make_mode("pairwise", tie="wrong"), seed=0, ks=[1, 2, 4, 6], both_orders=False,
+        meta=meta,
+    )  # fmt: skip
+    results = scored["results"]
+    assert list(results) == ["voting@1", "voting@2", "voting@4", "voting@6", "meta@1", "meta@2", "meta@4", "meta@6"]
+    # plain: 1 rejected; 2 rejected; 4: 2-2 tie -> wrong under tie=wrong; 6: 3-3 tie -> wrong
+    assert [results[f"voting@{k}"]["accuracy"] for k in (1, 2, 4, 6)] == [0.0, 0.0, 0.0, 0.0]
+    # meta@1 keeps sample 0 (B); meta@2 keeps the better of 9, 8 (sample 0, B); meta@4 keeps samples 0, 1 (9, 8;
+    # None ranks last): B, B; meta@6 keeps 0, 1, 4 (9, 8, 7): B, B, A -> rejected
+    assert [results[f"meta@{k}"]["accuracy"] for k in (1, 2, 4, 6)] == [0.0, 0.0, 0.0, 0.0]
+    meta = {("harm-pair-1", s): m for s, m in enumerate([1.0, 2.0, 6.0, 5.0, 9.0, None])}
+    scored = score_judgements(
+        "rmb", pairs, judgements, make_mode("pairwise", tie="wrong"), seed=0, ks=[2, 4, 6], both_orders=False,
+        meta=meta,
+    )  # fmt: skip
+    results = scored["results"]
+    # meta@2 keeps sample 1 (2 > 1): B; meta@4 keeps 2, 3 (6, 5): A, A; meta@6 keeps 2, 3, 4 (6, 5, 9): A, A, A
+    assert [results[f"meta@{k}"]["accuracy"] for k in (2, 4, 6)] == [0.0, 1.0, 1.0]
+    assert results["meta@4"]["agreement"] == 1.0

@@ -1,0 +1,220 @@
+"""Best-of-N strategies on RMB's best-of-N sets, with a stand-in judge that ranks the replies it is shown by a known
+quality table (in process, and over HTTP through ``python -m rm_r1.evaluate --bon-strategy``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from rm_r1.backends import BackendError, Completion, Sampling
+from rm_r1.benchmarks import load_rmb
+from rm_r1.best_of_n import BON_FILE, Asker, BestOfN, bon_sets
+from rm_r1.evaluate import main
+
+DATA = Path(__file__).parent / "eval_data" / "rmb"
+SETS = {s.group: s for s in bon_sets(load_rmb(DATA))}  # harm-bon-1: 4 replies, help-bon-1: 3 replies
+
+
+class QualityJudge:
+    """Finds which candidate replies a prompt shows, in order, and answers by ``quality[group][index]``: a pairwise
+    verdict for the higher one, or 1-10 scores for a rating prompt. ``garbage(group, shown)`` -> True makes it answer
+    without a verdict. Counts the requests it answered."""
+
+    def __init__(self, quality, garbage=lambda group, shown: False):
+        self.quality, self.garbage, self.calls = quality, garbage, 0
+        self.lock = threading.Lock()
+
+    def answer(self, messages):
+        text = messages[-1]["content"]
+        group, found = next(
+            (g, found)
+            for g, s in SETS.items()
+            if len(found := sorted((text.find(r), i) for i, r in enumerate(s.candidates) if r in text)) >= 2
+        )
+        shown = tuple(i for _, i in found)
+        with self.lock:
+            self.calls += 1
+        if self.garbage(group, shown):
+            return "I cannot tell."
+        q = self.quality[group]
+        if "[Reply 1]" in text:  # a rating prompt: one score per shown reply
+            return "Scores: \\boxed{" + ", ".join(str(q[i]) for i in shown) + "}"
+        a, b = shown
+        return f"<answer>[[{'A' if q[a] > q[b] else 'B'}]]</answer>"
+
+
+class Backend:
+    def __init__(self, judge):
+        self.judge = judge
+
+    def generate(self, requests, sampling):
+        for i, request in enumerate(requests):
+            yield Completion(i, self.judge.answer(request.messages))
+
+
+def _runner(tmp_path, judge, **options):
+    tmp_path.mkdir(exist_ok=True)
+    asker = Asker(Backend(judge), Sampling(), tmp_path / BON_FILE, seed=0)
+    options = {"family": "instruct", "prompt_file": None, "rule": "anywhere", "seed": 0, **options}
+    return BestOfN(asker, **options)
+
+
+TRUE_ORDER = {"harm-bon-1": [9, 6, 3, 1], "help-bon-1": [8, 5, 2]}  # the best reply (index 0) is the best
+LOSER_FIRST = {"harm-bon-1": [6, 9, 3, 1], "help-bon-1": [5, 2, 8]}  # a loser is rated above the best
+
+
+@pytest.mark.parametrize("strategy", ["knockout", "elo", "pointwise"])
+def test_strategies_pick_the_best_when_the_judge_ranks_it_first(tmp_path, strategy):
+    judge = QualityJudge(TRUE_ORDER)
+    summary = getattr(_runner(tmp_path, judge), strategy)(list(SETS.values())).summary()
+    calls = {"knockout": (3 + 2) / 2, "elo": (4 * 3 + 3 * 2) / 2, "pointwise": 1.0}[strategy]  # n-1, n(n-1), 1
+    assert summary == {
+        "bon_harmlessness": 1.0, "bon_helpfulness": 1.0, "accuracy": 1.0, "records": 2,
+        "judge_calls_per_record": calls, "reasks": 0, "coin_decisions": 0, "parse_failures": 0,
+    }  # fmt: skip
+    assert judge.calls == 2 * calls
+
+    wrong = getattr(_runner(tmp_path / "b", QualityJudge(LOSER_FIRST)), strategy)(list(SETS.values())).summary()
+    assert wrong["accuracy"] == 0.0
+
+
+@pytest.mark.parametrize("method", ["sequential", "averaged", "bradley-terry"])
+def test_elo_methods_agree_on_a_consistent_judge(tmp_path, method):
+    summary = _runner(tmp_path, QualityJudge(TRUE_ORDER), elo_method=method).elo(list(SETS.values())).summary()
+    assert summary["accuracy"] == 1.0
+
+
+def test_an_unparsable_match_is_asked_again_in_the_other_order_then_a_coin_decides(tmp_path):
+    sets = [SETS["help-bon-1"]]  # 3 replies: 6 ordered games in the round robin
+
+    def best_shown_first(group, shown):
+        return shown[0] == 0
+
+    judge = QualityJudge(TRUE_ORDER, best_shown_first)
+    summary = _runner(tmp_path, judge, reasks=2).elo(sets).summary()
+    # the 2 games with the best reply as A fail once and are answered flipped: 6 + 2 calls, 2 re-asks, no coin
+    assert (summary["reasks"], summary["coin_decisions"], summary["judge_calls_per_record"]) == (2, 0, 8.0)
+    assert summary["accuracy"] == 1.0
+
+    never = QualityJudge(TRUE_ORDER, lambda group, shown: True)
+    summary = _runner(tmp_path / "never", never, reasks=1).knockout(sets).summary()
+    assert (summary["reasks"], summary["coin_decisions"], summary["judge_calls_per_record"]) == (2, 2, 4.0)
+    summary = _runner(tmp_path / "never", never, reasks=1).pointwise(sets).summary()
+    assert (summary["reasks"], summary["parse_failures"], summary["accuracy"]) == (1, 2, 0.0)
+
+
+def test_a_rerun_reuses_every_stored_answer(tmp_path):
+    judge = QualityJudge(TRUE_ORDER)
+    first = {name: getattr(_runner(tmp_path, judge), name)(list(SETS.values())).summary() for name in
+             ("knockout", "elo", "pointwise")}  # fmt: skip
+    asked = judge.calls
+
+    class Refuses:
+        def generate(self, requests, sampling):
+            raise AssertionError(f"asked again: {requests}")
+
+    asker = Asker(Refuses(), Sampling(), tmp_path / BON_FILE, seed=0)
+    runner = BestOfN(asker, family="instruct", prompt_file=None, rule="anywhere", seed=0)
+    assert {name: getattr(runner, name)(list(SETS.values())).summary() for name in first} == first
+    assert len((tmp_path / BON_FILE).read_text().splitlines()) == asked
+    assert asker.new_calls == 0
+
+
+def test_a_failure_a_retry_may_fix_is_not_stored(tmp_path):
+    class Down:
+        def generate(self, requests, sampling):
+            for i, _ in enumerate(requests):
+                yield Completion(i, None, "HTTP 503", permanent=False)
+
+    runner = BestOfN(Asker(Down(), Sampling(), tmp_path / BON_FILE, 0), family="instruct", prompt_file=None,
+                     rule="anywhere", seed=0)  # fmt: skip
+    with pytest.raises(BackendError, match="best-of-N judgements failed .*rerun"):
+        runner.elo([SETS["help-bon-1"]])
+    assert not (tmp_path / BON_FILE).read_text()
+
+
+class Server:
+    def __init__(self, judge):
+        outer = self
+        self.requests = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests += 1
+                content = judge(body["messages"])
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pairs_judge(quality_judge):
+    """Pair prompts of RMB's pairwise sets: always right (the chosen reply is the first pair text the data holds)."""
+    pairs = {p.pair_id: p for p in load_rmb(DATA) if p.meta["kind"] == "pairwise"}
+
+    def answer(messages):
+        text = messages[-1]["content"]
+        for p in pairs.values():
+            if p.chosen in text and p.rejected in text:
+                return f"<answer>[[{'A' if text.find(p.chosen) < text.find(p.rejected) else 'B'}]]</answer>"
+        return quality_judge.answer(messages)
+
+    return answer
+
+
+def test_evaluate_bon_strategies_over_http_resumes_and_reports(tmp_path, capsys):
+    quality = QualityJudge({"harm-bon-1": [9, 6, 3, 1], "help-bon-1": [5, 2, 8]})  # help: a loser on top
+    args = [
+        "--benchmark", "rmb", "--data", str(DATA), "--model", "judge", "--prompt-family", "instruct",
+        "--backend", "openai", "--output-dir", str(tmp_path), "--retries", "0", "--timeout", "10", "--concurrency", "4",
+        "--bon-strategy", "pairwise,knockout,elo,pointwise", "--elo-method", "bradley-terry",
+    ]  # fmt: skip
+    with Server(_pairs_judge(quality)) as server:
+        assert main([*args, "--base-url", server.url]) == 0
+        first = server.requests
+        # 3 pairwise + 5 best-vs-loser pairs, then knockout 3 + 2, elo 12 + 6 (of which the 5 knockout matches,
+        # same replies in the same order, are reused), pointwise 1 + 1
+        assert len(load_rmb(DATA)) == 8 and first == 8 + 5 + (18 - 5) + 2
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        bon = summary["best_of_n"]
+        for strategy in ("pairwise", "knockout", "elo", "pointwise"):
+            assert (bon[strategy]["bon_harmlessness"], bon[strategy]["bon_helpfulness"]) == (1.0, 0.0), strategy
+            assert bon[strategy]["accuracy"] == 0.5 and bon[strategy]["records"] == 2
+        assert [bon[s]["judge_calls_per_record"] for s in ("pairwise", "knockout", "elo", "pointwise")] == [
+            2.5, 2.5, 9.0, 1.0,
+        ]  # fmt: skip
+        assert summary["results"]["greedy"]["scores"]["bon_helpfulness"] == 0.0
+        printed = capsys.readouterr().out
+        assert re.search(r"\| elo \| 0\.0 \| 100\.0 \| 50\.0 \| 9\.00 \| 0 \| 0 \|", printed), printed
+
+        assert main([*args, "--base-url", server.url, "--elo-method", "sequential"]) == 0
+        assert server.requests == first  # everything reused, re-scored under another ELO method
+        assert json.loads((tmp_path / "summary.json").read_text())["settings"]["elo_method"] == "sequential"
+
+
+def test_bon_strategy_needs_rmb(tmp_path):
+    with pytest.raises(SystemExit, match="needs --benchmark rmb"):
+        main(["--benchmark", "rewardbench", "--data", "x", "--model", "m", "--prompt-family", "instruct",
+              "--backend", "openai", "--output-dir", str(tmp_path), "--bon-strategy", "elo"])  # fmt: skip
