@@ -44,10 +44,31 @@ def partial_note(benchmark: str, scores: dict[str, Any]) -> str | None:
     ]
     if not lacking:
         return None
-    return (
-        f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; the score averages only what is present and "
-        "is not comparable with the full benchmark's."
-    )
+    note = f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; "
+    if benchmark == "rewardbench" and scores["missing_sections"]:
+        if scores.get("score") is None:
+            return note + "no overall score (pass --allow-partial to average the sections present)."
+        return (
+            note + f"--allow-partial: the score averages only {', '.join(scores['averaged_sections'])} and is not "
+            "comparable with the full benchmark's."
+        )
+    return note + "the score averages only what is present and is not comparable with the full benchmark's."
+
+
+def category_table(results: dict[str, Any]) -> str | None:
+    """RMB's per-category scores (``category_path``) in percent, one column per result label; None when the scores
+    hold no categories."""
+    labels = [label for label, result in results.items() if result["scores"].get("categories")]
+    if not labels:
+        return None
+    categories = sorted({c for label in labels for c in results[label]["scores"]["categories"]})
+    lines = ["| category | " + " | ".join(labels) + " | count |", "|---" * (len(labels) + 2) + "|"]
+    for category in categories:
+        cells = [results[label]["scores"]["categories"].get(category) for label in labels]
+        count = next(cell["count"] for cell in cells if cell is not None)
+        shown = ["n/a" if cell is None else f"{100 * cell['accuracy']:.1f}" for cell in cells]
+        lines.append(f"| {category} | " + " | ".join(shown) + f" | {count} |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
@@ -58,6 +79,9 @@ def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
     note = partial_note(benchmark, next(iter(results.values()))["scores"])
     if note:
         lines.append(note + "\n")
+    categories = category_table(results)
+    if categories:
+        lines.append(categories)
     lines.append(
         f"{summary['parse_failures']} of {summary['judgements']} judgements had no parsable {answer}; "
         f"{summary['failed_judgements']} were refused by the server and count as no {answer}; lone surrogates were "
@@ -74,8 +98,9 @@ def plot_scaling(benchmark: str, results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ks = [int(label.split("@")[1]) for label in results]
-    scores = [100 * results[label]["scores"][HEADLINE[benchmark]] for label in results]
+    shown = [label for label in results if results[label]["scores"][HEADLINE[benchmark]] is not None]
+    ks = [int(label.split("@")[1]) for label in shown]
+    scores = [100 * results[label]["scores"][HEADLINE[benchmark]] for label in shown]
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(ks, scores, marker="o")
     ax.set_xscale("log", base=2)
