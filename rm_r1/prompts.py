@@ -48,8 +48,8 @@ def load_prompt(family: str = "instruct", prompt_file: str | None = None) -> str
     """The judge instructions of ``family``, from the built-in file or from ``prompt_file``, verdict tags filled in.
 
     ``prompt_file``: a path, or the name of a bundled variant (``BUNDLED_PROMPTS``, e.g. ``reasoning_guided``) when no
-    file of that name exists. A prompt file is UTF-8 text. ``{verdict_a}`` and ``{verdict_b}`` anywhere in it become the verdict tags
-    (``<answer>[[A]]</answer>`` / ``<answer>[[B]]</answer>``); other braces are kept as written.
+    file of that name exists. A prompt file is UTF-8 text. ``{verdict_a}`` and ``{verdict_b}`` anywhere in it become
+    the verdict tags (``<answer>[[A]]</answer>`` / ``<answer>[[B]]</answer>``); other braces are kept as written.
     instruct family: the whole text is the system prompt and must not contain ``{conversation}``.
     reasoning family: the text is the single user message and must contain ``{conversation}`` exactly once; the
     conversation and both replies are put there.
