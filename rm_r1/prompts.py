@@ -137,9 +137,9 @@ def build_judge_messages(
     ``conversation``: the user question (str), or the shared context as chat messages ending with the user turn the
     replies answer (single- or multi-turn). ``family``: ``instruct`` -> [system, user]; ``reasoning`` -> [user].
     ``prompt_file``: your own instructions instead of the built-in ones (or a bundled variant's name), a UTF-8 text file
-    in which ``{verdict_a}`` /
-    ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for ``reasoning`` the user
-    message, which must hold ``{conversation}`` once (where the conversation and replies go). See ``load_prompt``.
+    in which ``{verdict_a}`` / ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for
+    ``reasoning`` the user message, which must hold ``{conversation}`` once (where the conversation and replies go).
+    See ``load_prompt``.
     """
     prompt = load_prompt(family, None if prompt_file is None else str(prompt_file))
     comparison = render_comparison(conversation, reply_a, reply_b)
