@@ -395,7 +395,8 @@ def pair_key(context: list[dict[str, str]], reply_1: str, reply_2: str) -> PairK
     """What identifies a pair by content, whichever reply was shown first: the normalised context (role and text of
     every message) and the two normalised replies in sorted order."""
     turns = "\n".join(f"{m['role']}: {normalised(m['content'])}" for m in context)
-    return turns, tuple(sorted((normalised(reply_1), normalised(reply_2))))  # type: ignore[return-value]
+    first, second = sorted((normalised(reply_1), normalised(reply_2)))
+    return turns, (first, second)
 
 
 # The official user turn (rm_r1/dataset/mix_data in the RM-R1 repository): one question and two replies, or one whole
@@ -457,10 +458,13 @@ def sft_pair_keys(table: Any, where: str) -> tuple[set[PairKey], int]:
             if not isinstance(row, dict):
                 raise ValueError("row is not an object")
             if layout == "published":
-                keys.add(published_pair_key(row["context_messages"]))
+                keys.add(published_pair_key(row.get("context_messages")))
             else:
-                keys.add(pair_key(context_messages(row["conversation"]), row["reply_a"], row["reply_b"]))
-        except (ValueError, KeyError, TypeError, AttributeError):
+                replies = row.get("reply_a"), row.get("reply_b")
+                if not all(isinstance(reply, str) for reply in replies):
+                    raise ValueError("a reply is not a string")
+                keys.add(pair_key(context_messages(row.get("conversation")), *replies))
+        except ValueError:
             unreadable += 1
     return keys, unreadable
 

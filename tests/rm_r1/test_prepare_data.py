@@ -13,7 +13,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rm_r1.data import CODE_PREFERENCE, MATH_STEP_DPO, SKYWORK, balanced_swaps, code_selection, held_out, pair_key
+from rm_r1.data import (
+    CODE_PREFERENCE,
+    MATH_STEP_DPO,
+    SKYWORK,
+    balanced_swaps,
+    code_selection,
+    held_out,
+    pair_key,
+    sft_pair_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -393,3 +402,16 @@ def test_summary_puts_the_paper_counts_next_to_each_drop_reason(prepare, small_t
             "'chosen identical to rejected': 1, 'empty reply': 1}") in printed
     assert f"the paper used 8000 pairs of {CODE_PREFERENCE}; {kept_there}: 1 {{'empty reply': 1}}" in printed
     assert f"the paper used 10795 pairs of {MATH_STEP_DPO}; {kept_there}: 1" in printed
+
+
+def test_sft_pair_keys_count_the_rows_they_cannot_read():
+    project = [{"conversation": None, "reply_a": "a", "reply_b": "b", "trace": "t", "label": "model_a"}, None,
+               {"conversation": "q", "reply_a": 1, "reply_b": "b", "trace": "t", "label": "model_a"},
+               {"conversation": "q", "reply_a": "b ", "reply_b": "a", "trace": "t", "label": "model_b"}]
+    assert sft_pair_keys(project, "traces") == ({("user: q", ("a", "b"))}, 3)
+    published = [json.loads(line) for line in PUBLISHED.read_text().splitlines()]
+    broken = [{"context_messages": None, "winner": "w"}, {"context_messages": [{"role": "user"}], "winner": "w"}]
+    keys, unreadable = sft_pair_keys(published + broken, "published")
+    assert len(keys) == 5 and unreadable == 3
+    with pytest.raises(ValueError, match="expected the distillation columns"):
+        sft_pair_keys([{"prompt": "q"}], "other")
