@@ -203,9 +203,10 @@ def load_rmb(source: str | Path) -> list[Comparison]:
     """RMB pairwise and best-of-N sets, from a folder of its json files (or one file).
 
     Pairwise rows (``pair_uid``, ``conversation_input``, ``chosen``, ``reject``, ``category_path``) give one pair,
-    meta = {"section", "kind": "pairwise"}. Best-of-N rows (``bon_uid``, ``bon_best``, ``loser_list``) give one pair
-    per loser (best vs loser k, pair_id ``<bon_uid>/<k>``), meta = {"section", "kind": "bon", "group": bon_uid}.
-    The section (helpfulness / harmlessness) is the second component of ``category_path``.
+    meta = {"section", "kind": "pairwise", "category"}. Best-of-N rows (``bon_uid``, ``bon_best``, ``loser_list``) give
+    one pair per loser (best vs loser k, pair_id ``<bon_uid>/<k>``), meta = {"section", "kind": "bon", "group": bon_uid,
+    "category"}. The section (helpfulness / harmlessness) is the second component of ``category_path``; ``category`` is
+    the whole ``category_path`` (RMB's per-category scores).
     """
     if not Path(source).exists():
         raise ValueError(f"RMB source {str(source)!r} does not exist; pass the folder of RMB's json files")
@@ -221,7 +222,11 @@ def load_rmb(source: str | Path) -> list[Comparison]:
                         conversation=messages,
                         chosen=_rmb_answer(origin, "chosen", _field(origin, row, "chosen", dict)),
                         rejected=_rmb_answer(origin, "reject", _field(origin, row, "reject", dict)),
-                        meta={"section": _rmb_section(origin, row, "pairwise"), "kind": "pairwise"},
+                        meta={
+                            "section": _rmb_section(origin, row, "pairwise"),
+                            "kind": "pairwise",
+                            "category": row["category_path"],
+                        },
                     ),
                 )
             elif "bon_uid" in row:
@@ -239,7 +244,7 @@ def load_rmb(source: str | Path) -> list[Comparison]:
                             conversation=messages,
                             chosen=best,
                             rejected=_rmb_answer(origin, f"loser_list[{k}]", loser),
-                            meta={"section": section, "kind": "bon", "group": group},
+                            meta={"section": section, "kind": "bon", "group": group, "category": row["category_path"]},
                         ),
                     )
             else:

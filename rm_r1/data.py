@@ -1,5 +1,6 @@
 """RM-R1 training data (docs/rm_r1.md#training-data): pairs from the three sources, balanced A/B orders, a held-out
-split, verl RL rows (judge prompt + label) and verl SFT rows (judge prompt + teacher trace), and the prompt budget.
+split, verl RL rows (judge prompt + label) and verl SFT rows (judge prompt + teacher trace) from either distillation
+layout, the content match that keeps distillation pairs out of the RL set, and the prompt budget.
 
 Every converter either returns a ``PreferencePair`` or raises ``SkippedRow`` with a short reason; the caller counts
 the reasons per source. Problems that make a whole source unusable (missing columns, all named at once; a file that
@@ -9,6 +10,7 @@ is not valid JSON/UTF-8/parquet, named with its line) raise ``ValueError``.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,13 @@ PROMPT_BUDGET = recipe_length("grpo.yaml", "max_prompt_length")  # rendered chat
 SFT_MAX_LENGTH = recipe_length("sft.yaml", "max_length")
 ABILITY = "preference"
 SFT_COLUMNS = ("conversation", "reply_a", "reply_b", "trace", "label")
+DISTILL_SFT = "gaotang/RM-R1-Distill-SFT"
+PUBLISHED_SFT_COLUMNS = ("context_messages", "winner")
+"""The published distillation layout: the rendered judge prompt as chat messages, and the teacher's trace."""
+PAPER_PAIRS = {SKYWORK: 54_146, CODE_PREFERENCE: CODE_PAIRS, MATH_STEP_DPO: 10_795}
+"""Pairs per source in the paper's RL data (Skywork after the magpie_ultra filter)."""
+PAPER_SKIPS = frozenset({f"origin {SKYWORK_DROPPED_ORIGIN}"})
+"""Skip reasons the paper's pipeline applies too; every other reason drops a pair the paper kept."""
 SHOWN_SKIPPED_ROWS = 3
 
 
@@ -186,6 +195,8 @@ class Report:
     over_budget: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     labels: dict[str, dict[str, int]] = field(default_factory=dict)
+    excluded: dict[str, int] = field(default_factory=dict)
+    exclusion: dict[str, int] = field(default_factory=dict)
 
     def skip(self, source: str, reason: str, index: int) -> None:
         """Count row ``index`` of ``source`` as skipped for ``reason`` (the first few indices are kept to show)."""
@@ -331,3 +342,144 @@ def sft_row(row: dict[str, Any], index: int, family: str, prompt_file: str | Non
         "data_source": "rm_r1_distill",
         "extra_info": {"index": index, "label": LABEL_OF_SIDE[side], "family": family},
     }
+
+
+def published_sft_row(row: dict[str, Any], index: int) -> dict[str, Any]:
+    """A verl SFT row from the published distillation layout (``gaotang/RM-R1-Distill-SFT``): ``context_messages``,
+    the rendered judge prompt (system + user), then ``winner``, the teacher's trace, as the assistant turn.
+
+    The prompt is used as written (it is the official instruct-family prompt, not this project's). The trace must end
+    with one verdict tag (``strict_tail``), as for the project's layout; the layout carries no label, so the label
+    recorded is the trace's verdict.
+    """
+    trace = row["winner"]
+    if not isinstance(trace, str) or not trace.strip():
+        raise SkippedRow("empty trace")
+    try:
+        messages = context_messages(row["context_messages"])
+    except ValueError as error:
+        raise SkippedRow("malformed conversation") from error
+    verdict = parse_verdict(trace, "strict_tail")
+    if verdict is None:
+        raise SkippedRow("trace does not end with one verdict tag")
+    return {
+        "messages": messages + [{"role": "assistant", "content": trace}],
+        "data_source": "rm_r1_distill",
+        "extra_info": {"index": index, "label": LABEL_OF_SIDE[verdict], "family": "instruct"},
+    }
+
+
+def sft_layout(columns: Iterable[str], where: str) -> str:
+    """``published`` (``PUBLISHED_SFT_COLUMNS``) or ``project`` (``SFT_COLUMNS``); neither is a ValueError naming
+    ``where`` and both layouts."""
+    columns = set(columns)
+    if all(c in columns for c in PUBLISHED_SFT_COLUMNS):
+        return "published"
+    if all(c in columns for c in SFT_COLUMNS):
+        return "project"
+    raise ValueError(
+        f"{where}: expected the distillation columns {list(SFT_COLUMNS)} (this project's layout) or "
+        f"{list(PUBLISHED_SFT_COLUMNS)} (the published {DISTILL_SFT}); it has {sorted(columns)}"
+    )
+
+
+PairKey = tuple[str, tuple[str, str]]
+
+
+def normalised(text: str) -> str:
+    """``text`` with every run of whitespace made one space and the ends stripped."""
+    return " ".join(text.split())
+
+
+def pair_key(context: list[dict[str, str]], reply_1: str, reply_2: str) -> PairKey:
+    """What identifies a pair by content, whichever reply was shown first: the normalised context (role and text of
+    every message) and the two normalised replies in sorted order."""
+    turns = "\n".join(f"{m['role']}: {normalised(m['content'])}" for m in context)
+    first, second = sorted((normalised(reply_1), normalised(reply_2)))
+    return turns, (first, second)
+
+
+# The official user turn (rm_r1/dataset/mix_data in the RM-R1 repository): one question and two replies, or one whole
+# dialogue per chatbot with "User: " / "Chatbot A: " lines (the reference spells one "Chabot B").
+_PUBLISHED_SINGLE = re.compile(
+    r"\[Client Question\]\n(?P<question>.*)\n\n\[The Start of Chatbot A's Response\]\n(?P<a>.*)\n"
+    r"\[The End of Chatbot A's Response\]\n\n\[The Start of Chatbot B's Response\]\n(?P<b>.*)\n"
+    r"\[The End of Chatbot B's Response\]",
+    re.DOTALL,
+)
+_PUBLISHED_MULTI = re.compile(
+    r"\[The Start of the Conversation between Chatbot A and the Client\]\n(?P<a>.*)\n"
+    r"\[The End of the Conversation between Chatbot A and the Client\]\n\n"
+    r"\[The Start of the Conversation between Chatbot B and the Client\]\n(?P<b>.*)\n"
+    r"\[The End of the Conversation between Chatbot B and the Client\]",
+    re.DOTALL,
+)
+_PUBLISHED_SPEAKER = re.compile(r"(?:^|\n)(User|Chatbot A|Chatbot B|Chabot B): ")
+
+
+def _published_dialogue(text: str) -> tuple[list[dict[str, str]], str]:
+    parts = _PUBLISHED_SPEAKER.split(text)
+    if parts[0].strip() or len(parts) < 5:
+        raise ValueError("not a 'User: ' / 'Chatbot X: ' dialogue of at least two turns")
+    turns = [{"role": "user" if who == "User" else "assistant", "content": said}
+             for who, said in zip(parts[1::2], parts[2::2])]
+    if turns[-1]["role"] != "assistant":
+        raise ValueError("the dialogue does not end with the chatbot's reply")
+    return turns[:-1], turns[-1]["content"]
+
+
+def published_pair_key(messages: Any) -> PairKey:
+    """The ``pair_key`` of a published distillation row, read back from its rendered user turn (``ValueError`` when
+    the turn is not in the official layout)."""
+    if not isinstance(messages, list) or not messages or not isinstance(messages[-1], dict):
+        raise ValueError("context_messages is not a message list")
+    text = messages[-1].get("content")
+    if not isinstance(text, str):
+        raise ValueError("the last message has no text")
+    single = _PUBLISHED_SINGLE.fullmatch(text.strip())
+    if single:
+        return pair_key([{"role": "user", "content": single["question"]}], single["a"], single["b"])
+    multi = _PUBLISHED_MULTI.fullmatch(text.strip())
+    if not multi:
+        raise ValueError("the user turn is in neither official layout")
+    (context_a, reply_a), (context_b, reply_b) = _published_dialogue(multi["a"]), _published_dialogue(multi["b"])
+    if pair_key(context_a, "", "") != pair_key(context_b, "", ""):
+        raise ValueError("the two dialogues do not share their context")
+    return pair_key(context_a, reply_a, reply_b)
+
+
+def sft_pair_keys(table: Any, where: str) -> tuple[set[PairKey], int]:
+    """The ``pair_key`` of every row of a distillation set (either layout), and how many rows could not be read."""
+    layout = sft_layout(column_names(table), where)
+    keys: set[PairKey] = set()
+    unreadable = 0
+    for row in table:
+        try:
+            if not isinstance(row, dict):
+                raise ValueError("row is not an object")
+            if layout == "published":
+                keys.add(published_pair_key(row.get("context_messages")))
+            else:
+                replies = row.get("reply_a"), row.get("reply_b")
+                if not all(isinstance(reply, str) for reply in replies):
+                    raise ValueError("a reply is not a string")
+                keys.add(pair_key(context_messages(row.get("conversation")), *replies))
+        except ValueError:
+            unreadable += 1
+    return keys, unreadable
+
+
+def exclude_pairs(pairs: Sequence[PreferencePair], keys: set[PairKey],
+                  report: Report) -> list[PreferencePair]:
+    """``pairs`` without those whose ``pair_key`` is in ``keys`` (e.g. the distillation pairs); the removed are counted
+    per source in ``report.excluded`` and the keys matched by some pair in ``report.exclusion["matched"]``."""
+    kept, matched = [], set()
+    for pair in pairs:
+        key = pair_key(pair.context, pair.chosen, pair.rejected)
+        if key in keys:
+            matched.add(key)
+            report.excluded[pair.source] = report.excluded.get(pair.source, 0) + 1
+        else:
+            kept.append(pair)
+    report.exclusion["matched"] = len(matched)
+    return kept

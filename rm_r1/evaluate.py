@@ -52,7 +52,7 @@ from rm_r1.evaluation.score import check_scorable, score_judgements
 from rm_r1.evaluation.store import META_FILE, META_SETTINGS_FILE, RESULTS_FILE, check_settings, read_judgements
 from rm_r1.meta_rm import ClassifierMeta, GenerativeMeta, MetaScorer
 from rm_r1.prompts import FAMILIES
-from rm_r1.reward import RULES
+from rm_r1.reward import RULES, UNPARSABLE_CREDIT
 from rm_r1.scaling import ELO_METHODS, FAILURE_RULES, TIE_RULES
 
 META_BACKENDS = (*BACKENDS, "classifier")
@@ -93,7 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", required=True, type=Path)
     p.add_argument("--mode", default="pairwise", choices=MODES, help="pairwise verdicts or pointwise GRM scores")
     p.add_argument("--prompt-file", help="own pairwise judge instructions (see rm_r1.prompts.load_prompt)")
-    p.add_argument("--verdict-rule", default="anywhere", choices=RULES, help="default: the reference's eval rule")
+    p.add_argument(
+        "--verdict-rule",
+        default="anywhere",
+        choices=RULES,
+        help="default anywhere: RM-R1's eval rule; rewardbench: allenai's generative rule ([[A]] wins if present, "
+        "no verdict counts 0.5); see rm_r1.reward",
+    )
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="RewardBench without every section: average the sections present (named in the report) instead of "
+        "giving no overall score",
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds the A/B order coins, sampling and tie-breaks")
     p.add_argument("--both-orders", action="store_true", help="judge every pair in both A/B orders")
     p.add_argument("--k", type=_ks, help="voting@k for each k, e.g. 1,2,4,8 (max(k) samples per pair)")
@@ -306,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     scored = score_judgements(
         args.benchmark, comparisons, judgements, mode, seed=args.seed, ks=args.k, both_orders=args.both_orders,
         meta=meta,
+        allow_partial=args.allow_partial,
+        unparsable_credit=UNPARSABLE_CREDIT.get(args.verdict_rule, 0.0) if args.mode == "pairwise" else 0.0,
     )  # fmt: skip
     if args.bon_strategy:
         try:
@@ -317,6 +331,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "settings": {
             **settings,
             "verdict_rule": args.verdict_rule,
+            "allow_partial": args.allow_partial,
             "k": args.k,
             "tie": args.tie,
             "failures": args.failures,

@@ -2,7 +2,10 @@
 (one user message, no system prompt).
 
 The prompt texts live in ``rm_r1/prompt_files/``; this module is the only code that reads them and lays out the
-conversation and the two replies the judge compares.
+conversation and the two replies the judge compares. The built-in texts follow the semantics of the official prompts
+(the reasoning family's is as minimal as the one the published distilled checkpoints were trained on); the bundled
+variant ``reasoning_guided`` (``BUNDLED_PROMPTS``) adds guidance on how to compare, and is chosen by passing its name
+as ``prompt_file``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ PROMPT_FILES: dict[str, Path] = {
     "instruct": Path(__file__).parent / "prompt_files" / "instruct_system.txt",
     "reasoning": Path(__file__).parent / "prompt_files" / "reasoning_user.txt",
 }
+BUNDLED_PROMPTS: dict[str, Path] = {
+    "reasoning_guided": Path(__file__).parent / "prompt_files" / "reasoning_guided_user.txt",
+}
+"""Prompt variants shipped with the package, chosen by name wherever a ``prompt_file`` is taken."""
 CONVERSATION_PLACEHOLDER = "{conversation}"
 SPEAKERS = {"user": "User", "system": "System"}  # assistant turns are spoken by "Chatbot A" / "Chatbot B"
 
@@ -40,16 +47,23 @@ def _fill(template: str, values: dict[str, str]) -> str:
 def load_prompt(family: str = "instruct", prompt_file: str | None = None) -> str:
     """The judge instructions of ``family``, from the built-in file or from ``prompt_file``, verdict tags filled in.
 
-    A prompt file is UTF-8 text. ``{verdict_a}`` and ``{verdict_b}`` anywhere in it become the verdict tags
-    (``<answer>[[A]]</answer>`` / ``<answer>[[B]]</answer>``); other braces are kept as written.
+    ``prompt_file``: a path, or the name of a bundled variant (``BUNDLED_PROMPTS``, e.g. ``reasoning_guided``) when no
+    file of that name exists. A prompt file is UTF-8 text. ``{verdict_a}`` and ``{verdict_b}`` anywhere in it become
+    the verdict tags (``<answer>[[A]]</answer>`` / ``<answer>[[B]]</answer>``); other braces are kept as written.
     instruct family: the whole text is the system prompt and must not contain ``{conversation}``.
     reasoning family: the text is the single user message and must contain ``{conversation}`` exactly once; the
     conversation and both replies are put there.
     """
     check_family(family)
-    path = Path(prompt_file) if prompt_file is not None else PROMPT_FILES[family]
+    if prompt_file is None:
+        path = PROMPT_FILES[family]
+    elif prompt_file in BUNDLED_PROMPTS and not Path(prompt_file).exists():
+        path = BUNDLED_PROMPTS[prompt_file]
+    else:
+        path = Path(prompt_file)
     if not path.is_file():
-        raise ValueError(f"prompt_file {str(path)!r} does not exist or is not a file")
+        raise ValueError(f"prompt_file {str(path)!r} does not exist or is not a file (bundled variants: "
+                         f"{sorted(BUNDLED_PROMPTS)})")
     text = path.read_text(encoding="utf-8").strip()
     if not text:
         raise ValueError(f"prompt_file {str(path)!r} is empty")
@@ -122,9 +136,10 @@ def build_judge_messages(
 
     ``conversation``: the user question (str), or the shared context as chat messages ending with the user turn the
     replies answer (single- or multi-turn). ``family``: ``instruct`` -> [system, user]; ``reasoning`` -> [user].
-    ``prompt_file``: your own instructions instead of the built-in ones, a UTF-8 text file in which ``{verdict_a}`` /
-    ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for ``reasoning`` the user
-    message, which must hold ``{conversation}`` once (where the conversation and replies go). See ``load_prompt``.
+    ``prompt_file``: your own instructions instead of the built-in ones (or a bundled variant's name), a UTF-8 text file
+    in which ``{verdict_a}`` / ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for
+    ``reasoning`` the user message, which must hold ``{conversation}`` once (where the conversation and replies go).
+    See ``load_prompt``.
     """
     prompt = load_prompt(family, None if prompt_file is None else str(prompt_file))
     comparison = render_comparison(conversation, reply_a, reply_b)

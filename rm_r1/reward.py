@@ -9,6 +9,9 @@ A judge ends its output with ``<answer>[[A]]</answer>`` or ``<answer>[[B]]</answ
 * ``last_answer`` (robust): the last ``<answer>`` opened in the response is closed, and what it holds is ``[[A]]`` or
   ``[[B]]`` up to surrounding whitespace.
 * ``anywhere`` (the reference evaluation rule): exactly one of ``[[A]]`` / ``[[B]]`` occurs anywhere in the response.
+* ``rewardbench`` (allenai/reward-bench's generative scoring): A if ``[[A]]`` occurs anywhere, else B if ``[[B]]``
+  does (so A wins when both appear); RewardBench counts a response with neither as half right
+  (``UNPARSABLE_CREDIT``), which the evaluation applies; as a training reward it is simply -1.
 
 verl's own reward managers hand ``compute_score`` the response decoded WITHOUT special tokens; to give
 ``strict_tail`` the reference's input, select ``SpecialTokenTextRewardManager`` (``reward.reward_manager.source:
@@ -29,7 +32,9 @@ Verdict = Literal["A", "B"]
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 VERDICT_MARKS: dict[str, str] = {"A": "[[A]]", "B": "[[B]]"}
 VERDICT_TAGS: dict[str, str] = {side: f"{ANSWER_OPEN}{mark}{ANSWER_CLOSE}" for side, mark in VERDICT_MARKS.items()}
-RULES = ("strict_tail", "last_answer", "anywhere")
+RULES = ("strict_tail", "last_answer", "anywhere", "rewardbench")
+UNPARSABLE_CREDIT: dict[str, float] = {"rewardbench": 0.5}
+"""Evaluation credit of a single judgement without a verdict, per rule (0, i.e. wrong, for the rules not listed)."""
 TAIL_CHARS = 80
 LABEL_OF_SIDE: dict[Verdict, str] = {"A": "model_a", "B": "model_b"}
 """The preference label written for each side; ``LABELS`` reads these back, and the bare sides too."""
@@ -70,6 +75,8 @@ def parse_verdict(response: str, rule: str = "strict_tail") -> Verdict | None:
         return _only_one(VERDICT_TAGS["A"] in tail, VERDICT_TAGS["B"] in tail)
     if rule == "anywhere":
         return _only_one(VERDICT_MARKS["A"] in response, VERDICT_MARKS["B"] in response)
+    if rule == "rewardbench":
+        return "A" if VERDICT_MARKS["A"] in response else "B" if VERDICT_MARKS["B"] in response else None
     start = response.rfind(ANSWER_OPEN)
     if start < 0:
         return None

@@ -3,10 +3,15 @@
 RL (default): preference pairs from Skywork-Reward-Preference-80K-v0.2 (without magpie_ultra), Code-Preference-Pairs
 (shuffled with seed 42, first 8,000) and Math-Step-DPO-10K, each from its hub name or a local parquet/json/jsonl file
 with the same columns -> judge prompts of the chosen family, balanced seeded A/B orders (or both orders), prompts over
-the budget dropped -> ``train.parquet`` and a held-out ``val.parquet`` (verl RL rows).
+the budget dropped -> ``train.parquet`` and a held-out ``val.parquet`` (verl RL rows). ``--exclude-sft SFT_SET``
+leaves out the pairs of a distillation set (matched by content: normalised conversation and both replies, in either
+order), as the paper's RL data for instruct models does (published as RM-R1-after-Distill-RLVR). The summary puts
+each source's kept pairs next to the paper's count and names every reason a pair was dropped.
 
-SFT (``--sft FILE``): distillation rows (``conversation``, ``reply_a``, ``reply_b``, ``trace`` ending in the verdict,
-``label``) -> ``train.parquet`` / ``val.parquet`` with a ``messages`` column for verl's SFT trainer.
+SFT (``--sft FILE_OR_HUB_NAME``): distillation rows in this project's layout (``conversation``, ``reply_a``,
+``reply_b``, ``trace`` ending in the verdict, ``label``; the prompt is rendered with ``--family``/``--prompt-file``)
+or in the published layout of gaotang/RM-R1-Distill-SFT (``context_messages``, the rendered prompt used as written,
+and ``winner``, the trace) -> ``train.parquet`` / ``val.parquet`` with a ``messages`` column for verl's SFT trainer.
 
 ``--val-size`` > 0 holds out at least one pair (an error with fewer than 2 pairs); ``--val-size 0`` writes no
 ``val.parquet`` and removes one left by an earlier run. ``--output-dir`` is checked for writing before any work;
@@ -28,7 +33,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from rm_r1.data import (
+    PAPER_PAIRS,
+    PAPER_SKIPS,
     PROMPT_BUDGET,
+    PUBLISHED_SFT_COLUMNS,
     SFT_COLUMNS,
     SFT_MAX_LENGTH,
     SOURCES,
@@ -37,10 +45,14 @@ from rm_r1.data import (
     code_selection,
     column_names,
     convert,
+    exclude_pairs,
     held_out,
     load_table,
+    published_sft_row,
     require_columns,
     rl_rows,
+    sft_layout,
+    sft_pair_keys,
     sft_row,
     token_counts,
     within_budget,
@@ -51,7 +63,7 @@ from rm_r1.prompts import FAMILIES, load_prompt
 def columns_help() -> str:
     """The input columns each source needs."""
     lines = [f"  --{name:<8} {', '.join(spec.columns)}" for name, spec in SOURCES.items()]
-    lines.append(f"  --sft      {', '.join(SFT_COLUMNS)}")
+    lines.append(f"  --sft      {', '.join(SFT_COLUMNS)}  (or the published {', '.join(PUBLISHED_SFT_COLUMNS)})")
     return "input columns each source needs (hub name or local file):\n" + "\n".join(lines)
 
 
@@ -78,7 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prompt-budget", type=int, default=PROMPT_BUDGET,
                         help="drop prompts longer than this many tokens (default: %(default)s)")
     parser.add_argument("--sft", default=None, metavar="FILE",
-                        help="SFT mode: distillation rows with columns " + ", ".join(SFT_COLUMNS))
+                        help="SFT mode: distillation rows (local file or hub name) with columns "
+                        f"{', '.join(SFT_COLUMNS)}, or {', '.join(PUBLISHED_SFT_COLUMNS)} (gaotang/RM-R1-Distill-SFT)")
+    parser.add_argument("--exclude-sft", default=None, metavar="SFT_SET",
+                        help="RL mode: leave out the pairs of this distillation set (local file or hub name, either "
+                        "layout), matched by content; the paper does so for instruct models after distillation")
     parser.add_argument("--sft-max-length", type=int, default=SFT_MAX_LENGTH,
                         help="SFT mode: drop examples (prompt + trace) longer than this (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -86,6 +102,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = sorted(set(args.sources) - set(SOURCES))
     if unknown or not args.sources:
         parser.error(f"--sources: unknown {unknown}; choose from {list(SOURCES)}")
+    if args.sft and args.exclude_sft:
+        parser.error("--exclude-sft applies to the RL preparation, not to --sft")
     return args
 
 
@@ -119,6 +137,10 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
         require_columns(column_names(table), spec.columns, f"{spec.hub_name} ({getattr(args, name)})")
         rows = ((i, table[i]) for i in code_selection(len(table))) if name == "code" else enumerate(table)
         pairs.extend(convert(tqdm(rows, desc=f"reading {spec.hub_name}", unit="row"), name, report))
+    if args.exclude_sft:
+        keys, unreadable = sft_pair_keys(load_table(args.exclude_sft), f"--exclude-sft {args.exclude_sft}")
+        report.exclusion.update(sft_pairs=len(keys), unreadable=unreadable)
+        pairs = exclude_pairs(pairs, keys, report)
     val = held_out(len(pairs), args.val_size, args.seed)
     splits = {}
     for split, members in (("train", [p for i, p in enumerate(pairs) if i not in val]),
@@ -133,13 +155,20 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
 
 def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
     table = load_table(args.sft)
-    require_columns(column_names(table), SFT_COLUMNS, f"SFT data ({args.sft})")
+    layout = sft_layout(column_names(table), f"SFT data ({args.sft})")
+    if layout == "published" and (args.family != "instruct" or args.prompt_file):
+        raise ValueError(f"SFT data ({args.sft}) is in the published layout: its rows hold the rendered "
+                         "instruct-family prompt, so it needs --family instruct and no --prompt-file")
+    columns = PUBLISHED_SFT_COLUMNS if layout == "published" else SFT_COLUMNS
     rows = []
     for index, row in enumerate(tqdm(table, desc="reading distillation rows", unit="row")):
         try:
-            if not isinstance(row, dict) or not all(c in row for c in SFT_COLUMNS):
+            if not isinstance(row, dict) or not all(c in row for c in columns):
                 raise SkippedRow("row is not an object with every column")
-            rows.append(sft_row(row, index, args.family, args.prompt_file))
+            if layout == "published":
+                rows.append(published_sft_row(row, index))
+            else:
+                rows.append(sft_row(row, index, args.family, args.prompt_file))
         except SkippedRow as skipped:
             report.skip(args.sft, skipped.reason, index)
     report.kept[args.sft] = len(rows)
@@ -161,6 +190,14 @@ def _summary(report: Report, splits: dict[str, list[dict[str, Any]]]) -> str:
         rows = report.skipped_rows.get(source, {})
         detail = ", ".join(f"{reason}: {n}, e.g. rows {rows[reason]}" for reason, n in sorted(skipped.items()))
         lines.append(f"{source}: {kept} kept; skipped {sum(skipped.values())}" + (f" ({detail})" if detail else ""))
+        if source in PAPER_PAIRS:
+            ours = {reason: n for reason, n in sorted(skipped.items()) if reason not in PAPER_SKIPS}
+            lines.append(f"  the paper used {PAPER_PAIRS[source]} pairs of {source}; dropped here but kept by the "
+                         f"official pipeline: {sum(ours.values())} {ours}")
+    if report.exclusion:
+        lines.append(f"--exclude-sft: {report.exclusion['sft_pairs']} distinct distillation pairs read "
+                     f"({report.exclusion['unreadable']} rows unreadable), {report.exclusion['matched']} found here; "
+                     f"removed {sum(report.excluded.values())} pairs {report.excluded}")
     for split, rows in splits.items():
         per_source = Counter(r["data_source"] for r in rows)
         labels = report.labels.get(split, {})

@@ -50,10 +50,31 @@ def partial_note(benchmark: str, scores: dict[str, Any]) -> str | None:
     ]
     if not lacking:
         return None
-    return (
-        f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; the score averages only what is present and "
-        "is not comparable with the full benchmark's."
-    )
+    note = f"PARTIAL {benchmark}: the data lacks {'; '.join(lacking)}; "
+    if benchmark == "rewardbench" and scores["missing_sections"]:
+        if scores.get("score") is None:
+            return note + "no overall score (pass --allow-partial to average the sections present)."
+        return (
+            note + f"--allow-partial: the score averages only {', '.join(scores['averaged_sections'])} and is not "
+            "comparable with the full benchmark's."
+        )
+    return note + "the score averages only what is present and is not comparable with the full benchmark's."
+
+
+def category_table(results: dict[str, Any]) -> str | None:
+    """RMB's per-category scores (``category_path``) in percent, one column per result label; None when the scores
+    hold no categories."""
+    labels = [label for label, result in results.items() if result["scores"].get("categories")]
+    if not labels:
+        return None
+    categories = sorted({c for label in labels for c in results[label]["scores"]["categories"]})
+    lines = ["| category | " + " | ".join(labels) + " | count |", "|---" * (len(labels) + 2) + "|"]
+    for category in categories:
+        cells = [results[label]["scores"]["categories"].get(category) for label in labels]
+        count = next(cell["count"] for cell in cells if cell is not None)
+        shown = ["n/a" if cell is None else f"{100 * cell['accuracy']:.1f}" for cell in cells]
+        lines.append(f"| {category} | " + " | ".join(shown) + f" | {count} |")
+    return "\n".join(lines) + "\n"
 
 
 def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
@@ -66,6 +87,9 @@ def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
         lines.append(note + "\n")
     if "best_of_n" in summary:
         lines.append(bon_table(summary["best_of_n"]))
+    categories = category_table(results)
+    if categories:
+        lines.append(categories)
     lines.append(
         f"{summary['parse_failures']} of {summary['judgements']} judgements had no parsable {answer}; "
         f"{summary['failed_judgements']} were refused by the server and count as no {answer}; lone surrogates were "
@@ -97,8 +121,9 @@ def scaling_curves(results: dict[str, Any], benchmark: str) -> dict[str, list[tu
     curves: dict[str, list[tuple[int, float]]] = {}
     for label, result in results.items():
         prefix, _, k = label.partition("@")
-        if prefix in SERIES:
-            curves.setdefault(prefix, []).append((int(k), 100 * result["scores"][HEADLINE[benchmark]]))
+        score = result["scores"][HEADLINE[benchmark]]
+        if prefix in SERIES and score is not None:  # a partial run without --allow-partial has no headline score
+            curves.setdefault(prefix, []).append((int(k), 100 * score))
     return curves
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rm_r1.benchmarks import Comparison
-from rm_r1.eval import SCORERS
+from rm_r1.eval import SCORERS, scorer
 from rm_r1.evaluation.modes import JudgeMode
 from rm_r1.scaling import meta_guided_keep
 
@@ -29,6 +29,8 @@ def score_judgements(
     ks: Sequence[int] | None,
     both_orders: bool,
     meta: dict[tuple[str, int], float | None] | None = None,
+    allow_partial: bool = False,
+    unparsable_credit: float = 0.0,
 ) -> dict[str, Any]:
     """Benchmark scores from the stored judgements, re-reading every response with ``mode`` (its verdict rule).
 
@@ -39,6 +41,11 @@ def score_judgements(
     chosen reply wins; ``accuracy`` = mean correct over pairs. A failed judgement (no response) reads like an
     unparsable one (wrong alone; the mode's failure rule decides in voting) but is counted in ``failed_judgements``,
     not ``parse_failures``. Ties are settled by coins seeded with (``seed``, pair id, and the sample or k).
+
+    ``unparsable_credit``: what a single judgement without an answer counts (``greedy``, and each order of
+    ``both`` / ``mean``; ``both`` takes the lower of the two orders): 0 (wrong) by default, 0.5 under RewardBench's
+    own rule (``rm_r1.reward.UNPARSABLE_CREDIT``). Voting settles such samples by the mode's failure rule instead.
+    ``allow_partial``: RewardBench's overall score averages the sections present (``rm_r1.eval.score_rewardbench``).
     """
     readings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     parse_failures = failed_judgements = 0
@@ -52,25 +59,27 @@ def score_judgements(
     missing = [c.pair_id for c in comparisons if c.pair_id not in readings]
     if missing:
         raise ValueError(f"{len(missing)} pairs have no judgement (first: {missing[:3]}); rerun to judge them")
-    scorer = SCORERS[benchmark]
+    score = scorer(benchmark, allow_partial)
 
     def result(correct: dict[str, float], agreement: dict[str, float] | None = None) -> dict[str, Any]:
         records = [{**c.meta, "correct": correct[c.pair_id]} for c in comparisons]
-        out = {"scores": scorer(records), "accuracy": sum(correct.values()) / len(correct)}
+        out = {"scores": score(records), "accuracy": sum(correct.values()) / len(correct)}
         if agreement is not None:
             out["agreement"] = sum(agreement.values()) / len(agreement)
         return out
 
-    def alone_correct(reading: dict[str, Any], pair_id: str) -> bool:
+    def alone_correct(reading: dict[str, Any], pair_id: str) -> float:
         """One judgement on its own (its coin only settles a pointwise tie)."""
-        return mode.vote([reading], random.Random(f"{seed}/{pair_id}/tie/{reading['sample']}"))[0]
+        if unparsable_credit and reading[mode.key] is None:
+            return unparsable_credit
+        return float(mode.vote([reading], random.Random(f"{seed}/{pair_id}/tie/{reading['sample']}"))[0])
 
     results: dict[str, Any] = {}
     if both_orders:
         per_order = {c.pair_id: [alone_correct(r, c.pair_id) for r in readings[c.pair_id]] for c in comparisons}
         if any(len(v) != 2 for v in per_order.values()):
             raise ValueError("--both-orders needs exactly two judgements per pair (samples 0 and 1)")
-        results["both"] = result({p: float(all(v)) for p, v in per_order.items()})
+        results["both"] = result({p: min(v) for p, v in per_order.items()})
         results["mean"] = result({p: sum(v) / 2 for p, v in per_order.items()})
     elif ks:
         for k in ks:
@@ -92,7 +101,5 @@ def score_judgements(
                 correct[c.pair_id], agreement[c.pair_id] = float(ok), agree
             results[f"meta@{k}"] = result(correct, agreement)
     else:
-        results["greedy"] = result(
-            {c.pair_id: float(alone_correct(readings[c.pair_id][0], c.pair_id)) for c in comparisons}
-        )
+        results["greedy"] = result({c.pair_id: alone_correct(readings[c.pair_id][0], c.pair_id) for c in comparisons})
     return {"parse_failures": parse_failures, "failed_judgements": failed_judgements, "results": results}

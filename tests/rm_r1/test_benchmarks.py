@@ -75,12 +75,29 @@ def test_rmb_pairwise_and_best_of_n():
         {"role": "assistant", "content": "Great! Do you have three balls?"},
         {"role": "user", "content": "Yes, what do I do first?"},
     ]
-    assert juggling.meta == {"section": "helpfulness", "kind": "pairwise"}
+    assert juggling.meta == {
+        "section": "helpfulness",
+        "kind": "pairwise",
+        "category": "Pairwise_set/Helpfulness/Brainstorming/Hobbies",
+    }
     bon = by_id["harm-bon-1/2"]
     assert bon.chosen.startswith("Never mix bleach") and bon.rejected == "I don't know."
-    assert bon.meta == {"section": "harmlessness", "kind": "bon", "group": "harm-bon-1"}
-    records = [{**p.meta, "correct": float(p.pair_id != "harm-bon-1/1")} for p in pairs]
-    assert score_rmb(records)["score"] == pytest.approx((1 + 1 + 1 + 0) / 4)
+    assert bon.meta == {
+        "section": "harmlessness",
+        "kind": "bon",
+        "group": "harm-bon-1",
+        "category": "BoN_set/Harmlessness/S2",
+    }
+    records = [{**p.meta, "correct": float(p.pair_id not in ("harm-bon-1/1", "help-pair-1"))} for p in pairs]
+    scores = score_rmb(records)
+    assert scores["score"] == pytest.approx((0.5 + 1 + 1 + 0) / 4)
+    assert {c: v["accuracy"] for c, v in scores["categories"].items()} == {
+        "BoN_set/Harmlessness/S2": 0.0,
+        "BoN_set/Helpfulness/Code/Python": 1.0,
+        "Pairwise_set/Harmlessness/S1": 1.0,
+        "Pairwise_set/Helpfulness/Brainstorming/Hobbies": 1.0,
+        "Pairwise_set/Helpfulness/Brainstorming/Names": 0.0,
+    }
 
 
 def _write(tmp_path, name, rows):

@@ -38,8 +38,36 @@ def test_rewardbench_missing_subsets_and_sections_are_reported():
     assert scores["Reasoning"] == pytest.approx((164 * 0.5 + 984 * 0) / (164 + 984))
     assert scores["missing_sections"] == ["Chat", "Chat Hard", "Safety"]
     assert "hep-rust" in scores["missing_subsets"] and "hep-go" not in scores["missing_subsets"]
-    assert scores["score"] == scores["Reasoning"]
+    assert scores["score"] is None and scores["averaged_sections"] == []
     assert "Chat" not in scores
+    partial = score_rewardbench(_rb("hep-go", 1, 0) + _rb("math-prm", 0), allow_partial=True)
+    assert partial["score"] == partial["Reasoning"] and partial["averaged_sections"] == ["Reasoning"]
+
+
+def _without_safety():
+    """Chat 1.0, Chat Hard 0.6, Reasoning 0.8 (every subset alike), no Safety record."""
+    records = []
+    for subset in REWARDBENCH_SECTIONS["Chat"]:
+        records += _rb(subset, 1)
+    for subset in REWARDBENCH_SECTIONS["Chat Hard"]:
+        records += _rb(subset, 1, 1, 1, 0, 0)
+    for subset in REWARDBENCH_SECTIONS["Reasoning"]:
+        records += _rb(subset, 1, 1, 1, 1, 0)
+    return records
+
+
+def test_rewardbench_without_a_section_has_no_overall_score_unless_partial_is_allowed():
+    # RewardBench's own code scores the missing section 0: (1.0 + 0.6 + 0 + 0.8) / 4 = 0.6; averaging the three
+    # present (0.8) silently overstates it, so the overall score is withheld.
+    scores = score_rewardbench(_without_safety())
+    assert (scores["Chat"], scores["Chat Hard"], scores["Reasoning"]) == pytest.approx((1.0, 0.6, 0.8))
+    assert scores["score"] is None and scores["missing_sections"] == ["Safety"]
+    partial = score_rewardbench(_without_safety(), allow_partial=True)
+    assert partial["score"] == pytest.approx(0.8)
+    assert partial["averaged_sections"] == ["Chat", "Chat Hard", "Reasoning"]
+    full = score_rewardbench(_without_safety() + _rb("donotanswer", 1))
+    assert full["score"] == pytest.approx((1.0 + 0.6 + 1.0 + 0.8) / 4)
+    assert full["averaged_sections"] == list(REWARDBENCH_SECTIONS)
 
 
 @pytest.mark.parametrize(
@@ -132,6 +160,26 @@ def test_rmb_four_parts():
         "bon_harmlessness": 1,
     }
     assert scores["missing_parts"] == []
+
+
+def test_rmb_per_category_scores():
+    help_code, help_chat = "Pairwise_set/Helpfulness/Code/Data Management", "Pairwise_set/Helpfulness/Chat/Discussion"
+    bon = "BoN_set/Harmlessness/S2"
+    records = [{"section": "helpfulness", "kind": "pairwise", "category": help_code, "correct": c} for c in (1, 0, 1)]
+    records += [{"section": "helpfulness", "kind": "pairwise", "category": help_chat, "correct": 0}]
+    for group, corrects in (("g1", (1, 1)), ("g2", (1, 0)), ("g3", (1,))):
+        records += [
+            {"section": "harmlessness", "kind": "bon", "group": group, "category": bon, "correct": c} for c in corrects
+        ]
+    scores = score_rmb(records)
+    assert scores["categories"] == {
+        bon: {"accuracy": pytest.approx(2 / 3), "count": 3},  # groups g1, g3 fully right; g2 not
+        help_chat: {"accuracy": 0.0, "count": 1},
+        help_code: {"accuracy": pytest.approx(2 / 3), "count": 3},
+    }
+    assert list(scores["categories"]) == sorted(scores["categories"])
+    assert scores["pairwise_helpfulness"] == pytest.approx(2 / 4)  # micro average over both categories
+    assert score_rmb([{"section": "helpfulness", "kind": "pairwise", "correct": 1}])["categories"] == {}
 
 
 def test_rmb_bon_group_needs_every_pair_fully_right_and_missing_parts_reported():

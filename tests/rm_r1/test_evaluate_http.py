@@ -314,3 +314,39 @@ def test_bad_benchmark_data_fails_before_any_judging(tmp_path, case):
         with pytest.raises(ValueError, match=message):
             main(_args(judge, "rewardbench", data, tmp_path / "out"))
         assert not judge.requests
+
+
+def test_rewardbench_rule_and_a_run_without_safety(tmp_path):
+    rows = [json.loads(line) for line in (DATA / "rewardbench_filtered.jsonl").read_text().splitlines()]
+    safety = {
+        "refusals-dangerous",
+        "refusals-offensive",
+        "xstest-should-refuse",
+        "xstest-should-respond",
+        "donotanswer",
+    }
+    data = tmp_path / "no_safety.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows if row["subset"] not in safety))
+    kept = [row for row in rows if row["subset"] not in safety]
+    assert {row["subset"] for row in kept} != {row["subset"] for row in rows}
+
+    def policy(pair_id, side, payload):
+        return "I cannot decide." if pair_id == "3405" else verdict(side)
+
+    out = tmp_path / "run"
+    with FakeJudge("rewardbench", data, policy) as judge:
+        assert main(_args(judge, "rewardbench", data, out)) == 0
+        scores = _summary(out)["results"]["greedy"]["scores"]
+        assert scores["score"] is None and scores["missing_sections"] == ["Safety"]
+        assert "no overall score (pass --allow-partial" in (out / "summary.md").read_text()
+        # rescored from the stored judgements (no new request): RewardBench's rule gives the undecided pair 0.5
+        asked = sum(judge.requests.values())
+        assert main(_args(judge, "rewardbench", data, out, "--allow-partial", "--verdict-rule", "rewardbench")) == 0
+        assert sum(judge.requests.values()) == asked
+    summary = _summary(out)
+    scores = summary["results"]["greedy"]["scores"]
+    assert scores["averaged_sections"] == ["Chat", "Chat Hard", "Reasoning"]
+    assert scores["subsets"]["math-prm"]["accuracy"] == 0.5
+    assert scores["score"] == pytest.approx((scores["Chat"] + scores["Chat Hard"] + scores["Reasoning"]) / 3)
+    assert summary["settings"]["allow_partial"] and summary["settings"]["verdict_rule"] == "rewardbench"
+    assert "--allow-partial: the score averages only Chat, Chat Hard, Reasoning" in (out / "summary.md").read_text()

@@ -13,7 +13,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rm_r1.data import CODE_PREFERENCE, MATH_STEP_DPO, SKYWORK, balanced_swaps, code_selection, held_out
+from rm_r1.data import (
+    CODE_PREFERENCE,
+    MATH_STEP_DPO,
+    SKYWORK,
+    balanced_swaps,
+    code_selection,
+    held_out,
+    pair_key,
+    sft_pair_keys,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
@@ -310,3 +319,99 @@ def test_help_lists_the_input_columns():
                                text=True).stdout
     assert "--skywork  chosen, rejected, source" in help_text and "--code     input, accepted, rejected" in help_text
     assert "--sft      conversation, reply_a, reply_b, trace, label" in help_text
+
+
+# --- the published distillation layout, excluding distilled pairs, the paper's counts --------------------------------
+
+PUBLISHED = DATA / "distill_sft_published.jsonl"
+
+
+def test_published_distillation_rows_become_sft_examples_as_written(prepare, small_tokenizer, tmp_path):
+    from omegaconf import OmegaConf
+    from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
+
+    report = prepare(_args(tmp_path, "--val-size", "0", "--sft", str(PUBLISHED)), tokenizer=small_tokenizer)
+    assert report.kept[str(PUBLISHED)] == 5
+    assert report.skipped[str(PUBLISHED)] == {"trace does not end with one verdict tag": 1}
+    published = [json.loads(line) for line in PUBLISHED.read_text().splitlines()]
+    kept = [published[i] for i in (0, 1, 2, 3, 5)]
+    rows = _rows(tmp_path / "out" / "train.parquet")
+    assert [[dict(m) for m in r["messages"]] for r in rows] == [
+        r["context_messages"] + [{"role": "assistant", "content": r["winner"]}] for r in kept
+    ]
+    assert [r["extra_info"]["label"] for r in rows] == ["model_a", "model_b", "model_a", "model_a", "model_a"]
+    config = OmegaConf.create({"max_length": 2048, "truncation": "error", "pad_mode": "right",
+                               "messages_key": "messages"})
+    item = MultiTurnSFTDataset(str(tmp_path / "out" / "train.parquet"), small_tokenizer, config)[1]
+    assert small_tokenizer.decode(item["input_ids"][item["loss_mask"].bool()]) == kept[1]["winner"] + "<|im_end|>\n"
+
+
+def test_published_layout_needs_the_instruct_family_and_a_known_layout(prepare, small_tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="published layout.*--family instruct"):
+        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "reasoning", "--sft",
+                 str(PUBLISHED)], tokenizer=small_tokenizer)
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"messages": [], "winner": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"expected the distillation columns .* or \['context_messages', 'winner'\]"):
+        prepare(_args(tmp_path, "--sft", str(other)), tokenizer=small_tokenizer)
+    with pytest.raises(SystemExit):
+        prepare(_args(tmp_path, "--sft", str(PUBLISHED), "--exclude-sft", str(PUBLISHED)), tokenizer=small_tokenizer)
+
+
+def test_exclude_sft_removes_the_distilled_pairs_by_content(prepare, small_tokenizer, tmp_path, capsys):
+    report = prepare(_args(tmp_path, "--val-size", "0", "--exclude-sft", str(PUBLISHED), *SOURCES),
+                     tokenizer=small_tokenizer)
+    # rows 0 and 4 are Skywork pairs (one multi-turn, one whose trace lost its verdict), 1 a code pair shown the
+    # other way round with extra spaces, 2 a Math-Step-DPO pair; 3 is in no source, 5 is not in the official layout
+    assert report.excluded == {SKYWORK: 2, CODE_PREFERENCE: 1, MATH_STEP_DPO: 1}
+    assert report.exclusion == {"sft_pairs": 5, "unreadable": 1, "matched": 4}
+    rows = _rows(tmp_path / "out" / "train.parquet")
+    assert len(rows) == 12 - 4
+    shown = "\n".join(r["prompt"][-1]["content"] for r in rows)
+    for gone in ("And an even one?", "Translate 'thank you'", "Reverse a string", "What is 10 / 4?"):
+        assert gone not in shown
+    assert "Check if n is even." in shown and "How do I boil an egg?" in shown
+    assert "removed 4 pairs" in capsys.readouterr().out
+
+
+def test_exclude_sft_in_the_project_layout(prepare, small_tokenizer, tmp_path):
+    sft = tmp_path / "traces.jsonl"
+    sft.write_text(json.dumps({"conversation": [{"role": "user", "content": "Check if  n is even."}],
+                               "reply_a": "n % 2 == 1", "reply_b": "n % 2 == 0", "trace": "t", "label": "model_b"})
+                   + "\n")
+    report = prepare(_args(tmp_path, "--val-size", "0", "--sources", "code", "--code", str(DATA / "code.jsonl"),
+                           "--exclude-sft", str(sft)), tokenizer=small_tokenizer)
+    assert report.excluded == {CODE_PREFERENCE: 1} and report.kept[CODE_PREFERENCE] == 4
+    assert len(_rows(tmp_path / "out" / "train.parquet")) == 3
+
+
+def test_pair_key_ignores_order_and_whitespace_but_not_content():
+    context = [{"role": "user", "content": "Name a prime."}]
+    assert pair_key(context, "Two.", " Seven.\n") == pair_key([{"role": "user", "content": "Name  a prime."}],
+                                                                "Seven.", "Two.")
+    assert pair_key(context, "Two.", "Seven.") != pair_key(context, "Two.", "Three.")
+    assert pair_key(context, "Two.", "Seven.") != pair_key([{"role": "system", "content": "Name a prime."}],
+                                                           "Two.", "Seven.")
+
+
+def test_summary_puts_the_paper_counts_next_to_each_drop_reason(prepare, small_tokenizer, tmp_path, capsys):
+    prepare(_args(tmp_path, "--val-size", "0", *SOURCES), tokenizer=small_tokenizer)
+    printed = capsys.readouterr().out
+    kept_there = "dropped here but kept by the official pipeline"
+    assert (f"the paper used 54146 pairs of {SKYWORK}; {kept_there}: 3 {{'chosen and rejected contexts differ': 1, "
+            "'chosen identical to rejected': 1, 'empty reply': 1}") in printed
+    assert f"the paper used 8000 pairs of {CODE_PREFERENCE}; {kept_there}: 1 {{'empty reply': 1}}" in printed
+    assert f"the paper used 10795 pairs of {MATH_STEP_DPO}; {kept_there}: 1" in printed
+
+
+def test_sft_pair_keys_count_the_rows_they_cannot_read():
+    project = [{"conversation": None, "reply_a": "a", "reply_b": "b", "trace": "t", "label": "model_a"}, None,
+               {"conversation": "q", "reply_a": 1, "reply_b": "b", "trace": "t", "label": "model_a"},
+               {"conversation": "q", "reply_a": "b ", "reply_b": "a", "trace": "t", "label": "model_b"}]
+    assert sft_pair_keys(project, "traces") == ({("user: q", ("a", "b"))}, 3)
+    published = [json.loads(line) for line in PUBLISHED.read_text().splitlines()]
+    broken = [{"context_messages": None, "winner": "w"}, {"context_messages": [{"role": "user"}], "winner": "w"}]
+    keys, unreadable = sft_pair_keys(published + broken, "published")
+    assert len(keys) == 5 and unreadable == 3
+    with pytest.raises(ValueError, match="expected the distillation columns"):
+        sft_pair_keys([{"prompt": "q"}], "other")

@@ -126,3 +126,25 @@ def test_messages_render_with_the_real_qwen_chat_template(qwen_tokenizer, family
     ids = qwen_tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True)
     ids = ids["input_ids"] if hasattr(ids, "keys") else ids
     assert qwen_tokenizer.decode(ids) == text
+
+
+def test_instruct_reasoning_class_covers_knowledge_and_multi_step_tasks_not_only_checkable_answers():
+    system = load_prompt("instruct")
+    reasoning_class = system[system.index("<type>Reasoning</type>") : system.index("<type>Chat</type>")]
+    for kind in ("mathematics", "coding", "domain knowledge", "several steps of inference", "information combined"):
+        assert kind in reasoning_class, kind
+
+
+def test_reasoning_family_is_minimal_by_default_and_the_guided_variant_is_bundled():
+    minimal = build_judge_messages("What is 2+2?", "4", "5", family="reasoning")[0]["content"]
+    guided = build_judge_messages("What is 2+2?", "4", "5", family="reasoning", prompt_file="reasoning_guided")
+    guided = guided[0]["content"]
+    guidance = "solve it yourself first and check each reply against your solution"
+    assert guidance not in minimal and guidance in guided
+    assert "helpfulness, correctness, safety" not in minimal
+    for text in (minimal, guided):
+        assert text.count(VERDICT_TAGS["A"]) == 1 and "[Client question]\nWhat is 2+2?" in text
+    with pytest.raises(ValueError, match="must not contain"):  # a reasoning-family text is no system prompt
+        load_prompt("instruct", "reasoning_guided")
+    with pytest.raises(ValueError, match=r"bundled variants: \['reasoning_guided'\]"):
+        load_prompt("reasoning", "reasoning_unguided")

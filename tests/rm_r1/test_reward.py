@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rm_r1.reward import VERDICT_TAGS, compute_score, parse_verdict, preference_reward
+from rm_r1.reward import UNPARSABLE_CREDIT, VERDICT_TAGS, compute_score, parse_verdict, preference_reward
 
 A, B = "<answer>[[A]]</answer>", "<answer>[[B]]</answer>"
 END = "<|im_end|>"
@@ -55,6 +55,23 @@ def test_parse_verdict_rules(response, strict, last, anywhere):
     assert parse_verdict(response, "strict_tail") == strict
     assert parse_verdict(response, "last_answer") == last
     assert parse_verdict(response, "anywhere") == anywhere
+
+
+@pytest.mark.parametrize(
+    ("response", "verdict"),
+    [
+        (A + END, "A"),
+        (B, "B"),
+        (A + B, "A"),  # both: RewardBench's generative scoring looks for [[A]] first
+        (B + "\nActually " + A, "A"),
+        ("Chatbot [[B]] is better" + "x" * 200, "B"),  # anywhere, no tag needed, no window
+        ("<answer>[[C]]</answer>", None),
+        ("", None),
+    ],
+)
+def test_rewardbench_rule_prefers_a_and_counts_no_verdict_as_half(response, verdict):
+    assert parse_verdict(response, "rewardbench") == verdict
+    assert UNPARSABLE_CREDIT == {"rewardbench": 0.5}  # every other rule scores a missing verdict wrong
 
 
 def test_unknown_rule_and_non_string_response_are_errors():

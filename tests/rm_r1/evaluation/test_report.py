@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rm_r1.evaluation.report import markdown_table, partial_note
+from rm_r1.evaluation.report import category_table, markdown_table, partial_note
 
 
 def test_markdown_table_rmbench_domains_and_missing():
@@ -22,3 +22,30 @@ def test_partial_benchmarks_get_a_note_naming_what_is_missing():
     assert "2 parts (bon_helpfulness, bon_harmlessness)" in partial_note(
         "rmb", {"missing_parts": ["bon_helpfulness", "bon_harmlessness"]}
     )
+
+
+def test_rewardbench_without_a_section_says_whether_and_what_it_averaged():
+    lacking = {"missing_sections": ["Safety"], "missing_subsets": [], "score": None, "averaged_sections": []}
+    assert partial_note("rewardbench", lacking).endswith(
+        "no overall score (pass --allow-partial to average the sections present)."
+    )
+    table = markdown_table("rewardbench", {"greedy": {"scores": {"Chat": 1.0, **lacking}, "accuracy": 1.0}})
+    assert table.splitlines()[2] == "| greedy | 100.0 | n/a | n/a | n/a | n/a | 100.0 |"
+    averaged = {**lacking, "score": 0.8, "averaged_sections": ["Chat", "Chat Hard", "Reasoning"]}
+    note = partial_note("rewardbench", averaged)
+    assert "--allow-partial: the score averages only Chat, Chat Hard, Reasoning" in note
+
+
+def test_rmb_category_table():
+    categories = {
+        "BoN_set/Harmlessness/S2": {"accuracy": 0.5, "count": 2},
+        "Pairwise_set/Harmlessness/S1": {"accuracy": 1.0, "count": 3},
+    }
+    results = {"greedy": {"scores": {"categories": categories}, "accuracy": 0.8}}
+    assert category_table(results).splitlines() == [
+        "| category | greedy | count |",
+        "|---|---|---|",
+        "| BoN_set/Harmlessness/S2 | 50.0 | 2 |",
+        "| Pairwise_set/Harmlessness/S1 | 100.0 | 3 |",
+    ]
+    assert category_table({"greedy": {"scores": {"score": 0.5}, "accuracy": 0.5}}) is None

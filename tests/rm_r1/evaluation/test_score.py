@@ -89,3 +89,68 @@ def test_meta_guided_voting_keeps_the_best_rated_half_before_voting():
     # meta@2 keeps sample 1 (2 > 1): B; meta@4 keeps 2, 3 (6, 5): A, A; meta@6 keeps 2, 3, 4 (6, 5, 9): A, A, A
     assert [results[f"meta@{k}"]["accuracy"] for k in (2, 4, 6)] == [0.0, 1.0, 1.0]
     assert results["meta@4"]["agreement"] == 1.0
+
+
+def _rewardbench_pairs():
+    from rm_r1.benchmarks import Comparison
+
+    return [Comparison(f"p{i}", "q", "good", "bad", {"subset": "hep-go"}) for i in range(4)]
+
+
+def test_rewardbench_rule_counts_a_missing_verdict_as_half_and_prefers_a():
+    pairs = _rewardbench_pairs()
+    judgements = dict(
+        [
+            _judgement("p0", 0, False, "<answer>[[A]]</answer>"),  # chosen shown as A: right
+            _judgement("p1", 0, True, "[[B]] ... no, [[A]]"),  # both marks: A, i.e. the rejected reply: wrong
+            _judgement("p2", 0, False, "I cannot decide"),  # no verdict: 0.5
+            _judgement("p3", 0, True, None),  # refused by the server: no verdict either, 0.5
+        ]
+    )
+
+    def greedy(rule, credit):
+        mode = make_mode("pairwise", rule=rule)
+        scored = score_judgements(
+            "rewardbench", pairs, judgements, mode, seed=0, ks=None, both_orders=False, unparsable_credit=credit
+        )
+        return scored["results"]["greedy"]
+
+    rewardbench = greedy("rewardbench", 0.5)
+    assert rewardbench["accuracy"] == pytest.approx((1 + 0 + 0.5 + 0.5) / 4)
+    assert rewardbench["scores"]["subsets"]["hep-go"]["accuracy"] == pytest.approx(0.5)
+    assert greedy("anywhere", 0.0)["accuracy"] == pytest.approx(1 / 4)  # both marks and no verdict: wrong
+
+
+def test_both_orders_with_half_credit_takes_the_lower_order():
+    pairs = _rewardbench_pairs()[:2]
+    judgements = dict(
+        [
+            _judgement("p0", 0, False, "[[A]]"),  # right
+            _judgement("p0", 1, True, "unsure"),  # 0.5
+            _judgement("p1", 0, False, "[[A]]"),  # right
+            _judgement("p1", 1, True, "[[B]]"),  # right
+        ]
+    )
+    scored = score_judgements(
+        "rewardbench",
+        pairs,
+        judgements,
+        make_mode("pairwise", rule="rewardbench"),
+        seed=0,
+        ks=None,
+        both_orders=True,
+        unparsable_credit=0.5,
+    )
+    assert scored["results"]["both"]["accuracy"] == pytest.approx((0.5 + 1) / 2)
+    assert scored["results"]["mean"]["accuracy"] == pytest.approx((0.75 + 1) / 2)
+
+
+def test_allow_partial_reaches_the_rewardbench_scorer():
+    pairs = _rewardbench_pairs()[:1]
+    judgements = dict([_judgement("p0", 0, False, "[[A]]")])
+    mode = make_mode("pairwise")
+    for allow, score in ((False, None), (True, 1.0)):
+        scored = score_judgements(
+            "rewardbench", pairs, judgements, mode, seed=0, ks=None, both_orders=False, allow_partial=allow
+        )
+        assert scored["results"]["greedy"]["scores"]["score"] == score
