@@ -1,8 +1,8 @@
 """Format reward, validity for a probability reward and repetition penalty (docs/rlpr.md#validity, #final-reward)."""
 
-import pytest
-
 from collections import Counter
+
+import pytest
 
 from rlpr.answer import (
     answer_start,
