@@ -398,3 +398,17 @@ def test_marked_training_rollouts_are_not_graded(monkeypatch):
     judge = {"judge_base_url": "http://127.0.0.1:9/v1", "judge_model": "m"}  # nothing listens: a call would fail
     out = asyncio.run(compute_score("MATH-500", "<answer>1/2</answer>", "0.5", infos[0], **judge))
     assert out == validation.NOT_GRADED and set(out) == KEYS and out["graded"] == 0.0
+
+
+@pytest.mark.parametrize("recipe", ["qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"])
+def test_recipe_reward_kwargs_are_accepted(recipe):
+    from pathlib import Path
+
+    config = OmegaConf.load(Path(__file__).parents[2] / "configs" / "rlpr" / f"{recipe}.yaml")
+    kwargs = dict(config.reward.custom_reward_function.reward_kwargs)  # as verl/trainer/ppo/reward.py:82 does
+    kwargs["format_mode"] = config.rlpr.format_mode
+    assert _score("Math-500_Avg2", "<think>t</think> <answer>4</answer>", "4", None, **kwargs)["acc"] == 1.0
+    if recipe == "smoke_cpu":
+        assert _score("sample/chemistry", "<answer>NaCl</answer>", "NaCl", None, **kwargs)["acc"] == 1.0
+    else:
+        assert kwargs.get("judge_protocol") == "paper"
