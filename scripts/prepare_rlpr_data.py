@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     output = Path(args.output)
     if args.dataset == ALL_BENCHMARKS and (args.source or output.suffix == ".parquet"):
         parser.error(f"--dataset {ALL_BENCHMARKS} reads every benchmark from the hub into an --output directory")
+    if args.dataset == ALL_BENCHMARKS and args.webinstruct == "choice":
+        parser.error(
+            f"--dataset {ALL_BENCHMARKS} reads {WEBINSTRUCT} from the hub, whose split has no options column: add "
+            f"--webinstruct free, then build the multiple-choice file with --dataset {WEBINSTRUCT} --source FILE"
+        )
     if output.suffix not in ("", ".parquet") and not output.is_dir():
         parser.error(f"--output {args.output}: expected a .parquet file or a directory (a name without a suffix)")
     return args

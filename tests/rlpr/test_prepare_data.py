@@ -292,6 +292,11 @@ def test_script_output_is_checked_first(tmp_path):
     assert done.returncode == 1 and "cannot write the output" in done.stderr and "missing.jsonl" not in done.stderr
 
 
+def test_script_benchmarks_from_the_hub_need_the_free_webinstruct_variant(tmp_path):
+    done = _script("--dataset", "benchmarks", "--output", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--webinstruct free" in done.stderr and not (tmp_path / "o").exists()
+
+
 def test_help_lists_the_columns_of_every_dataset():
     done = _script("--help")
     assert done.returncode == 0
