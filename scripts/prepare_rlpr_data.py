@@ -5,7 +5,7 @@ Examples::
     python scripts/prepare_rlpr_data.py --dataset train --output data/rlpr/rlpr_train.parquet
     python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --output data/rlpr/eval   # the paper's 1,000-question subset
     python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --full --output data/rlpr/eval_full
-    python scripts/prepare_rlpr_data.py --dataset benchmarks --webinstruct free --output data/rlpr/eval --format R1_nothink
+    python scripts/prepare_rlpr_data.py --dataset benchmarks --webinstruct free --format R1_nothink --output o
     python scripts/prepare_rlpr_data.py --dataset MATH-500 --source ./math500.jsonl --output data/rlpr/eval
     python scripts/prepare_rlpr_data.py --dataset WebInstruct-verified --source ./webinstruct_mc.jsonl --output o
     python scripts/prepare_rlpr_data.py --dataset WebInstruct-verified --webinstruct free --output data/rlpr/eval
