@@ -67,18 +67,35 @@ def format_reward(response: str, mode: str = "R1") -> float:
     return 1.0 if ok else 0.0
 
 
-def repetition_penalty(text: str, window: int = 10, limit: int = 10) -> float:
+WORD_SPLIT_RULES = ("official", "drop_empty")
+
+
+def repetition_words(text: str, split_rule: str = "official") -> list[str]:
+    """The words the repetition penalty counts: a whitespace split, then each piece split on ``_``.
+
+    ``official`` (the reference implementation's rule, the default) keeps the empty strings that the ``_`` split
+    produces, so ``__init__`` is 5 words (``"", "", "init", "", ""``) and a blank of n underscores is n + 1 empty
+    words; ``drop_empty`` (this project's earlier rule) drops them, so both count as 1 and 0 words.
+    """
+    if split_rule == "official":
+        return [part for word in text.split() for part in word.split("_")]
+    if split_rule == "drop_empty":
+        return [w for w in _WORD_SEPARATORS.split(text) if w]
+    raise ValueError(f"unknown repetition split_rule {split_rule!r}; expected one of {WORD_SPLIT_RULES}")
+
+
+def repetition_penalty(text: str, window: int = 10, limit: int = 10, split_rule: str = "official") -> float:
     """P in {0, -1}: -1.0 iff some run of ``window`` consecutive words occurs at least ``limit`` times in ``text``.
 
-    Words come from a whitespace split followed by a split on ``_``; a text of at most ``window`` words never
-    repeats. Occurrences may overlap (``a a a ...`` repeats the window ``a a ... a`` at every offset).
+    Words come from ``repetition_words(text, split_rule)``; a text of at most ``window`` words never repeats.
+    Occurrences may overlap (``a a a ...`` repeats the window ``a a ... a`` at every offset).
     """
     text = _check_text("text", text)
     if not isinstance(window, int) or window < 1:
         raise ValueError(f"window must be a positive int, got {window!r}")
     if not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive int, got {limit!r}")
-    words = [w for w in _WORD_SEPARATORS.split(text) if w]
+    words = repetition_words(text, split_rule)
     if len(words) <= window:
         return 0.0
     # Fast rejection: identical windows have identical hashes, so if no hash occurs `limit` times no window does.

@@ -10,12 +10,16 @@ Columns read (the datasets' public column names; ``a | b`` means the first of th
 * ``train`` (openbmb/RLPR-Train-Dataset, split train): the last ``user`` message of ``prompt`` as the question,
   ``reward_model.ground_truth``; ``data_source``, ``ability`` and ``extra_info`` are kept.
 * ``MMLU-Pro`` (TIGER-Lab/MMLU-Pro, test): ``question`` + ``options`` (a list, lettered A-J), ``answer`` (a letter).
+  By default a seeded subset of 1,000 questions (the paper's ``MMLUPro-1000``; ``full=True`` keeps them all); the
+  report's ``subset`` records the seed and the ``question_id`` (else the row index) of every question kept.
 * ``GPQA-diamond`` (Idavidrein/gpqa, config gpqa_diamond, train): ``Question``, ``Correct Answer``,
   ``Incorrect Answer 1..3``, shuffled with a seed of (``--seed``, row index); the answer is the correct option's letter.
 * ``TheoremQA`` (TIGER-Lab/TheoremQA, test): ``Question``, ``Answer`` (numbers and lists as Python prints them),
   ``Answer_type`` (bool and option answers are graded as text).
-* ``WebInstruct-verified`` (TIGER-Lab/WebInstruct-verified, test): ``question``, ``answer``, ``answer_type``
-  (Multiple Choice, String, Boolean and Other answers are graded as text).
+* ``WebInstruct-verified``, variant ``choice`` (the default; multiple choice A-D as in the paper's evaluation):
+  ``question``, ``options`` (a list of 2 to 4 option texts), ``answer`` (the correct option's letter or its text);
+  graded by letter. Variant ``free`` (TIGER-Lab/WebInstruct-verified, test, free-form): ``question``, ``answer``,
+  ``answer_type`` (Multiple Choice, String, Boolean and Other answers are graded as text).
 * ``MATH-500`` (HuggingFaceH4/MATH-500, test), ``Minerva`` (math-ai/minervamath, test), ``AIME2024``
   (HuggingFaceH4/aime_2024, train): ``problem | question | Problem``, ``answer | Answer``.
 
@@ -31,6 +35,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +55,9 @@ EMPTY_QUESTION = "empty_question"
 EMPTY_ANSWER = "empty_answer"
 NOT_A_ROW = "not_a_row"
 BAD_OPTIONS = "bad_options"
+ANSWER_NOT_AN_OPTION = "answer_not_an_option"
+WEBINSTRUCT = "WebInstruct-verified"
+WEBINSTRUCT_VARIANTS = ("choice", "free")
 
 
 class _Skip(ValueError):
@@ -133,6 +141,28 @@ def _webinstruct(row: _Row, index: int, seed: int) -> Item:
     return Item(_text(row.get("question")), _text(row.get("answer")), answer_type)
 
 
+_CHOICE_LETTER = re.compile(r"\(?([A-Da-d])\)?\.?")
+
+
+def _webinstruct_choice(row: _Row, index: int, seed: int) -> Item:
+    options = row.get("options")
+    if not isinstance(options, list | tuple) or not all(isinstance(o, str) for o in options) or len(options) > 4:
+        raise _Skip(BAD_OPTIONS)
+    question, answer, options = _text(row.get("question")), _text(row.get("answer")), [o.strip() for o in options]
+    found = _CHOICE_LETTER.fullmatch(answer)
+    if found and found.group(1).upper() in OPTION_LETTERS[: len(options)]:
+        letter = found.group(1).upper()
+    elif answer and options.count(answer) == 1:
+        letter = OPTION_LETTERS[options.index(answer)]
+    elif answer:
+        raise _Skip(ANSWER_NOT_AN_OPTION)
+    else:
+        letter = ""
+    if question and len(options) < 2:
+        raise _Skip(BAD_OPTIONS)
+    return Item(format_options(question, options) if question else "", letter, "choice")
+
+
 def _math(row: _Row, index: int, seed: int) -> Item:
     return Item(_text(row.get("problem", "question", "Problem")), _text(row.get("answer", "Answer")), "math")
 
@@ -149,6 +179,7 @@ class DatasetSpec:
     split: str
     convert: Callable[[_Row, int, int], Item]
     columns: tuple[tuple[str, ...], ...]
+    subset: int | None = None  # the paper's subset size (a seeded selection unless ``full``)
 
     def describe_columns(self) -> str:
         return ", ".join(" | ".join(names) for names in self.columns)
@@ -158,32 +189,53 @@ _MATH_COLUMNS = (("problem", "question", "Problem"), ("answer", "Answer"))
 _GPQA_COLUMNS = (("Question",), ("Correct Answer",), *((f"Incorrect Answer {i}",) for i in (1, 2, 3)))
 DATASETS: dict[str, DatasetSpec] = {
     TRAIN: DatasetSpec("openbmb/RLPR-Train-Dataset", None, "train", _train, (("prompt",), ("reward_model",))),
-    "MMLU-Pro": DatasetSpec("TIGER-Lab/MMLU-Pro", None, "test", _mmlu_pro, (("question",), ("options",), ("answer",))),
+    "MMLU-Pro": DatasetSpec(
+        "TIGER-Lab/MMLU-Pro", None, "test", _mmlu_pro, (("question",), ("options",), ("answer",)), subset=1000
+    ),
     "GPQA-diamond": DatasetSpec("Idavidrein/gpqa", "gpqa_diamond", "train", _gpqa, _GPQA_COLUMNS),
     "TheoremQA": DatasetSpec(
         "TIGER-Lab/TheoremQA", None, "test", _theoremqa, (("Question",), ("Answer",), ("Answer_type",))
     ),
-    "WebInstruct-verified": DatasetSpec(
-        "TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct, (("question",), ("answer",), ("answer_type",))
+    WEBINSTRUCT: DatasetSpec(
+        "TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct_choice, (("question",), ("options",), ("answer",))
     ),
     "MATH-500": DatasetSpec("HuggingFaceH4/MATH-500", None, "test", _math, _MATH_COLUMNS),
     "Minerva": DatasetSpec("math-ai/minervamath", None, "test", _math, _MATH_COLUMNS),
     "AIME2024": DatasetSpec("HuggingFaceH4/aime_2024", None, "train", _math, _MATH_COLUMNS),
 }
+# The free-form WebInstruct-verified validation set (this project's earlier default).
+WEBINSTRUCT_FREE = DatasetSpec(
+    "TIGER-Lab/WebInstruct-verified", None, "test", _webinstruct, (("question",), ("answer",), ("answer_type",))
+)
 
 
-def check_columns(dataset: str, rows: Sequence[Any], source: str = "") -> None:
-    """Raise ``ValueError`` naming EVERY column ``dataset`` needs that no row of ``rows`` has, and the expected ones."""
+def dataset_spec(dataset: str, variant: str | None = None) -> DatasetSpec:
+    """The spec of ``dataset``; ``variant`` (WebInstruct-verified only) is ``choice`` (default) or ``free``."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    if variant is None or variant == "choice" and dataset == WEBINSTRUCT:
+        return DATASETS[dataset]
+    if dataset != WEBINSTRUCT or variant not in WEBINSTRUCT_VARIANTS:
+        raise ValueError(f"variant {variant!r} is only for {WEBINSTRUCT} (one of {WEBINSTRUCT_VARIANTS})")
+    return WEBINSTRUCT_FREE
+
+
+def check_columns(dataset: str, rows: Sequence[Any], source: str = "", spec: DatasetSpec | None = None) -> None:
+    """Raise ``ValueError`` naming EVERY column ``dataset`` (``spec``, default its own) needs that no row of ``rows``
+    has, and the expected ones."""
     present: set[str] = set()
     for row in rows:
         if isinstance(row, Mapping):
             present.update(row)
-    spec = DATASETS[dataset]
+    spec = spec or DATASETS[dataset]
     missing = [" | ".join(names) for names in spec.columns if not present.intersection(names)]
     if missing:
         where = f" ({source})" if source else ""
+        hint = ""
+        if spec is DATASETS.get(WEBINSTRUCT):
+            hint = f" (the multiple-choice variant; variant 'free', --webinstruct free, reads {WEBINSTRUCT_FREE.hub})"
         raise ValueError(
-            f"{dataset} data{where} lacks the columns {missing}; {dataset} needs: {spec.describe_columns()}; "
+            f"{dataset} data{where} lacks the columns {missing}; {dataset}{hint} needs: {spec.describe_columns()}; "
             f"the file has: {sorted(present)}"
         )
 
@@ -199,6 +251,8 @@ class PrepReport:
     rows_out: int
     repeat: int
     dropped: dict[str, int] = field(default_factory=dict)
+    variant: str | None = None
+    subset: dict[str, Any] | None = None  # {seed, size, of, ids} when a seeded subset was taken
 
 
 def load_source(source: str, config: str | None = None, split: str = "train") -> list[dict[str, Any]]:
@@ -221,23 +275,24 @@ def prepare_rows(
     seed: int = 0,
     split: str = "test",
     source: str = "",
+    variant: str | None = None,
+    full: bool = False,
 ) -> tuple[list[dict[str, Any]], PrepReport]:
     """verl rows for ``dataset`` (``train`` or a benchmark name) from its raw ``rows``, and the report.
 
     ``repeat`` defaults to the benchmark's k (1 for ``train``); ``max_questions`` keeps a random subset of that many
-    questions (seeded, original order kept), e.g. 1000 for the paper's MMLU-Pro subset.
+    questions (seeded by ``seed``, original order kept); without it a dataset with a paper subset (MMLU-Pro: 1,000)
+    gets that subset unless ``full``. ``variant``: see ``dataset_spec``.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    spec = dataset_spec(dataset, variant)
     check_mode(fmt)
     bench = BENCHMARKS.get(dataset)
     repeat = repeat if repeat is not None else (bench.k if bench else 1)
     if not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat must be a positive int, got {repeat!r}")
-    spec = DATASETS[dataset]
     dropped: Counter[str] = Counter()
     kept: list[tuple[int, Mapping[str, Any], Item]] = []
-    check_columns(dataset, rows, source)
+    check_columns(dataset, rows, source, spec)
     for index, raw in enumerate(rows):
         if not isinstance(raw, Mapping):
             dropped[NOT_A_ROW] += 1
@@ -253,15 +308,20 @@ def prepare_rows(
             dropped[EMPTY_ANSWER] += 1
         else:
             kept.append((index, raw, item))
-    if max_questions is not None and max_questions < len(kept):
-        chosen = sorted(random.Random(seed).sample(range(len(kept)), max_questions))
+    limit = max_questions if max_questions is not None else (None if full else spec.subset)
+    subset = None
+    if limit is not None and limit < len(kept):
+        chosen = sorted(random.Random(seed).sample(range(len(kept)), limit))
+        ids = [kept[i][1].get("question_id", kept[i][0]) for i in chosen]
+        subset = {"seed": seed, "size": limit, "of": len(kept), "ids": ids}
         kept = [kept[i] for i in chosen]
     out = []
     for index, raw, item in kept:
         row = _verl_row(dataset, raw, index, item, fmt, split)
         for sample in range(repeat):
             out.append({**row, "extra_info": {**row["extra_info"], "sample": sample}})
-    report = PrepReport(dataset, source, len(rows), len(kept), len(out), repeat, dict(dropped))
+    used_variant = ("free" if spec is WEBINSTRUCT_FREE else "choice") if dataset == WEBINSTRUCT else None
+    report = PrepReport(dataset, source, len(rows), len(kept), len(out), repeat, dict(dropped), used_variant, subset)
     if dropped:
         logger.warning("%s: dropped %s of %d rows", dataset, dict(dropped), len(rows))
     return out, report
@@ -300,20 +360,29 @@ def prepare_file(
     repeat: int | None = None,
     max_questions: int | None = None,
     seed: int = 0,
+    variant: str | None = None,
+    full: bool = False,
 ) -> PrepReport:
     """Read ``dataset`` (from ``source``, default its hub name), write verl parquet to ``output``, return the report.
 
     The report is also written next to the output as ``<output>.report.json``.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {sorted(DATASETS)}")
+    spec = dataset_spec(dataset, variant)
     check_output(output)
-    spec = DATASETS[dataset]
     source = source or spec.hub
     split = split or spec.split
     rows = load_source(source, config if config is not None else spec.config, split)
     out, report = prepare_rows(
-        dataset, rows, fmt=fmt, repeat=repeat, max_questions=max_questions, seed=seed, split=split, source=source
+        dataset,
+        rows,
+        fmt=fmt,
+        repeat=repeat,
+        max_questions=max_questions,
+        seed=seed,
+        split=split,
+        source=source,
+        variant=variant,
+        full=full,
     )
     if not out:
         raise ValueError(f"{dataset} from {source}: no usable rows (dropped {report.dropped} of {report.rows_in})")

@@ -37,7 +37,15 @@ from typing import Any
 from rlpr.answer import FORMAT_MODES
 from rlpr.data_checks import read_rows
 from rlpr.judge import LLMJudge
-from rlpr.validation import BENCHMARKS, DOMAINS, Grade, avg_at_k_metrics, grade_response, judge_from_kwargs
+from rlpr.validation import (
+    BENCHMARKS,
+    DOMAINS,
+    Grade,
+    avg_at_k_metrics,
+    find_benchmark,
+    grade_response,
+    judge_from_kwargs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -204,8 +212,8 @@ def sample_records(
 
 def missing_benchmarks(sources: Iterable[str]) -> dict[str, list[str]]:
     """For each average that ``avg_at_k_metrics`` reports (general, math, overall), the paper's benchmarks it lacks
-    (an empty list when it is complete)."""
-    present = set(sources)
+    (an empty list when it is complete). Sources are recognised in either naming (``find_benchmark``)."""
+    present = {bench.name for bench in map(find_benchmark, sources) if bench is not None}
     missing: dict[str, list[str]] = {}
     for group in (*DOMAINS, "overall"):
         members = [b.name for b in BENCHMARKS.values() if group in (b.domain, "overall")]
@@ -235,8 +243,8 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     metrics, samples, missing = summary["metrics"], summary["samples"], summary["missing_benchmarks"]
     lines = ["| data source | k | samples | Avg@k (%) |", "|---|---|---|---|"]
     for source in sorted(samples):
-        bench = BENCHMARKS.get(source)
-        key = f"{METRIC_PREFIX}/{source}/" + (f"avg@{bench.k}" if bench else "acc")
+        bench = find_benchmark(source)
+        key = f"{METRIC_PREFIX}/{bench.name}/avg@{bench.k}" if bench else f"{METRIC_PREFIX}/{source}/acc"
         lines.append(f"| {source} | {bench.k if bench else '-'} | {samples[source]} | {100 * metrics[key]:.1f} |")
     notes = []
     for group, lacking in missing.items():

@@ -1,8 +1,18 @@
-"""An LLM judge behind any OpenAI-compatible endpoint (``POST {base_url}/chat/completions``), for validation.
+r"""An LLM judge behind any OpenAI-compatible endpoint (``POST {base_url}/chat/completions``), for validation.
 
-The judge is asked whether a candidate answer means the same as the reference answer and replies YES or NO. A request
-that fails (connection error, timeout, HTTP 5xx/429, unreadable reply) is retried ``retries`` times; when every try
-fails, ``LLMJudge.judge`` raises ``JudgeError`` so the caller can count the failure instead of scoring it 0.
+Two protocols (``JudgeConfig.protocol``):
+
+* ``paper`` (the default; the paper's official evaluation): the judge reads the question, the reference answer and
+  the model's FULL response as generated, finds the final answer itself, and ends its reply with a boxed verdict:
+  ``\boxed{Y}`` / ``\boxed{N}`` for free-form answers, the letter of the option the response chose (``\boxed{C}``,
+  or ``\boxed{none}``) for multiple-choice questions, which is then compared with the reference letter. It may reason
+  first: the generation budget is ``PAPER_MAX_TOKENS`` (12,288) and the verdict is the reply's last box.
+* ``answer`` (this project's earlier protocol): the judge sees only the extracted answer next to the reference and
+  replies with one word, YES or NO (``ANSWER_MAX_TOKENS``); multiple-choice questions are not judged.
+
+A request that fails (connection error, timeout, HTTP 5xx/429, unreadable reply, no verdict) is retried ``retries``
+times; when every try fails, ``LLMJudge.judge`` raises ``JudgeError`` so the caller can count the failure instead of
+scoring it 0.
 """
 
 from __future__ import annotations
@@ -11,11 +21,17 @@ import asyncio
 import logging
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
 logger = logging.getLogger(__name__)
+
+JUDGE_PROTOCOLS = ("paper", "answer")
+PAPER_MAX_TOKENS = 12288
+ANSWER_MAX_TOKENS = 8
 
 JUDGE_SYSTEM_PROMPT = (
     "You grade answers to exam questions. You are shown a question, the reference answer, and a candidate answer "
@@ -26,7 +42,26 @@ JUDGE_SYSTEM_PROMPT = (
     "compare the two answers. Reply with a single word: YES if the candidate answer is correct, NO otherwise."
 )
 
+PAPER_SYSTEM_PROMPT = (
+    "You check a student's response to an exam question. You are shown the question, the reference answer, and the "
+    "student's whole response, reasoning included. Find the final answer the response commits to and decide whether "
+    "it is equivalent to the reference answer: accept another notation, an equal number or expression, rounding "
+    "consistent with the reference, other wording of the same fact, units written differently. A response that "
+    "commits to no final answer, hedges between several, or differs in substance is wrong. Think as briefly as you "
+    "can, then end your reply with \\boxed{Y} if the final answer is correct or \\boxed{N} if it is not."
+)
+
+PAPER_CHOICE_SYSTEM_PROMPT = (
+    "You read a student's response to a multiple-choice question. You are shown the question with its lettered "
+    "options, the reference answer, and the student's whole response, reasoning included. Find the one option the "
+    "response finally chooses, whether it names the option by its letter or by its text. Report what the response "
+    "chose, not what you think is right. Think as briefly as you can, then end your reply with that option's letter "
+    "in a box, for example \\boxed{C}, or with \\boxed{none} if the response chooses no single option."
+)
+
 _VERDICT = re.compile(r"^\W*(YES|NO)\b", re.IGNORECASE)
+_LETTER = re.compile(r"\(?([A-Pa-p])\)?\.?")
+_NO_CHOICE = "none"
 
 
 class JudgeError(RuntimeError):
@@ -49,7 +84,8 @@ class JudgeConfig:
     timeout_s: float = 60.0
     retries: int = 2
     retry_delay_s: float = 1.0
-    max_tokens: int = 8
+    protocol: str = "paper"
+    max_tokens: int | None = None  # None: the protocol's budget (PAPER_MAX_TOKENS or ANSWER_MAX_TOKENS)
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
@@ -64,6 +100,17 @@ class JudgeConfig:
             raise ValueError(f"judge retries must be a non-negative int, got {self.retries!r}")
         if self.retry_delay_s < 0:
             raise ValueError(f"judge retry_delay_s must be >= 0, got {self.retry_delay_s!r}")
+        if self.protocol not in JUDGE_PROTOCOLS:
+            raise ValueError(f"judge protocol must be one of {JUDGE_PROTOCOLS}, got {self.protocol!r}")
+        if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
+            raise ValueError(f"judge max_tokens must be a positive int or None, got {self.max_tokens!r}")
+
+    @property
+    def budget(self) -> int:
+        """The judge's generation budget in tokens."""
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return PAPER_MAX_TOKENS if self.protocol == "paper" else ANSWER_MAX_TOKENS
 
     @property
     def url(self) -> str:
@@ -71,7 +118,7 @@ class JudgeConfig:
 
 
 def judge_messages(question: str, reference: str, candidate: str) -> list[dict[str, str]]:
-    """The chat messages sent to the judge for one comparison."""
+    """The chat messages of the ``answer`` protocol: the extracted ``candidate`` answer against the reference."""
     user = (
         f"Question:\n{question}\n\nReference answer:\n{reference}\n\nCandidate answer:\n{candidate}\n\n"
         "Is the candidate answer correct? Reply YES or NO."
@@ -79,12 +126,62 @@ def judge_messages(question: str, reference: str, candidate: str) -> list[dict[s
     return [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
+def paper_messages(question: str, reference: str, response: str, multiple_choice: bool) -> list[dict[str, str]]:
+    """The chat messages of the ``paper`` protocol: the model's full ``response`` against the reference."""
+    ask = (
+        "Which option does the response choose? End with its letter boxed."
+        if multiple_choice
+        else "Is the response's final answer correct? End with \\boxed{Y} or \\boxed{N}."
+    )
+    user = f"Question:\n{question}\n\nReference answer:\n{reference}\n\nStudent's response:\n{response}\n\n{ask}"
+    system = PAPER_CHOICE_SYSTEM_PROMPT if multiple_choice else PAPER_SYSTEM_PROMPT
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 def parse_verdict(reply: str) -> bool:
-    """True for a reply starting with YES, False for NO (any case, leading punctuation allowed); else JudgeError."""
+    """``answer`` protocol: True for a reply starting with YES, False for NO (any case, leading punctuation
+    allowed); else JudgeError."""
     found = _VERDICT.match(reply) if isinstance(reply, str) else None
     if found is None:
         raise JudgeError(f"judge reply is neither YES nor NO: {reply!r}")
     return found.group(1).upper() == "YES"
+
+
+def last_box(text: str) -> str | None:
+    r"""The content of the last ``\boxed{...}`` of ``text`` (balanced braces), else None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    depth, i = 0, start + len("\\boxed")
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i + 1 : j]
+    return None
+
+
+def option_letter(text: str) -> str | None:
+    """The option letter (A-P) that ``text`` is, as in ``B``, ``(b)`` or ``B.``; else None."""
+    found = _LETTER.fullmatch(text.strip()) if isinstance(text, str) else None
+    return found.group(1).upper() if found else None
+
+
+def parse_paper_verdict(reply: str, reference: str, multiple_choice: bool) -> bool:
+    """``paper`` protocol: the reply's last box. Free form: ``Y`` / ``N`` (or YES / NO, any case). Multiple choice:
+    an option letter, correct iff it is the ``reference`` letter (``none``: no option chosen, wrong). Anything else
+    raises JudgeError."""
+    box = last_box(reply) if isinstance(reply, str) else None
+    verdict = box.strip().strip("$").strip() if box is not None else None
+    if verdict is not None and multiple_choice:
+        if verdict.lower() == _NO_CHOICE:
+            return False
+        letter = option_letter(verdict)
+        if letter is not None:
+            return letter == option_letter(reference)
+    elif verdict is not None and verdict.upper() in ("Y", "N", "YES", "NO"):
+        return verdict.upper().startswith("Y")
+    wanted = "an option letter or none" if multiple_choice else "Y or N"
+    raise JudgeError(f"judge reply does not end with a boxed {wanted}: {str(reply)[-200:]!r}")
 
 
 class _Retryable(Exception):
@@ -110,14 +207,21 @@ class LLMJudge:
     def __init__(self, config: JudgeConfig):
         self.config = config
 
-    async def judge(self, question: str, reference: str, candidate: str) -> bool:
+    async def judge(self, question: str, reference: str, candidate: str, *, multiple_choice: bool = False) -> bool:
+        """Whether ``candidate`` is correct. ``paper`` protocol: ``candidate`` is the model's full response; a
+        ``multiple_choice`` question's ``reference`` must be an option letter. ``answer`` protocol: ``candidate`` is
+        the extracted answer (``multiple_choice`` is refused: a letter needs no judge)."""
         cfg = self.config
-        payload = {
-            "model": cfg.model,
-            "messages": judge_messages(question, reference, candidate),
-            "temperature": 0.0,
-            "max_tokens": cfg.max_tokens,
-        }
+        if cfg.protocol == "paper":
+            if multiple_choice and option_letter(reference) is None:
+                raise ValueError(f"a multiple-choice reference must be an option letter A-P, got {reference!r}")
+            messages = paper_messages(question, reference, candidate, multiple_choice)
+            parse = partial(parse_paper_verdict, reference=reference, multiple_choice=multiple_choice)
+        else:
+            if multiple_choice:
+                raise ValueError("the 'answer' judge protocol does not judge multiple-choice questions")
+            messages, parse = judge_messages(question, reference, candidate), parse_verdict
+        payload = {"model": cfg.model, "messages": messages, "temperature": 0.0, "max_tokens": cfg.budget}
         headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
         errors: list[str] = []
         async with _semaphore(cfg), httpx.AsyncClient(timeout=cfg.timeout_s) as client:
@@ -125,13 +229,15 @@ class LLMJudge:
                 if attempt:
                     await asyncio.sleep(cfg.retry_delay_s * attempt)
                 try:
-                    return await self._ask(client, payload, headers)
+                    return await self._ask(client, payload, headers, parse)
                 except _Retryable as exc:
                     errors.append(str(exc))
                     logger.warning("judge attempt %d/%d failed: %s", attempt + 1, cfg.retries + 1, exc)
         raise JudgeError(f"judge at {cfg.url} failed {len(errors)} times; last error: {errors[-1]}")
 
-    async def _ask(self, client: httpx.AsyncClient, payload: dict, headers: dict[str, str]) -> bool:
+    async def _ask(
+        self, client: httpx.AsyncClient, payload: dict, headers: dict[str, str], parse: Callable[[str], bool]
+    ) -> bool:
         try:
             response = await client.post(self.config.url, json=payload, headers=headers)
         except httpx.HTTPError as exc:
@@ -139,10 +245,11 @@ class LLMJudge:
         if response.status_code == 429 or response.status_code >= 500:
             raise _Retryable(f"HTTP {response.status_code}")
         if response.status_code >= 400:
-            raise JudgeError(f"judge at {self.config.url} refused the request: HTTP {response.status_code} "
-                             f"{response.text[:200]!r}")
+            raise JudgeError(
+                f"judge at {self.config.url} refused the request: HTTP {response.status_code} {response.text[:200]!r}"
+            )
         try:
             reply = response.json()["choices"][0]["message"]["content"]
-            return parse_verdict(reply)
+            return parse(reply)
         except (ValueError, KeyError, IndexError, TypeError, JudgeError) as exc:
             raise _Retryable(f"unusable reply ({exc}): {response.text[:200]!r}") from exc

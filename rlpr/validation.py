@@ -14,8 +14,15 @@ Grading by answer type (``extra_info["answer_type"]``, else the benchmark's defa
 * ``math`` accepts a normalised string match or math-verify equivalence;
 * ``text`` accepts a normalised string match only.
 
-When a judge is configured, answers that the rules reject are sent to it (multiple-choice answers never are: a letter
-needs no judge).
+When a judge is configured, responses that the rules reject are sent to it. Its protocol (``rlpr.judge``) decides
+what it sees: ``paper`` (the default, the paper's official evaluation) sends the question, the reference and the FULL
+response for every answer type (a multiple-choice judge names the chosen letter); ``answer`` sends only the extracted
+answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
+endpoint (``judge_endpoints``).
+
+Benchmarks are recognised from their ``data_source`` in this project's naming or the paper's (``find_benchmark``:
+``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ...), k from an ``_Avg<k>`` suffix; any other source needs
+``extra_info["answer_type"]`` (or ``unknown_source_answer_type``), else grading it is an error.
 
 Bounds. Every answer parser here is linear in the response length. math-verify (the only step whose cost is not
 bounded by the text length) runs in child processes (``python -m rlpr.validation``), each grading bounded by a
@@ -44,7 +51,7 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,27 +68,54 @@ DOMAINS = ("general", "math")
 
 @dataclass(frozen=True)
 class Benchmark:
-    """One evaluation set: its ``data_source`` name, the k of its Avg@k, its domain and default answer type."""
+    """One evaluation set: its canonical name, the k of its Avg@k, its domain, default answer type, and the other
+    names its ``data_source`` may have (the paper's file names, e.g. ``MMLUPro-1000``)."""
 
     name: str
     k: int
     domain: str
     answer_type: str
+    aliases: tuple[str, ...] = ()
 
 
 # The paper's evaluation suite (docs/rlpr.md#evaluation). TheoremQA counts as general domain in the paper's averages.
+# WebInstruct-verified is multiple choice (A-D) in the paper's evaluation; the free-form variant's rows say otherwise.
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in (
-        Benchmark("MMLU-Pro", 2, "general", "choice"),
-        Benchmark("GPQA-diamond", 4, "general", "choice"),
+        Benchmark("MMLU-Pro", 2, "general", "choice", ("MMLUPro-1000", "MMLUPro", "MMLU_Pro")),
+        Benchmark("GPQA-diamond", 4, "general", "choice", ("gpqa_diamond", "GPQA")),
         Benchmark("TheoremQA", 2, "general", "math"),
-        Benchmark("WebInstruct-verified", 2, "general", "math"),
-        Benchmark("MATH-500", 2, "math", "math"),
-        Benchmark("Minerva", 4, "math", "math"),
-        Benchmark("AIME2024", 16, "math", "math"),
+        Benchmark("WebInstruct-verified", 2, "general", "choice", ("WebInstruct-verified-val", "WebInstruct")),
+        Benchmark("MATH-500", 2, "math", "math", ("Math500",)),
+        Benchmark("Minerva", 4, "math", "math", ("minervamath",)),
+        Benchmark("AIME2024", 16, "math", "math", ("AIME24", "aime_2024")),
     )
 }
+_BENCHMARK_NAMES = {alias.lower(): b for b in BENCHMARKS.values() for alias in (b.name, *b.aliases)}
+_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)")
+
+
+def find_benchmark(data_source: str) -> Benchmark | None:
+    """The benchmark a ``data_source`` (or file stem) names, with k from its ``_Avg<k>`` suffix when it has one.
+
+    Names are matched without regard to case, in this project's naming (``MMLU-Pro``, ``GPQA-diamond_Avg4``) and the
+    paper's (``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ``Math-500_Avg2``, ``WebInstruct-verified-val_Avg2``).
+    None for any other name.
+    """
+    name, k = str(data_source), None
+    found = _AVG_SUFFIX.fullmatch(name)
+    if found:
+        name, k = found.group(1), int(found.group(2))
+        if k < 1:
+            raise ValueError(f"data source {data_source!r}: _Avg{k} must name a positive k")
+    bench = _BENCHMARK_NAMES.get(name.lower())
+    return replace(bench, k=k) if bench is not None and k is not None else bench
+
+
+def known_source_names() -> str:
+    """Every benchmark name ``find_benchmark`` recognises (each may end in ``_Avg<k>``), for error messages."""
+    return ", ".join(alias for b in BENCHMARKS.values() for alias in (b.name, *b.aliases))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -364,15 +398,30 @@ def mark_training_rollouts(batch: Any) -> None:
     batch.non_tensor_batch["extra_info"] = marked
 
 
-def answer_type_of(data_source: str, extra_info: Mapping[str, Any] | None) -> str:
-    """``extra_info["answer_type"]`` if given, else the benchmark's default, else ``math``."""
+def answer_type_of(
+    data_source: str, extra_info: Mapping[str, Any] | None, unknown_source_answer_type: str | None = None
+) -> str:
+    """``extra_info["answer_type"]`` if given, else the default of the benchmark that ``data_source`` names
+    (``find_benchmark``), else ``unknown_source_answer_type``; a source that none of these covers is an error."""
     given = (extra_info or {}).get("answer_type")
     if given is not None:
         if given not in ANSWER_TYPES:
             raise ValueError(f"extra_info['answer_type'] must be one of {ANSWER_TYPES}, got {given!r}")
         return given
-    bench = BENCHMARKS.get(data_source)
-    return bench.answer_type if bench else "math"
+    bench = find_benchmark(data_source)
+    if bench is not None:
+        return bench.answer_type
+    if unknown_source_answer_type is not None:
+        if unknown_source_answer_type not in ANSWER_TYPES:
+            raise ValueError(
+                f"unknown_source_answer_type must be one of {ANSWER_TYPES}, got {unknown_source_answer_type!r}"
+            )
+        return unknown_source_answer_type
+    raise ValueError(
+        f"data source {data_source!r} is not a known benchmark ({known_source_names()}, each optionally ending in "
+        "_Avg<k>) and its row has no extra_info['answer_type'] (one of math, choice, text); set that, or "
+        "reward_kwargs.unknown_source_answer_type"
+    )
 
 
 async def grade_response(
@@ -384,8 +433,13 @@ async def grade_response(
     format_mode: str = "R1",
     judge: LLMJudge | None = None,
     grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
+    unknown_source_answer_type: str | None = None,
 ) -> Grade:
     """Extract, rule-grade, and (when ``judge`` is given and the rules say no) ask the judge.
+
+    The judge's protocol (``JudgeConfig.protocol``) decides what it sees: ``paper`` sends the full ``response`` for
+    every answer type, even when no answer could be extracted; ``answer`` sends the extracted answer and skips
+    multiple-choice questions and responses without an answer.
 
     The rule grading runs in a worker thread (math-verify in a grader process, at most ``grade_timeout`` seconds), so
     the event loop stays free. A grading past its deadline counts in ``grade_timeout`` and is "not verified" by the
@@ -393,30 +447,34 @@ async def grade_response(
     """
     if not isinstance(reference, str):
         raise ValueError(f"ground_truth of {data_source!r} must be a str, got {type(reference).__name__}")
-    answer_type = answer_type_of(data_source, extra_info)
+    answer_type = answer_type_of(data_source, extra_info, unknown_source_answer_type)
     fmt = format_reward(response, format_mode)
     prediction = extract_answer(response)
-    if prediction is None:
-        return Grade(None, 0.0, fmt, 0.0, 0.0)
-    options = parse_options((extra_info or {}).get("question") or "") if answer_type == "choice" else None
-    timed_out = 0.0
-    grade = partial(rule_grade, prediction, reference, answer_type, options, timeout_s=grade_timeout)
-    try:
-        correct = await asyncio.get_running_loop().run_in_executor(None, grade)
-    except GradingTimeout as exc:
-        logger.warning("rule grading of a %s sample abandoned (counted in grade_timeout): %s", data_source, exc)
-        correct, timed_out = False, 1.0
-    if correct or judge is None or answer_type == "choice":
+    correct, timed_out = False, 0.0
+    if prediction is not None:
+        options = parse_options((extra_info or {}).get("question") or "") if answer_type == "choice" else None
+        grade = partial(rule_grade, prediction, reference, answer_type, options, timeout_s=grade_timeout)
+        try:
+            correct = await asyncio.get_running_loop().run_in_executor(None, grade)
+        except GradingTimeout as exc:
+            logger.warning("rule grading of a %s sample abandoned (counted in grade_timeout): %s", data_source, exc)
+            timed_out = 1.0
+    paper = judge is not None and judge.config.protocol == "paper"
+    if correct or judge is None or not paper and (answer_type == "choice" or prediction is None):
         return Grade(prediction, float(correct), fmt, 0.0, 0.0, timed_out)
     question = (extra_info or {}).get("question")
     if not isinstance(question, str) or not question:
         raise ValueError(f"the LLM judge needs extra_info['question'] (a non-empty str) for {data_source!r} rows")
+    candidate = response if paper else prediction
     try:
-        correct = await judge.judge(question, reference, prediction)
+        correct = await judge.judge(question, reference, candidate, multiple_choice=answer_type == "choice")
     except JudgeError as exc:
         logger.warning("judge failed on a %s sample; keeping the rule verdict: %s", data_source, exc)
         return Grade(prediction, 0.0, fmt, 1.0, 1.0, timed_out)
     return Grade(prediction, float(correct), fmt, 1.0, 0.0, timed_out)
+
+
+_ENDPOINT_KEYS = frozenset({"base_url", "model", "api_key"})
 
 
 def judge_from_kwargs(
@@ -426,6 +484,8 @@ def judge_from_kwargs(
     judge_concurrency: int = 16,
     judge_timeout: float = 60.0,
     judge_retries: int = 2,
+    judge_protocol: str = "paper",
+    judge_max_tokens: int | None = None,
 ) -> LLMJudge | None:
     """An ``LLMJudge`` if ``judge_base_url`` is set (then ``judge_model`` is required), else None."""
     if not judge_base_url:
@@ -437,8 +497,44 @@ def judge_from_kwargs(
         concurrency=int(judge_concurrency),
         timeout_s=float(judge_timeout),
         retries=int(judge_retries),
+        protocol=judge_protocol,
+        max_tokens=None if judge_max_tokens is None else int(judge_max_tokens),
     )
     return LLMJudge(config)
+
+
+def endpoint_for(
+    data_source: str, base_url: str | None, model: str | None, api_key: str | None, endpoints: Mapping[str, Any] | None
+) -> tuple[str | None, str | None, str | None]:
+    """(base_url, model, api_key) of the judge for ``data_source``: the entry of ``endpoints`` (keyed by benchmark
+    name or alias, e.g. ``{TheoremQA: {base_url: ..., model: ...}}``) for its benchmark, over the defaults."""
+    if not endpoints:
+        return base_url, model, api_key
+    bench = find_benchmark(data_source)
+    chosen: Mapping[str, Any] | None = None
+    for key, entry in endpoints.items():
+        named = find_benchmark(str(key))
+        if named is None:
+            raise ValueError(
+                f"judge_endpoints key {key!r} is not a benchmark name; expected one of {known_source_names()}"
+            )
+        if not isinstance(entry, Mapping) or not set(entry) <= _ENDPOINT_KEYS:
+            raise ValueError(
+                f"judge_endpoints[{key!r}] must be a mapping with keys among {sorted(_ENDPOINT_KEYS)}, got {entry!r}"
+            )
+        if bench is not None and named.name == bench.name:
+            chosen = entry
+    if chosen is None:
+        return base_url, model, api_key
+    return chosen.get("base_url", base_url), chosen.get("model", model), chosen.get("api_key", api_key)
+
+
+def _named_in(data_source: str, names: Sequence[str]) -> bool:
+    """Whether ``names`` holds ``data_source`` itself or a name of its benchmark."""
+    bench = find_benchmark(data_source)
+    return data_source in names or (
+        bench is not None and any(getattr(find_benchmark(n), "name", None) == bench.name for n in names)
+    )
 
 
 # keyword arguments verl itself may add to a custom reward call; they mean nothing here
@@ -459,6 +555,10 @@ async def compute_score(
     judge_timeout: float = 60.0,
     judge_retries: int = 2,
     judge_sources: Sequence[str] | None = None,
+    judge_protocol: str = "paper",
+    judge_max_tokens: int | None = None,
+    judge_endpoints: Mapping[str, Any] | None = None,
+    unknown_source_answer_type: str | None = None,
     grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
     **verl_kwargs: Any,
 ) -> dict[str, float]:
@@ -466,9 +566,14 @@ async def compute_score(
     ``graded`` (0.0 for a training rollout, marked by ``mark_training_rollouts``, which is returned ungraded).
 
     Configure through ``reward.custom_reward_function.reward_kwargs``: ``format_mode`` (``R1`` | ``R1_nothink``, for
-    the ``format`` key), ``grade_timeout`` (seconds of wall clock for math-verify per sample) and the judge
-    (``judge_base_url`` e.g. ``http://host:8000/v1``, ``judge_model``, ``judge_api_key``, ``judge_concurrency``,
-    ``judge_timeout`` seconds, ``judge_retries``; ``judge_sources`` limits the judge to those data sources).
+    the ``format`` key), ``grade_timeout`` (seconds of wall clock for math-verify per sample),
+    ``unknown_source_answer_type`` (how to grade a data source that is no benchmark and whose rows carry no
+    ``answer_type``; unset, such a source is an error) and the judge: ``judge_base_url`` (e.g.
+    ``http://host:8000/v1``), ``judge_model``, ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds,
+    ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.judge``),
+    ``judge_max_tokens`` (default: the protocol's budget), ``judge_endpoints`` (per-benchmark ``base_url`` / ``model``
+    / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources`` (limits
+    the judge to those data sources).
     """
     unknown = set(verl_kwargs) - _VERL_KWARGS
     if unknown:
@@ -476,9 +581,12 @@ async def compute_score(
     if (extra_info or {}).get(TRAINING_ROLLOUT):
         return dict(NOT_GRADED)
     judge = None
-    if judge_sources is None or data_source in judge_sources:
+    if judge_sources is None or _named_in(data_source, judge_sources):
+        base_url, model, api_key = endpoint_for(
+            data_source, judge_base_url, judge_model, judge_api_key, judge_endpoints
+        )
         judge = judge_from_kwargs(
-            judge_base_url, judge_model, judge_api_key, judge_concurrency, judge_timeout, judge_retries
+            base_url, model, api_key, judge_concurrency, judge_timeout, judge_retries, judge_protocol, judge_max_tokens
         )
     grade = await grade_response(
         data_source,
@@ -488,6 +596,7 @@ async def compute_score(
         format_mode=format_mode,
         judge=judge,
         grade_timeout=float(grade_timeout),
+        unknown_source_answer_type=unknown_source_answer_type,
     )
     return grade.reward_dict()
 
@@ -499,12 +608,13 @@ async def compute_score(
 def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix: str = "val") -> dict[str, float]:
     """Avg@k per data source and the paper's averages, as fractions in [0, 1].
 
-    Keys: ``{prefix}/{source}/avg@{k}`` for the benchmarks of ``BENCHMARKS`` (k from the table),
-    ``{prefix}/{source}/acc`` for any other source, and ``{prefix}/general/avg``, ``{prefix}/math/avg``,
-    ``{prefix}/overall/avg``: unweighted means of the per-benchmark Avg@k over the general-domain benchmarks
-    (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified), the math benchmarks (MATH-500, Minerva, AIME2024) and
-    all of them. Sources outside the table are not in the averages; an average is emitted only if at least one of
-    its benchmarks is present.
+    Keys: ``{prefix}/{benchmark}/avg@{k}`` for a source that names a benchmark (``find_benchmark``: the canonical
+    name, k from the source's ``_Avg<k>`` suffix, else the table's), ``{prefix}/{source}/acc`` for any other source,
+    and ``{prefix}/general/avg``, ``{prefix}/math/avg``, ``{prefix}/overall/avg``: unweighted means of the
+    per-benchmark Avg@k over the general-domain benchmarks (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified),
+    the math benchmarks (MATH-500, Minerva, AIME2024) and all of them. Sources outside the table are not in the
+    averages; an average is emitted only if at least one of its benchmarks is present. Two differently named sources
+    of one benchmark (say ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
     """
     if len(data_sources) != len(accs):
         raise ValueError(f"data_sources ({len(data_sources)}) and accs ({len(accs)}) differ in length")
@@ -516,13 +626,20 @@ def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix:
         per_source[str(source)].append(acc)
     metrics: dict[str, float] = {}
     by_domain: dict[str, list[float]] = defaultdict(list)
+    seen: dict[str, str] = {}
     for source in sorted(per_source):
         mean = sum(per_source[source]) / len(per_source[source])
-        bench = BENCHMARKS.get(source)
+        bench = find_benchmark(source)
         if bench is None:
             metrics[f"{prefix}/{source}/acc"] = mean
             continue
-        metrics[f"{prefix}/{source}/avg@{bench.k}"] = mean
+        if bench.name in seen:
+            raise ValueError(
+                f"data sources {seen[bench.name]!r} and {source!r} are both {bench.name}; "
+                "validate one file per benchmark"
+            )
+        seen[bench.name] = source
+        metrics[f"{prefix}/{bench.name}/avg@{bench.k}"] = mean
         by_domain[bench.domain].append(mean)
         by_domain["overall"].append(mean)
     for group in (*DOMAINS, "overall"):

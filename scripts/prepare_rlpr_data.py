@@ -3,9 +3,12 @@
 Examples::
 
     python scripts/prepare_rlpr_data.py --dataset train --output data/rlpr/rlpr_train.parquet
-    python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --max-questions 1000 --output data/rlpr/eval
-    python scripts/prepare_rlpr_data.py --dataset benchmarks --output data/rlpr/eval --format R1_nothink
+    python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --output data/rlpr/eval   # the paper's 1,000-question subset
+    python scripts/prepare_rlpr_data.py --dataset MMLU-Pro --full --output data/rlpr/eval_full
+    python scripts/prepare_rlpr_data.py --dataset benchmarks --webinstruct free --format R1_nothink --output o
     python scripts/prepare_rlpr_data.py --dataset MATH-500 --source ./math500.jsonl --output data/rlpr/eval
+    python scripts/prepare_rlpr_data.py --dataset WebInstruct-verified --source ./webinstruct_mc.jsonl --output o
+    python scripts/prepare_rlpr_data.py --dataset WebInstruct-verified --webinstruct free --output data/rlpr/eval
 
 ``--output`` is a ``.parquet`` file, or a directory (a path without a suffix, or an existing directory) where files
 get the paper's names (``MATH-500_Avg2.parquet``). It is checked for writing before any data is read.
@@ -20,7 +23,15 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.data_prep import DATASETS, check_output, default_file_name, prepare_file
+from rlpr.data_prep import (
+    DATASETS,
+    WEBINSTRUCT,
+    WEBINSTRUCT_FREE,
+    WEBINSTRUCT_VARIANTS,
+    check_output,
+    default_file_name,
+    prepare_file,
+)
 from rlpr.validation import BENCHMARKS
 
 ALL_BENCHMARKS = "benchmarks"
@@ -29,6 +40,7 @@ ALL_BENCHMARKS = "benchmarks"
 def columns_help() -> str:
     """The input columns each dataset needs (``a | b``: the first of them the file has)."""
     lines = [f"  {name:<21} {spec.describe_columns()}" for name, spec in DATASETS.items()]
+    lines.append(f"  {WEBINSTRUCT + ' (free)':<21} {WEBINSTRUCT_FREE.describe_columns()}")
     return "input columns each --dataset needs (a | b: either name):\n" + "\n".join(lines)
 
 
@@ -44,11 +56,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", default="R1", choices=FORMAT_MODES, help="R1 (Qwen) or R1_nothink (Llama/Gemma)")
     parser.add_argument("--repeat", type=int, help="copies per question (default: the benchmark's k; 1 for train)")
     parser.add_argument("--max-questions", type=int, help="keep a seeded random subset of this many questions")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the subset and of GPQA's option shuffle")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the subsets and of GPQA's option shuffle")
+    parser.add_argument(
+        "--full", action="store_true", help="MMLU-Pro: every question, not the paper's seeded 1,000-question subset"
+    )
+    parser.add_argument(
+        "--webinstruct",
+        default="choice",
+        choices=WEBINSTRUCT_VARIANTS,
+        help="WebInstruct-verified: multiple choice A-D as in the paper (needs an options column), or free-form",
+    )
     args = parser.parse_args(argv)
     output = Path(args.output)
     if args.dataset == ALL_BENCHMARKS and (args.source or output.suffix == ".parquet"):
         parser.error(f"--dataset {ALL_BENCHMARKS} reads every benchmark from the hub into an --output directory")
+    if args.dataset == ALL_BENCHMARKS and args.webinstruct == "choice":
+        parser.error(
+            f"--dataset {ALL_BENCHMARKS} reads {WEBINSTRUCT} from the hub, whose split has no options column: add "
+            f"--webinstruct free, then build the multiple-choice file with --dataset {WEBINSTRUCT} --source FILE"
+        )
     if output.suffix not in ("", ".parquet") and not output.is_dir():
         parser.error(f"--output {args.output}: expected a .parquet file or a directory (a name without a suffix)")
     return args
@@ -73,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
             repeat=args.repeat,
             max_questions=args.max_questions,
             seed=args.seed,
+            variant=args.webinstruct if name == WEBINSTRUCT else None,
+            full=args.full,
         )
         print(f"{target}: {json.dumps(asdict(report))}")
 

@@ -1,8 +1,16 @@
 """Format reward, validity for a probability reward and repetition penalty (docs/rlpr.md#validity, #final-reward)."""
 
+from collections import Counter
+
 import pytest
 
-from rlpr.answer import answer_start, format_reward, repetition_penalty, whitespace_after_answer_tag
+from rlpr.answer import (
+    answer_start,
+    format_reward,
+    repetition_penalty,
+    repetition_words,
+    whitespace_after_answer_tag,
+)
 
 WELL_FORMED = "<think>3 + 4 = 7</think><answer>7</answer>"
 
@@ -71,6 +79,45 @@ def test_repetition_penalty_counts_windows():
     assert repetition_penalty("x " * 18) == 0.0
     assert repetition_penalty("a b c", window=1, limit=2) == 0.0
     assert repetition_penalty("a b a", window=1, limit=2) == -1.0
+
+
+def _official_penalty(text: str) -> float:
+    # The reference rule written out plainly: str.split(), then str.split("_") keeping the empty strings; windows of
+    # 10 words, -1 iff one of them occurs 10 times.
+    words = [part for word in text.split() for part in word.split("_")]
+    if len(words) <= 10:
+        return 0.0
+    counts = Counter(tuple(words[i : i + 10]) for i in range(len(words) - 9))
+    return -1.0 if max(counts.values()) >= 10 else 0.0
+
+
+BLANK = "Fill in: " + "_" * 30 + " ."  # 31 empty words from one 30-underscore blank
+DUNDER = " ".join(["__init__"] * 12)  # 5 words each ("", "", "init", "", ""): 60 words of period 5
+
+
+@pytest.mark.parametrize(
+    ("text", "official", "drop_empty"),
+    [
+        (BLANK, -1.0, 0.0),  # 22 windows of 10 empty words
+        (DUNDER, -1.0, 0.0),  # the phase-0 window occurs 11 times; dropped empties leave 12 words "init": 3 windows
+        ("def __init__(self): pass " * 3, 0.0, 0.0),
+        (" ".join(["a_b"] * 14), -1.0, -1.0),  # no empty pieces: both rules agree
+        ("x_ " * 9, 0.0, 0.0),  # 18 words "x", "": the two alternating windows occur 5 and 4 times
+    ],
+)
+def test_repetition_penalty_keeps_empty_words_by_default(text, official, drop_empty):
+    assert _official_penalty(text) == official
+    assert repetition_penalty(text) == official
+    assert repetition_penalty(text, split_rule="official") == official
+    assert repetition_penalty(text, split_rule="drop_empty") == drop_empty
+
+
+def test_repetition_words_rules():
+    assert repetition_words("__init__ a_b") == ["", "", "init", "", "", "a", "b"]
+    assert repetition_words("__init__ a_b", "drop_empty") == ["init", "a", "b"]
+    assert repetition_words("_" * 3) == ["", "", "", ""]
+    with pytest.raises(ValueError, match="split_rule 'words'"):
+        repetition_words("a", "words")
 
 
 @pytest.mark.parametrize(("window", "limit"), [(0, 10), (10, 0), (2.5, 10)])

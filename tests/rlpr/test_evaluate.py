@@ -84,6 +84,18 @@ def test_averages_over_fewer_benchmarks_than_the_papers_are_flagged_in_the_table
     ) in table
 
 
+def test_files_in_the_papers_naming_report_under_the_benchmark_names(tmp_path):
+    paper = {"MATH-500": "Math-500_Avg2", "MMLU-Pro": "MMLUPro-1000_Avg2"}
+    rows = [{**row, "data_source": paper[row["data_source"]]} for row in _rows()]
+    responses = ["<answer>3</answer>"] * len(rows)  # MATH-500: q1 right twice (1/2); MMLU-Pro: all wrong
+    grades = asyncio.run(grade_all(rows, responses, format_mode="R1", judge=None))
+    summary = write_summary(tmp_path, sample_records(rows, responses, grades))
+    assert summary["metrics"]["eval/MATH-500/avg@2"] == 0.5 and summary["metrics"]["eval/MMLU-Pro/avg@2"] == 0.0
+    assert summary["missing_benchmarks"]["general"] == ["GPQA-diamond", "TheoremQA", "WebInstruct-verified"]
+    table = (tmp_path / "summary.md").read_text()
+    assert "| Math-500_Avg2 | 2 | 4 | 50.0 |" in table and "| MMLUPro-1000_Avg2 | 2 | 4 | 0.0 |" in table
+
+
 def test_grade_all_needs_one_response_per_row():
     with pytest.raises(ValueError, match="responses"):
         asyncio.run(grade_all(_rows(), ["x"], format_mode="R1", judge=None))

@@ -21,7 +21,10 @@ class _State:
 
 
 def _candidate(body: dict) -> str:
-    return body["messages"][-1]["content"].split("Candidate answer:\n", 1)[1].split("\n", 1)[0]
+    """The first line of what is judged: the extracted answer (``answer`` protocol) or the full response (``paper``)."""
+    user = body["messages"][-1]["content"]
+    marker = "Candidate answer:\n" if "Candidate answer:\n" in user else "Student's response:\n"
+    return user.split(marker, 1)[1].split("\n", 1)[0].removeprefix("<answer>")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,6 +44,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 (http.server's naming)
         st = self.state
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.body = body
         cand = _candidate(body)
         with st.lock:
             st.calls[cand] += 1
@@ -71,9 +75,20 @@ class _Handler(BaseHTTPRequestHandler):
             return 200, "<html>oops</html>"
         if cand.startswith("hang"):
             time.sleep(1.0)
-        verdict = {"good": "YES", "bad": "NO", "maybe": "Perhaps."}
-        word = next((v for k, v in verdict.items() if k in cand), "YES")
-        return 200, {"choices": [{"message": {"role": "assistant", "content": word}}]}
+        if body_is_paper(self.body):
+            # a reasoning judge: some thinking (with a stray box), then the verdict in the LAST box
+            picked = cand.split("pick ", 1)[1][:1] if "pick " in cand else None
+            verdict = {"good": "\\boxed{Y}", "bad": "\\boxed{N}", "maybe": "Perhaps.", "nothing": "\\boxed{none}"}
+            box = f"\\boxed{{{picked}}}" if picked else next((v for k, v in verdict.items() if k in cand), "\\boxed{Y}")
+            text = "Let me check. The reference is \\boxed{?} ... " * 3 + box
+        else:
+            verdict = {"good": "YES", "bad": "NO", "maybe": "Perhaps."}
+            text = next((v for k, v in verdict.items() if k in cand), "YES")
+        return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}
+
+
+def body_is_paper(body: dict) -> bool:
+    return "Student's response:" in body["messages"][-1]["content"]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -105,7 +120,17 @@ import asyncio  # noqa: E402
 
 import pytest  # noqa: E402
 
-from rlpr.judge import JUDGE_SYSTEM_PROMPT, JudgeConfig, JudgeError, LLMJudge, parse_verdict  # noqa: E402
+from rlpr.judge import (  # noqa: E402
+    JUDGE_SYSTEM_PROMPT,
+    PAPER_CHOICE_SYSTEM_PROMPT,
+    PAPER_MAX_TOKENS,
+    PAPER_SYSTEM_PROMPT,
+    JudgeConfig,
+    JudgeError,
+    LLMJudge,
+    parse_paper_verdict,
+    parse_verdict,
+)
 from rlpr.validation import compute_score, grade_response  # noqa: E402
 
 
@@ -146,18 +171,20 @@ def test_parse_verdict_rejects_anything_else(reply):
         {"concurrency": 0},
         {"timeout_s": 0},
         {"retries": -1},
+        {"protocol": "yesno"},
+        {"max_tokens": 0},
     ],
 )
 def test_config_rejects_bad_values(kwargs):
-    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0]):
+    with pytest.raises(ValueError, match=next(iter(kwargs)).split("_")[0].replace("max", "max_tokens")):
         JudgeConfig(**{"base_url": "http://127.0.0.1:1/v1", "model": "m", **kwargs})
 
 
 def test_request_carries_model_prompt_and_key(server):
     url, state = server
-    assert _run(_judge(url, api_key="sk-test").judge("What is 1+1?", "2", "good two")) is True
+    assert _run(_judge(url, api_key="sk-test", protocol="answer").judge("What is 1+1?", "2", "good two")) is True
     body = state.bodies[-1]
-    assert body["model"] == "judge-model" and body["temperature"] == 0.0
+    assert body["model"] == "judge-model" and body["temperature"] == 0.0 and body["max_tokens"] == 8
     assert body["messages"][0] == {"role": "system", "content": JUDGE_SYSTEM_PROMPT}
     user = body["messages"][1]["content"]
     assert "What is 1+1?" in user and "Reference answer:\n2\n" in user
@@ -220,8 +247,16 @@ def _score(url, response, ground_truth="3 m/s", data_source="WebInstruct-verifie
 def test_judge_rescues_a_rule_miss(server):
     url, state = server
     out = _score(url, "<think>t</think> <answer>good: three metres per second</answer>")
-    assert out == {"score": 1.0, "acc": 1.0, "format": 1.0, "has_answer": 1.0, "judge_used": 1.0, "judge_failed": 0.0,
-                   "grade_timeout": 0.0, "graded": 1.0}
+    assert out == {
+        "score": 1.0,
+        "acc": 1.0,
+        "format": 1.0,
+        "has_answer": 1.0,
+        "judge_used": 1.0,
+        "judge_failed": 0.0,
+        "grade_timeout": 0.0,
+        "graded": 1.0,
+    }
 
 
 def test_judge_can_confirm_a_miss(server):
@@ -230,13 +265,101 @@ def test_judge_can_confirm_a_miss(server):
     assert out["acc"] == 0.0 and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0 and out["format"] == 0.0
 
 
-def test_rule_hit_and_multiple_choice_never_call_the_judge(server):
+def test_rule_hit_never_calls_the_judge_and_the_answer_protocol_skips_multiple_choice(server):
     url, state = server
     before = sum(state.calls.values())
     assert _score(url, "<answer>3 m/s</answer>")["judge_used"] == 0.0
-    out = _score(url, "<answer>good B</answer>", "C", "GPQA-diamond", {"question": "q"})
+    out = _score(url, "<answer>good B</answer>", "C", "GPQA-diamond", {"question": "q"}, judge_protocol="answer")
     assert out["acc"] == 0.0 and out["judge_used"] == 0.0
+    out = _score(url, "good, but no answer tag", judge_protocol="answer")
+    assert out["has_answer"] == 0.0 and out["judge_used"] == 0.0
     assert sum(state.calls.values()) == before
+
+
+# --- the paper's protocol (the default) ---------------------------------------------------------------------------
+
+FULL = "good reasoning first: the car covers 6 m in 2 s.\n<think>so 3</think> <answer>three metres per second</answer>"
+
+
+def test_paper_protocol_sends_the_full_response_and_asks_for_a_boxed_verdict(server):
+    url, state = server
+    out = _score(url, FULL, "3 m/s", "Math-500_Avg2", {"question": "How fast is it?"})
+    assert out["acc"] == 1.0 and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0
+    body = state.bodies[-1]
+    assert body["max_tokens"] == PAPER_MAX_TOKENS == 12288
+    assert body["messages"][0] == {"role": "system", "content": PAPER_SYSTEM_PROMPT}
+    user = body["messages"][1]["content"]
+    assert "How fast is it?" in user and "Reference answer:\n3 m/s\n" in user
+    assert FULL in user  # the response as generated, reasoning and tags included, not the extracted answer
+
+
+def test_paper_protocol_judges_a_response_without_an_extracted_answer(server):
+    url, state = server
+    out = _score(url, "good: I get three metres per second")
+    assert out["has_answer"] == 0.0 and out["judge_used"] == 1.0 and out["acc"] == 1.0
+    out = _score(url, "bad: I get five")
+    assert out["has_answer"] == 0.0 and out["judge_used"] == 1.0 and out["acc"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("source", "response", "reference", "acc"),
+    [
+        ("gpqa_diamond_Avg4", "I pick B, the photon.\n<answer>the photon</answer>", "B", 1.0),
+        ("GPQA-diamond", "I pick B, the photon.\n<answer>the photon</answer>", "C", 0.0),
+        ("MMLUPro-1000_Avg2", "I pick J after all.\n<answer>the last one</answer>", "J", 1.0),
+        ("WebInstruct-verified-val_Avg2", "nothing fits.\n<answer>none of them</answer>", "A", 0.0),
+    ],
+)
+def test_paper_protocol_grades_multiple_choice_by_the_letter_the_judge_finds(server, source, response, reference, acc):
+    url, state = server
+    out = _score(url, response, reference, source, {"question": "Which particle carries light?"})
+    assert out["acc"] == acc and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0
+    assert state.bodies[-1]["messages"][0]["content"] == PAPER_CHOICE_SYSTEM_PROMPT
+
+
+def test_paper_protocol_unboxed_reply_is_a_counted_failure(server):
+    url, state = server
+    out = _score(url, "maybe three")  # the server replies "Perhaps." with no box: retried, then counted
+    assert out["judge_failed"] == 1.0 and out["acc"] == 0.0
+    assert state.calls["maybe three"] == 2
+
+
+@pytest.mark.parametrize(
+    ("reply", "reference", "multiple_choice", "expected"),
+    [
+        ("thinking \\boxed{N} ... final: \\boxed{Y}", "3", False, True),
+        ("\\boxed{ n }", "3", False, False),
+        ("\\boxed{YES}", "3", False, True),
+        ("so \\boxed{(b)}", "B", True, True),
+        ("\\boxed{C}", "B", True, False),
+        ("\\boxed{none}", "B", True, False),
+    ],
+)
+def test_parse_paper_verdict(reply, reference, multiple_choice, expected):
+    assert parse_paper_verdict(reply, reference, multiple_choice) is expected
+
+
+@pytest.mark.parametrize(
+    ("reply", "multiple_choice"),
+    [("Y", False), ("\\boxed{maybe}", False), ("\\boxed{Y", False), ("\\boxed{BC}", True), ("B", True)],
+)
+def test_parse_paper_verdict_rejects_anything_else(reply, multiple_choice):
+    with pytest.raises(JudgeError, match="boxed"):
+        parse_paper_verdict(reply, "B", multiple_choice)
+
+
+def test_per_benchmark_judge_endpoints(server):
+    url, state = server
+    with judge_server() as (strong_url, strong_state):
+        endpoints = {"TheoremQA": {"base_url": strong_url, "model": "strong"}, "minerva": {"model": "strong-too"}}
+        out = _score(url, "good: 7", "12", "TheoremQA_Avg2", {"question": "q"}, judge_endpoints=endpoints)
+        assert out["judge_used"] == 1.0 and strong_state.bodies[-1]["model"] == "strong"
+        _score(url, "good: 8", "12", "Minerva", {"question": "q"}, judge_endpoints=endpoints)
+        _score(url, "good: 9", "12", "MATH-500", {"question": "q"}, judge_endpoints=endpoints)
+    assert [b["model"] for b in state.bodies[-2:]] == ["strong-too", "m"]
+    assert len(strong_state.bodies) == 1
+    with pytest.raises(ValueError, match="judge_endpoints key 'Theorems'"):
+        _score(url, "good: 7", "12", "TheoremQA", {"question": "q"}, judge_endpoints={"Theorems": {"model": "x"}})
 
 
 def test_judge_failure_is_counted_not_hidden(server):
@@ -250,6 +373,8 @@ def test_judge_sources_limit_where_the_judge_runs(server):
     url, _ = server
     out = _score(url, "<answer>good but other words</answer>", judge_sources=["TheoremQA"])
     assert out["judge_used"] == 0.0 and out["acc"] == 0.0
+    out = _score(url, "<answer>good words</answer>", data_source="TheoremQA_Avg2", judge_sources=["TheoremQA"])
+    assert out["judge_used"] == 1.0 and out["acc"] == 1.0
 
 
 def test_judge_needs_the_question(server):

@@ -22,7 +22,7 @@ FILES = {
     "MMLU-Pro": "mmlu_pro.jsonl",
     "GPQA-diamond": "gpqa_diamond.parquet",
     "TheoremQA": "theoremqa.json",
-    "WebInstruct-verified": "webinstruct_verified.jsonl",
+    "WebInstruct-verified": "webinstruct_verified_mc.jsonl",  # the paper's multiple-choice variant (the default)
     "MATH-500": "math500.jsonl",
     "Minerva": "minerva.jsonl",
     "AIME2024": "aime2024.parquet",
@@ -82,9 +82,66 @@ def test_theoremqa_answers_become_text_and_empty_answers_are_dropped():
         ("12", "math"), ("True", "text"), ("[1, 2]", "math")]
 
 
-def test_webinstruct_answer_types():
-    rows, _ = _prepare("WebInstruct-verified", repeat=1)
-    assert [r["extra_info"]["answer_type"] for r in rows] == ["text", "math"]
+def test_webinstruct_free_variant_answer_types():
+    rows, report = prepare_rows(
+        "WebInstruct-verified", load_source(str(DATA / "webinstruct_verified.jsonl")), repeat=1, variant="free"
+    )
+    assert [r["extra_info"]["answer_type"] for r in rows] == ["text", "math"] and report.variant == "free"
+
+
+def test_webinstruct_is_multiple_choice_a_to_d_by_default():
+    import asyncio
+
+    rows, report = _prepare("WebInstruct-verified", repeat=1)
+    assert report.variant == "choice" and report.dropped == {"answer_not_an_option": 1}
+    assert [r["reward_model"]["ground_truth"] for r in rows] == ["B", "C"]  # a letter, and an option's text
+    assert {r["extra_info"]["answer_type"] for r in rows} == {"choice"}
+    assert rows[0]["extra_info"]["question"].endswith("\n\nOptions:\nA. Joule\nB. Newton\nC. Watt\nD. Pascal")
+    row = rows[0]
+
+    def acc(answer):
+        response = f"<think>t</think> <answer>{answer}</answer>"
+        out = compute_score(row["data_source"], response, row["reward_model"]["ground_truth"], row["extra_info"])
+        return asyncio.run(out)["acc"]
+
+    assert (acc("B"), acc("Newton"), acc("(B)"), acc("A"), acc("Joule")) == (1.0, 1.0, 1.0, 0.0, 0.0)
+    five = [{"question": "q", "options": list("abcde"), "answer": "A"}]
+    assert prepare_rows("WebInstruct-verified", five)[1].dropped == {"bad_options": 1}
+    free_form = load_source(str(DATA / "webinstruct_verified.jsonl"))
+    with pytest.raises(ValueError, match=r"lacks the columns \['options'\].*--webinstruct free"):
+        prepare_rows("WebInstruct-verified", free_form)
+    with pytest.raises(ValueError, match="variant 'free' is only for WebInstruct-verified"):
+        prepare_rows("MATH-500", free_form, variant="free")
+
+
+def _mmlu_rows(n):
+    return [{"question_id": 5000 + i, "question": f"q{i}", "options": ["x", "y"], "answer": "A"} for i in range(n)]
+
+
+def test_mmlu_pro_is_the_seeded_1000_question_subset_by_default():
+    rows, report = prepare_rows("MMLU-Pro", _mmlu_rows(1500), repeat=1)
+    ids = [int(r["extra_info"]["question"].split("\n")[0][1:]) + 5000 for r in rows]
+    assert report.questions == 1000 and report.subset["size"] == 1000 and report.subset["of"] == 1500
+    assert report.subset["seed"] == 0 and report.subset["ids"] == ids == sorted(ids)  # the ids are the question_id
+    assert prepare_rows("MMLU-Pro", _mmlu_rows(1500), repeat=1)[1].subset == report.subset  # reproducible
+    assert prepare_rows("MMLU-Pro", _mmlu_rows(1500), repeat=1, seed=1)[1].subset["ids"] != ids
+    full_rows, full = prepare_rows("MMLU-Pro", _mmlu_rows(1500), repeat=1, full=True)
+    assert full.questions == 1500 == len(full_rows) and full.subset is None
+    assert prepare_rows("MMLU-Pro", _mmlu_rows(1500), repeat=1, max_questions=10)[1].questions == 10
+    assert prepare_rows("MMLU-Pro", _mmlu_rows(999), repeat=1)[1].subset is None  # fewer than 1000: all kept
+
+
+def test_script_records_the_mmlu_pro_subset_in_the_report(tmp_path):
+    source = tmp_path / "mmlu.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in _mmlu_rows(1200)))
+    assert _script("--dataset", "MMLU-Pro", "--source", str(source), "--output", str(tmp_path / "a")).returncode == 0
+    report = json.loads((tmp_path / "a" / "MMLU-Pro_Avg2.parquet.report.json").read_text())
+    assert report["subset"]["seed"] == 0 and len(report["subset"]["ids"]) == 1000 == report["questions"]
+    assert report["rows_out"] == 2000
+    done = _script("--dataset", "MMLU-Pro", "--full", "--source", str(source), "--output", str(tmp_path / "b"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "b" / "MMLU-Pro_Avg2.parquet.report.json").read_text())
+    assert report["subset"] is None and report["questions"] == 1200
 
 
 def test_aime_reads_the_capitalised_columns_and_integer_answers():
@@ -233,6 +290,11 @@ def test_script_output_is_checked_first(tmp_path):
     blocker.write_text("")  # a folder cannot be made under a file: unwritable, found before reading the source
     done = _script("--dataset", "Minerva", "--source", str(tmp_path / "missing.jsonl"), "--output", str(blocker / "o"))
     assert done.returncode == 1 and "cannot write the output" in done.stderr and "missing.jsonl" not in done.stderr
+
+
+def test_script_benchmarks_from_the_hub_need_the_free_webinstruct_variant(tmp_path):
+    done = _script("--dataset", "benchmarks", "--output", str(tmp_path / "o"))
+    assert done.returncode == 2 and "--webinstruct free" in done.stderr and not (tmp_path / "o").exists()
 
 
 def test_help_lists_the_columns_of_every_dataset():

@@ -11,10 +11,12 @@ from omegaconf import OmegaConf
 from rlpr.prompts import format_options
 from rlpr.validation import (
     BENCHMARKS,
+    answer_type_of,
     avg_at_k_metrics,
     choice_letter,
     compute_score,
     extract_answer,
+    find_benchmark,
     normalize_text,
     rule_grade,
 )
@@ -133,7 +135,9 @@ def _score(data_source, response, truth, extra=None, **kw):
         ("MMLU-Pro", "<answer>C</answer>", "C", None, (1.0, 0.0, 1.0)),  # right but not R1-formatted
         ("GPQA-diamond", "I do not know", "A", None, (0.0, 0.0, 0.0)),
         ("WebInstruct-verified", "<answer>Yes</answer>", "yes", {"answer_type": "text"}, (1.0, 0.0, 1.0)),
-        ("my-own-set", "\\boxed{2}", "2", {}, (1.0, 0.0, 1.0)),  # unknown sources grade as math
+        ("my-own-set", "\\boxed{2}", "2", {"answer_type": "math"}, (1.0, 0.0, 1.0)),  # other sources say their type
+        ("MMLUPro-1000_Avg2", "<think>t</think> <answer>(C)</answer>", "C", None, (1.0, 1.0, 1.0)),  # paper naming
+        ("WebInstruct-verified-val_Avg2", "<answer>The answer is B</answer>", "B", None, (1.0, 0.0, 1.0)),
     ],
 )
 def test_compute_score_returns_the_same_keys_for_every_sample(source, response, truth, extra, expected):
@@ -246,6 +250,60 @@ def test_avg_at_k_table_matches_the_paper_setup():
     }
 
 
+PAPER_FILES = {  # the paper's evaluation files -> (benchmark, k)
+    "MMLUPro-1000_Avg2": ("MMLU-Pro", 2),
+    "gpqa_diamond_Avg4": ("GPQA-diamond", 4),
+    "Math-500_Avg2": ("MATH-500", 2),
+    "WebInstruct-verified-val_Avg2": ("WebInstruct-verified", 2),
+    "TheoremQA_Avg2": ("TheoremQA", 2),
+    "Minerva_Avg4": ("Minerva", 4),
+    "AIME2024_Avg16": ("AIME2024", 16),
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        *PAPER_FILES.items(),
+        ("AIME2024_Avg8", ("AIME2024", 8)),
+        ("GPQA-diamond", ("GPQA-diamond", 4)),
+        ("mmlu-pro", ("MMLU-Pro", 2)),
+    ],
+)
+def test_find_benchmark_reads_both_namings_and_k(source, expected):
+    bench = find_benchmark(source)
+    assert (bench.name, bench.k) == expected
+
+
+def test_unknown_source_is_an_error_not_math():
+    for source in ("my-own-set", "MATH-5000_Avg2", "sample/chemistry"):
+        assert find_benchmark(source) is None
+        with pytest.raises(ValueError, match=f"data source '{source}' is not a known benchmark.*answer_type"):
+            _score(source, "\\boxed{2}", "2", {})
+    assert answer_type_of("my-own-set", None, "text") == "text"
+    assert (
+        _score("sample/chemistry", "<answer>NaCl</answer>", "NaCl", None, unknown_source_answer_type="text")["acc"] == 1
+    )
+
+
+def test_avg_at_k_under_the_papers_file_names():
+    sources, accs = [], []
+    for name, pct in PAPER.items():
+        paper_name = next(f for f, (bench, _) in PAPER_FILES.items() if bench == name)
+        sources += [paper_name] * 1000
+        accs += [1.0] * round(pct * 10) + [0.0] * (1000 - round(pct * 10))
+    m = avg_at_k_metrics(sources, accs)
+    assert m == avg_at_k_metrics([find_benchmark(s).name for s in sources], accs)
+    assert round(100 * m["val/general/avg"], 1) == 56.1 and round(100 * m["val/overall/avg"], 1) == 53.6
+    assert avg_at_k_metrics(["AIME2024_Avg8"], [1.0]) == {
+        "val/AIME2024/avg@8": 1.0,
+        "val/math/avg": 1.0,
+        "val/overall/avg": 1.0,
+    }
+    with pytest.raises(ValueError, match="'MMLU-Pro' and 'MMLUPro-1000_Avg2' are both MMLU-Pro"):
+        avg_at_k_metrics(["MMLUPro-1000_Avg2", "MMLU-Pro"], [1.0, 0.0])
+
+
 def test_avg_at_k_rejects_bad_input():
     with pytest.raises(ValueError, match="length"):
         avg_at_k_metrics(["MATH-500"], [1.0, 0.0])
@@ -263,8 +321,15 @@ def test_verl_naive_reward_manager_returns_our_keys(small_tokenizer):
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     config = OmegaConf.create(
-        {"reward": {"custom_reward_function": {"path": "pkg://rlpr.validation", "name": "compute_score",
-                                               "reward_kwargs": {"format_mode": "R1"}}}}
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": "pkg://rlpr.validation",
+                    "name": "compute_score",
+                    "reward_kwargs": {"format_mode": "R1"},
+                }
+            }
+        }
     )
     manager = NaiveRewardManager(config, small_tokenizer, get_custom_reward_fn(config))
     prompt = small_tokenizer("Q?", add_special_tokens=False)["input_ids"]
@@ -333,3 +398,17 @@ def test_marked_training_rollouts_are_not_graded(monkeypatch):
     judge = {"judge_base_url": "http://127.0.0.1:9/v1", "judge_model": "m"}  # nothing listens: a call would fail
     out = asyncio.run(compute_score("MATH-500", "<answer>1/2</answer>", "0.5", infos[0], **judge))
     assert out == validation.NOT_GRADED and set(out) == KEYS and out["graded"] == 0.0
+
+
+@pytest.mark.parametrize("recipe", ["qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"])
+def test_recipe_reward_kwargs_are_accepted(recipe):
+    from pathlib import Path
+
+    config = OmegaConf.load(Path(__file__).parents[2] / "configs" / "rlpr" / f"{recipe}.yaml")
+    kwargs = dict(config.reward.custom_reward_function.reward_kwargs)  # as verl/trainer/ppo/reward.py:82 does
+    kwargs["format_mode"] = config.rlpr.format_mode
+    assert _score("Math-500_Avg2", "<think>t</think> <answer>4</answer>", "4", None, **kwargs)["acc"] == 1.0
+    if recipe == "smoke_cpu":
+        assert _score("sample/chemistry", "<answer>NaCl</answer>", "NaCl", None, **kwargs)["acc"] == 1.0
+    else:
+        assert kwargs.get("judge_protocol") == "paper"
