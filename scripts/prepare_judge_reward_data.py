@@ -109,7 +109,7 @@ def write_atomically(folder: Path, name: str, write) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="where train.parquet, val.parquet, report.json go")
-    parser.add_argument("--tokenizer", required=True, help="the POLICY's tokenizer (its chat template measures prompts)")
+    parser.add_argument("--tokenizer", required=True, help="the POLICY tokenizer (measures prompts)")
     parser.add_argument("--local", action="append", default=[], metavar="FILE", help="a jsonl/parquet of prompts with "
                         "reference replies (repeatable)")
     parser.add_argument("--prompt-key", default="prompt", help="column of --local files with the question or the "
