@@ -90,9 +90,14 @@ class JudgeSettings:
         check_rule(self.verdict_rule)
         if self.prompt_file is not None and self.mode != "pairwise":
             raise ValueError("reward_kwargs.prompt_file is for the pairwise judge only")
-        positive = {"k": self.k, "concurrency": self.concurrency, "max_new_tokens": self.max_new_tokens,
-                    "timeout": self.timeout, "max_response_tokens": self.max_response_tokens,
-                    "max_response_chars": self.max_response_chars}
+        positive = {
+            "k": self.k,
+            "concurrency": self.concurrency,
+            "max_new_tokens": self.max_new_tokens,
+            "timeout": self.timeout,
+            "max_response_tokens": self.max_response_tokens,
+            "max_response_chars": self.max_response_chars,
+        }
         for name, value in positive.items():
             if value <= 0:
                 raise ValueError(f"reward_kwargs.{name} must be > 0, got {value}")
@@ -177,8 +182,10 @@ def single_reply_messages(conversation: str | list[dict], reply: str, family: st
     """Chat messages asking the single-reply pointwise judge to score ``reply``."""
     context = context_messages(conversation)
     if len(context) == 1:
-        shown = (f"[Client question]\n{context[0]['content']}\n\n"
-                 f"[The chatbot's reply]\n{reply}\n[End of the chatbot's reply]")
+        shown = (
+            f"[Client question]\n{context[0]['content']}\n\n"
+            f"[The chatbot's reply]\n{reply}\n[End of the chatbot's reply]"
+        )
     else:
         turns = context + [{"role": "assistant", "content": reply}]
         lines = "\n\n".join(f"{SPEAKERS.get(m['role'], 'Chatbot')}: {m['content']}" for m in turns)
@@ -199,8 +206,10 @@ def judge_context(extra_info: dict[str, Any] | None) -> str | list[dict]:
             return [dict(m) for m in value]
         except (TypeError, ValueError):
             pass
-    raise ValueError(f"extra_info[{CONTEXT_KEY!r}] must hold the question (str) or the chat messages the policy "
-                     f"answered, got {value!r}; prepare the data with scripts/prepare_judge_reward_data.py")
+    raise ValueError(
+        f"extra_info[{CONTEXT_KEY!r}] must hold the question (str) or the chat messages the policy "
+        f"answered, got {value!r}; prepare the data with scripts/prepare_judge_reward_data.py"
+    )
 
 
 _SEMAPHORES: dict[tuple[int, int], asyncio.Semaphore] = {}
@@ -255,8 +264,10 @@ def _endpoint(settings: JudgeSettings, router_address: str | None, tokenizer: An
     elif settings.base_url:
         url = settings.base_url.rstrip("/") + "/chat/completions"
     else:
-        raise ValueError("the judge needs an endpoint: reward.reward_model.enable=true (verl serves it and passes "
-                         "reward_router_address) or reward.custom_reward_function.reward_kwargs.base_url")
+        raise ValueError(
+            "the judge needs an endpoint: reward.reward_model.enable=true (verl serves it and passes "
+            "reward_router_address) or reward.custom_reward_function.reward_kwargs.base_url"
+        )
     model = settings.model or getattr(tokenizer, "name_or_path", None)
     if not model:
         raise ValueError("reward.custom_reward_function.reward_kwargs.model: the judge's served model name is needed")
@@ -283,8 +294,10 @@ async def judge_sample(
             requests.append((single_reply_messages(conversation, reply, settings.family), False))
             continue
         if not isinstance(reference, str) or not reference:
-            raise ValueError(f"pairwise judging needs reward_model.ground_truth = the reference reply (a non-empty "
-                             f"str), got {reference!r} for sample {sample_id!r}")
+            raise ValueError(
+                f"pairwise judging needs reward_model.ground_truth = the reference reply (a non-empty "
+                f"str), got {reference!r} for sample {sample_id!r}"
+            )
         orders = (False, True) if settings.both_orders else (policy_shown_as_b(settings.seed, sample_id, j),)
         for as_b in orders:
             a, b = (reference, reply) if as_b else (reply, reference)
@@ -293,10 +306,14 @@ async def judge_sample(
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
 
     async def one(i: int, messages: list[dict]) -> str | None:
-        payload = {"model": model, "messages": messages, "temperature": settings.temperature,
-                   "top_p": settings.top_p, "max_tokens": settings.max_new_tokens,
-                   "seed": int(hashlib.sha256(f"{settings.seed}/{sample_id}/{digest}/{i}".encode()).hexdigest()[:7],
-                               16)}
+        payload = {
+            "model": model,
+            "messages": messages,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_tokens": settings.max_new_tokens,
+            "seed": int(hashlib.sha256(f"{settings.seed}/{sample_id}/{digest}/{i}".encode()).hexdigest()[:7], 16),
+        }
         try:
             return await chat_completion(client, url, payload, settings)
         except JudgeCallError:
@@ -333,6 +350,13 @@ async def compute_score(
     settings = JudgeSettings.from_kwargs(reward_kwargs)
     info = extra_info or {}
     sample_id = f"{data_source}/{info.get('index', '')}"
-    outcome = await judge_sample(settings, judge_context(info), solution_str, ground_truth, sample_id,
-                                 reward_router_address, reward_model_tokenizer)
+    outcome = await judge_sample(
+        settings,
+        judge_context(info),
+        solution_str,
+        ground_truth,
+        sample_id,
+        reward_router_address,
+        reward_model_tokenizer,
+    )
     return outcome.as_dict()

@@ -37,21 +37,28 @@ class ChatModel:
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
         self.lock = threading.Lock()
 
-    def complete(self, messages: list[dict[str, str]], temperature: float, top_p: float, max_tokens: int,
-                 seed: int) -> tuple[str, str, int, int]:
+    def complete(
+        self, messages: list[dict[str, str]], temperature: float, top_p: float, max_tokens: int, seed: int
+    ) -> tuple[str, str, int, int]:
         """(text, finish_reason, prompt tokens, completion tokens)."""
         import torch
 
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=False)
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
         prompt = torch.tensor([list(ids)])
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-            "do_sample": False}
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+        )
         with self.lock, torch.no_grad():
             torch.manual_seed(seed)
-            out = self.model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=max_tokens,
-                                      pad_token_id=self.tokenizer.pad_token_id, top_k=0, **sampling)
-        new = out[0, prompt.shape[1]:].tolist()
+            out = self.model.generate(
+                prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=max_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                top_k=0,
+                **sampling,
+            )
+        new = out[0, prompt.shape[1] :].tolist()
         stopped = bool(new) and new[-1] == self.tokenizer.eos_token_id
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         return text, "stop" if stopped else "length", prompt.shape[1], len(new)
@@ -61,8 +68,13 @@ def _request_error(body: Any) -> str | None:
     if not isinstance(body, dict):
         return "the body must be a JSON object"
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages or not all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in messages
+    if (
+        not isinstance(messages, list)
+        or not messages
+        or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
+            for m in messages
+        )
     ):
         return "messages must be a non-empty list of {role: str, content: str}"
     for key in ("temperature", "top_p"):
@@ -110,15 +122,27 @@ def make_handler(model: ChatModel) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"error": {"message": problem}})
                 return
             text, finish, prompt_tokens, completion_tokens = model.complete(
-                body["messages"], float(body.get("temperature", 1.0)), float(body.get("top_p", 1.0)),
-                int(body.get("max_tokens", DEFAULT_MAX_TOKENS)), int(body.get("seed", 0)))
-            self._send(200, {
-                "object": "chat.completion",
-                "model": model.name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
-            })
+                body["messages"],
+                float(body.get("temperature", 1.0)),
+                float(body.get("top_p", 1.0)),
+                int(body.get("max_tokens", DEFAULT_MAX_TOKENS)),
+                int(body.get("seed", 0)),
+            )
+            self._send(
+                200,
+                {
+                    "object": "chat.completion",
+                    "model": model.name,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+                    ],
+                    "usage": {
+                        "prompt_tokens": prompt_tokens,
+                        "completion_tokens": completion_tokens,
+                        "total_tokens": prompt_tokens + completion_tokens,
+                    },
+                },
+            )
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
             pass  # one line per request would drown the training log

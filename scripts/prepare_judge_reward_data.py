@@ -58,8 +58,9 @@ def preference_rows(sources: dict[str, str], report: Report) -> list[dict[str, A
     items = []
     for name, location in sources.items():
         for pair in convert(enumerate(load_table(location)), name, report):
-            items.append({"source": pair.source, "index": pair.index, "context": pair.context,
-                          "reference": pair.chosen})
+            items.append(
+                {"source": pair.source, "index": pair.index, "context": pair.context, "reference": pair.chosen}
+            )
     return items
 
 
@@ -110,21 +111,42 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True, help="where train.parquet, val.parquet, report.json go")
     parser.add_argument("--tokenizer", required=True, help="the POLICY tokenizer (measures prompts)")
-    parser.add_argument("--local", action="append", default=[], metavar="FILE", help="a jsonl/parquet of prompts with "
-                        "reference replies (repeatable)")
-    parser.add_argument("--prompt-key", default="prompt", help="column of --local files with the question or the "
-                        "chat messages (default: %(default)s)")
-    parser.add_argument("--reference-key", default="reference", help="column of --local files with the reference "
-                        "reply (default: %(default)s)")
-    parser.add_argument("--sources", default="", help=f"comma-separated subset of {','.join(SOURCES)}: their chosen "
-                        "replies become references")
+    parser.add_argument(
+        "--local",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a jsonl/parquet of prompts with reference replies (repeatable)",
+    )
+    parser.add_argument(
+        "--prompt-key",
+        default="prompt",
+        help="column of --local files with the question or the chat messages (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reference-key",
+        default="reference",
+        help="column of --local files with the reference reply (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sources",
+        default="",
+        help=f"comma-separated subset of {','.join(SOURCES)}: their chosen replies become references",
+    )
     for name, spec in SOURCES.items():
-        parser.add_argument(f"--{name}", default=spec.hub_name, help=f"hub name or local file with the columns of "
-                            f"{spec.hub_name} (default: %(default)s)")
+        parser.add_argument(
+            f"--{name}",
+            default=spec.hub_name,
+            help=f"hub name or local file with the columns of {spec.hub_name} (default: %(default)s)",
+        )
     parser.add_argument("--seed", type=int, default=0, help="seed of the shuffle and of the held-out split")
     parser.add_argument("--val-size", type=float, default=0.01, help="held-out rows: a fraction (< 1) or a count")
-    parser.add_argument("--max-prompt-length", type=int, default=DEFAULT_MAX_PROMPT_LENGTH,
-                        help="drop prompts longer than this many policy tokens (default: %(default)s)")
+    parser.add_argument(
+        "--max-prompt-length",
+        type=int,
+        default=DEFAULT_MAX_PROMPT_LENGTH,
+        help="drop prompts longer than this many policy tokens (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(args.sources) - set(SOURCES))
@@ -174,8 +196,10 @@ def main(argv: list[str] | None = None, tokenizer=None) -> dict[str, Any]:
             raise SystemExit("no training rows left; see the drops: " + json.dumps(dict(drops)))
         write_atomically(out, f"{split}.parquet", lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(p))
     write_atomically(out, "report.json", lambda p: Path(p).write_text(json.dumps(summary, indent=2)))
-    print(f"train {summary['rows']['train']} / val {summary['rows']['val']} rows in {out}; dropped "
-          f"{sum(drops.values())}: {dict(drops) or 'none'}")
+    print(
+        f"train {summary['rows']['train']} / val {summary['rows']['val']} rows in {out}; dropped "
+        f"{sum(drops.values())}: {dict(drops) or 'none'}"
+    )
     return summary
 
 

@@ -132,8 +132,15 @@ def test_pairwise_both_orders_cancels_a_position_biased_judge(judge_server):
     server = judge_server(lambda body: (200, f"thinking... {VERDICT_TAGS['A']}"))  # always prefers Chatbot A
     result = score(server, k=2, both_orders=True)
     # per sample index: the policy wins as A and loses as B -> w = l = 2, R = 0, agreement 1/2
-    assert result == {"score": 0.0, "judge_calls": 4.0, "judge_votes": 4.0, "judge_failed": 0.0,
-                      "judge_agreement": 0.5, "judge_truncated": 0.0, "judge_neutral": 0.0}
+    assert result == {
+        "score": 0.0,
+        "judge_calls": 4.0,
+        "judge_votes": 4.0,
+        "judge_failed": 0.0,
+        "judge_agreement": 0.5,
+        "judge_truncated": 0.0,
+        "judge_neutral": 0.0,
+    }
     assert sorted(policy_side(b) for b in server.bodies) == ["A", "A", "B", "B"]
     assert server.paths == ["/v1/chat/completions"] * 4 and {b["model"] for b in server.bodies} == {"judge"}
 
@@ -168,8 +175,15 @@ def test_failures_are_counted_and_get_the_neutral_reward(judge_server):
     server = judge_server(lambda body: (503, ""))
     result = score(server, k=3, retries=1, backoff=0.0, neutral_reward=0.125)
     assert len(server.bodies) == 6  # 3 calls, each tried twice
-    assert result == {"score": 0.125, "judge_calls": 3.0, "judge_votes": 0.0, "judge_failed": 3.0,
-                      "judge_agreement": 0.0, "judge_truncated": 0.0, "judge_neutral": 1.0}
+    assert result == {
+        "score": 0.125,
+        "judge_calls": 3.0,
+        "judge_votes": 0.0,
+        "judge_failed": 3.0,
+        "judge_agreement": 0.0,
+        "judge_truncated": 0.0,
+        "judge_neutral": 1.0,
+    }
 
     server = judge_server(lambda body: (400, ""))  # refused: not retried
     result = score(server, k=2, retries=3)
@@ -185,7 +199,11 @@ def test_unparsable_verdicts_are_failures_that_cast_no_vote(judge_server):
 
     result = score(judge_server(answer), k=3, concurrency=1)
     assert (result["judge_votes"], result["judge_failed"], result["score"], result["judge_neutral"]) == (
-        1.0, 2.0, 1.0, 0.0)
+        1.0,
+        2.0,
+        1.0,
+        0.0,
+    )
 
 
 def test_pointwise_scores_the_single_reply(judge_server):
@@ -206,8 +224,10 @@ def test_pointwise_scores_the_single_reply(judge_server):
 
 def test_every_sample_returns_the_same_keys(judge_server):
     server = judge_server(lambda body: (200, VERDICT_TAGS["A"]) if "ok" in user_text(body) else (500, ""))
-    results = [score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20) for r in
-               ("ok", "fails", "ok" + "x" * 40)]
+    results = [
+        score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
+        for r in ("ok", "fails", "ok" + "x" * 40)
+    ]
     keys = {tuple(r) for r in results}
     assert keys == {("score", *jr.EXTRA_KEYS)}
     assert [r["judge_failed"] for r in results] == [0.0, 1.0, 0.0]
@@ -230,9 +250,17 @@ def test_a_long_reply_is_truncated_and_counted(judge_server, small_tokenizer):
 
 def test_verls_router_address_and_tokenizer_name(judge_server, small_tokenizer):
     server = judge_server(lambda body: (200, VERDICT_TAGS[policy_side(body)]))
-    result = asyncio.run(jr.compute_score("src", POLICY, REFERENCE, {"index": 1, jr.CONTEXT_KEY: "Q?"},
-                                          reward_router_address=server.address,
-                                          reward_model_tokenizer=small_tokenizer, base_url="http://unused:1/v1"))
+    result = asyncio.run(
+        jr.compute_score(
+            "src",
+            POLICY,
+            REFERENCE,
+            {"index": 1, jr.CONTEXT_KEY: "Q?"},
+            reward_router_address=server.address,
+            reward_model_tokenizer=small_tokenizer,
+            base_url="http://unused:1/v1",
+        )
+    )
     assert result["score"] == 1.0
     assert server.paths == ["/v1/chat/completions"] and server.bodies[0]["model"] == small_tokenizer.name_or_path
 
@@ -242,9 +270,21 @@ def test_requests_in_flight_are_bounded(judge_server):
 
     async def batch():
         info = {jr.CONTEXT_KEY: "Q?"}
-        return await asyncio.gather(*(jr.compute_score("src", POLICY, REFERENCE, {**info, "index": i}, k=4,
-                                                       concurrency=3, base_url=server.base_url, model="m")
-                                      for i in range(4)))
+        return await asyncio.gather(
+            *(
+                jr.compute_score(
+                    "src",
+                    POLICY,
+                    REFERENCE,
+                    {**info, "index": i},
+                    k=4,
+                    concurrency=3,
+                    base_url=server.base_url,
+                    model="m",
+                )
+                for i in range(4)
+            )
+        )
 
     results = asyncio.run(batch())
     assert len(server.bodies) == 16 and all(r["judge_calls"] == 4.0 for r in results)
@@ -279,8 +319,11 @@ def test_missing_context_or_reference_is_named():
 def test_context_from_a_parquet_round_trip(tmp_path):
     import pandas as pd
 
-    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"},
-                {"role": "user", "content": "and?"}]
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "user", "content": "and?"},
+    ]
     pd.DataFrame({"extra_info": [{jr.CONTEXT_KEY: messages}]}).to_parquet(tmp_path / "x.parquet")
     info = pd.read_parquet(tmp_path / "x.parquet")["extra_info"][0]
     assert jr.judge_context(info) == messages

@@ -35,18 +35,44 @@ def _script():
 
 def test_prepare_data_from_preference_pairs_and_a_local_file(small_tokenizer, tmp_path):
     local = tmp_path / "local.jsonl"
-    rows = [{"prompt": "Name a colour.", "reference": "Blue."},
-            {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                        {"role": "user", "content": "Count to three."}], "reference": "1, 2, 3."},
-            {"prompt": "No reference here.", "reference": ""},
-            {"prompt": [{"role": "assistant", "content": "no user turn"}], "reference": "x"},
-            {"prompt": "word " * 400, "reference": "too long a prompt"}]
+    rows = [
+        {"prompt": "Name a colour.", "reference": "Blue."},
+        {
+            "prompt": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Count to three."},
+            ],
+            "reference": "1, 2, 3.",
+        },
+        {"prompt": "No reference here.", "reference": ""},
+        {"prompt": [{"role": "assistant", "content": "no user turn"}], "reference": "x"},
+        {"prompt": "word " * 400, "reference": "too long a prompt"},
+    ]
     local.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
     def prepare(out: str, seed: int) -> dict:
-        return _script().main(["--output-dir", str(tmp_path / out), "--tokenizer", "unused", "--local", str(local),
-                               "--sources", "skywork", "--skywork", str(PAIRS), "--val-size", "3", "--seed",
-                               str(seed), "--max-prompt-length", "200"], tokenizer=small_tokenizer)
+        return _script().main(
+            [
+                "--output-dir",
+                str(tmp_path / out),
+                "--tokenizer",
+                "unused",
+                "--local",
+                str(local),
+                "--sources",
+                "skywork",
+                "--skywork",
+                str(PAIRS),
+                "--val-size",
+                "3",
+                "--seed",
+                str(seed),
+                "--max-prompt-length",
+                "200",
+            ],
+            tokenizer=small_tokenizer,
+        )
 
     report = prepare("out", 5)
     pairs = [json.loads(line) for line in PAIRS.read_text().splitlines()]
@@ -69,15 +95,18 @@ def test_prepare_data_from_preference_pairs_and_a_local_file(small_tokenizer, tm
     assert pd.read_parquet(tmp_path / "again" / "val.parquet").equals(pd.read_parquet(tmp_path / "out" / "val.parquet"))
     assert prepare("other", 6)["rows"] == report["rows"]
     assert not pd.read_parquet(tmp_path / "other" / "val.parquet")["reward_model"].equals(
-        pd.read_parquet(tmp_path / "out" / "val.parquet")["reward_model"])
+        pd.read_parquet(tmp_path / "out" / "val.parquet")["reward_model"]
+    )
 
 
 def test_prepare_data_refuses_an_unwritable_folder(small_tokenizer, tmp_path):
     blocked = tmp_path / "blocked"
     blocked.write_text("a file, not a folder")
     with pytest.raises((SystemExit, FileExistsError, NotADirectoryError)):
-        _script().main(["--output-dir", str(blocked / "out"), "--tokenizer", "x", "--sources", "skywork",
-                        "--skywork", str(PAIRS)], tokenizer=small_tokenizer)
+        _script().main(
+            ["--output-dir", str(blocked / "out"), "--tokenizer", "x", "--sources", "skywork", "--skywork", str(PAIRS)],
+            tokenizer=small_tokenizer,
+        )
     assert not (blocked.parent / "out").exists()
 
 
@@ -123,8 +152,23 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
     data = tmp_path / "data"
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(PAIRS.read_text().splitlines(keepends=True)[:SMOKE_PAIRS]))
-    _script().main(["--output-dir", str(data), "--tokenizer", "x", "--sources", "skywork", "--skywork", str(pairs),
-                    "--val-size", "2", "--max-prompt-length", "256"], tokenizer=small_tokenizer)
+    _script().main(
+        [
+            "--output-dir",
+            str(data),
+            "--tokenizer",
+            "x",
+            "--sources",
+            "skywork",
+            "--skywork",
+            str(pairs),
+            "--val-size",
+            "2",
+            "--max-prompt-length",
+            "256",
+        ],
+        tokenizer=small_tokenizer,
+    )
     prompt_file = tmp_path / "judge_instruction.txt"
     prompt_file.write_text(INSTRUCTION)
     splits = [data / "train.parquet", data / "val.parquet"]
@@ -132,8 +176,14 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
     prepared = time.monotonic() - started
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     # the server loads while the trainer is built; its first line says where it listens
-    server = subprocess.Popen([sys.executable, "-m", "rm_r1.serve_judge", "--model", str(judge)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rm_r1.serve_judge", "--model", str(judge)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         policy = tmp_path / "models" / "policy"
         build_tiny_qwen2(small_tokenizer, seed=2).save_pretrained(policy)
@@ -142,17 +192,21 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
         assert line.startswith("serving "), server.stderr.read()
         base_url = line.split(" at ")[1].strip()
         assert base_url.startswith("http://127.0.0.1:")
-        config = compose_cpu_config("smoke_cpu", config_dir=str(CONFIGS), overrides=[
-            f"actor_rollout_ref.model.path={policy}",
-            f"data.train_files={data / 'train.parquet'}",
-            f"data.val_files={data / 'val.parquet'}",
-            f"reward.custom_reward_function.reward_kwargs.base_url={base_url}",
-            f"reward.custom_reward_function.reward_kwargs.prompt_file={prompt_file}",
-            f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-            f"trainer.rollout_data_dir={tmp_path / 'rollouts'}",
-            f"trainer.validation_data_dir={tmp_path / 'val'}",
-            "trainer.logger=[console,file]",
-        ])
+        config = compose_cpu_config(
+            "smoke_cpu",
+            config_dir=str(CONFIGS),
+            overrides=[
+                f"actor_rollout_ref.model.path={policy}",
+                f"data.train_files={data / 'train.parquet'}",
+                f"data.val_files={data / 'val.parquet'}",
+                f"reward.custom_reward_function.reward_kwargs.base_url={base_url}",
+                f"reward.custom_reward_function.reward_kwargs.prompt_file={prompt_file}",
+                f"trainer.default_local_dir={tmp_path / 'ckpt'}",
+                f"trainer.rollout_data_dir={tmp_path / 'rollouts'}",
+                f"trainer.validation_data_dir={tmp_path / 'val'}",
+                "trainer.logger=[console,file]",
+            ],
+        )
         trainer = build_cpu_trainer(RayPPOTrainer, config, small_tokenizer)
         fit_started = time.monotonic()
         monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(tmp_path / "metrics.jsonl"))
@@ -198,5 +252,7 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
         assert any("/judge_agreement/mean" in key for key in metrics)
     assert any(logged[s]["critic/advantages/max"] > 0 for s in (1, 2))
     total = time.monotonic() - started
-    print(f"\njudge-reward smoke: {per_step}; data and judge warm start {prepared:.1f} s, fit {fit_seconds:.1f} s, "
-          f"whole test {total:.1f} s")
+    print(
+        f"\njudge-reward smoke: {per_step}; data and judge warm start {prepared:.1f} s, fit {fit_seconds:.1f} s, "
+        f"whole test {total:.1f} s"
+    )

@@ -40,17 +40,24 @@ def test_greedy_completion_is_the_models_own_greedy_text(served, small_tokenizer
     ids = small_tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=True, return_dict=False)
     prompt = torch.tensor([list(ids)])
     with torch.no_grad():
-        out = model.model.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=6, do_sample=False,
-                                   pad_token_id=small_tokenizer.pad_token_id)
-    expected = small_tokenizer.decode(out[0, prompt.shape[1]:], skip_special_tokens=True)
+        out = model.model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=6,
+            do_sample=False,
+            pad_token_id=small_tokenizer.pad_token_id,
+        )
+    expected = small_tokenizer.decode(out[0, prompt.shape[1] :], skip_special_tokens=True)
     assert body["choices"][0]["message"] == {"role": "assistant", "content": expected}
     assert body["usage"]["prompt_tokens"] == prompt.shape[1] and body["usage"]["completion_tokens"] <= 6
 
 
 def test_sampling_repeats_with_its_seed(served):
     _, url = served
-    texts = [_chat(url, temperature=1.0, max_tokens=8, seed=s).json()["choices"][0]["message"]["content"]
-             for s in (1, 1, 2, 3)]
+    texts = [
+        _chat(url, temperature=1.0, max_tokens=8, seed=s).json()["choices"][0]["message"]["content"]
+        for s in (1, 1, 2, 3)
+    ]
     assert texts[0] == texts[1] and len(set(texts)) > 1
 
 
