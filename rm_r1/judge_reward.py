@@ -2,10 +2,10 @@
 
 verl 0.9.1 calls ``compute_score`` once per policy sample from its reward loop (``reward.custom_reward_function.path:
 pkg://rm_r1.judge_reward``); being ``async``, it is awaited in the reward worker's event loop
-(verl/experimental/reward_loop/reward_manager/naive.py:64-72) and the samples of a batch run concurrently
+(verl/experimental/reward_loop/reward_manager/naive.py:66-73) and the samples of a batch run concurrently
 (verl/experimental/reward_loop/reward_loop.py:138-143). When verl serves the judge itself
 (``reward.reward_model.enable: true``), it passes ``reward_router_address`` (host:port of its router in front of the
-vLLM servers) and ``reward_model_tokenizer`` (naive.py:57-63); without it the judge is any OpenAI-compatible server
+vLLM servers) and ``reward_model_tokenizer`` (naive.py:58-65); without it the judge is any OpenAI-compatible server
 named by ``reward_kwargs.base_url``.
 
 Two modes, both with the prompt families and parsers of evaluation:
