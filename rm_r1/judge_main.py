@@ -1,0 +1,93 @@
+"""Entry point of the judge-as-reward recipes: ``python -m rm_r1.judge_main --config-name <setting> [key=value ...]``.
+
+The settings are the YAML files of ``configs/judge_reward/`` (``served_judge_7b``: verl serves the judge;
+``external_judge``: any OpenAI-compatible judge server). Like ``rm_r1.main``, it only checks before anything starts
+(unknown keys, bad values, legacy reward keys: ``rlpr.config_check``; verl's classic trainer, ``trainer.use_v1=false``),
+makes the paths absolute and hands the config to verl's ``verl.trainer.main_ppo.main``. ``--preflight`` is what the
+launchers in ``recipes/judge_reward/`` run first.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+
+import hydra
+from omegaconf import DictConfig
+
+from rlpr import config_check
+from rlpr.config_paths import recipe_config_dir
+from rlpr.reporting import quiet_known_warnings
+
+CONFIG_DIR = recipe_config_dir("judge_reward")
+DEFAULT_SETTING = "served_judge_7b"
+NOT_SETTINGS = {"grpo", "smoke_cpu"}  # the shared base, and the CPU smoke of the tests
+
+
+def setting_names() -> list[str]:
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in NOT_SETTINGS)
+
+
+def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = None, name: str = "") -> None:
+    """Refuse a config before anything starts (``config_check.ConfigError``)."""
+    if config.trainer.use_v1:
+        raise config_check.ConfigError(
+            "the judge-reward recipes run on verl's classic RayPPOTrainer: set trainer.use_v1=false"
+        )
+    config_check.check(config, "ppo_trainer", choices or {}, source=f"the judge-reward config {name}".rstrip())
+
+
+def resolve_judge_paths(config: DictConfig) -> None:
+    """Make the judge's local paths absolute (Ray workers run in other folders): ``reward.reward_model.model_path``
+    when it exists here (else a hub id), and ``reward_kwargs.prompt_file``."""
+    rm = config.reward.reward_model
+    if rm.model_path and os.path.exists(os.path.expanduser(rm.model_path)):
+        rm.model_path = os.path.abspath(os.path.expanduser(rm.model_path))
+    kwargs = config.reward.custom_reward_function.get("reward_kwargs") or {}
+    if kwargs.get("prompt_file"):
+        kwargs["prompt_file"] = os.path.abspath(os.path.expanduser(kwargs["prompt_file"]))
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name=DEFAULT_SETTING, version_base=None)
+def _hydra_main(config: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_config = HydraConfig.get()
+    name = hydra_config.job.config_name
+    try:
+        check_config(config, dict(hydra_config.runtime.choices), name)
+    except config_check.ConfigError as err:
+        raise SystemExit(f"python -m rm_r1.judge_main --config-name {name}: {err}") from None
+    config_check.resolve_paths(config)
+    resolve_judge_paths(config)
+    print(f"judge reward {name}: checkpoints in {config.trainer.default_local_dir}")
+    from verl.trainer.main_ppo import main as verl_ppo_main
+
+    verl_ppo_main(config)
+
+
+def main() -> None:
+    quiet_known_warnings()
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(
+            f"usage: python -m rm_r1.judge_main [--preflight] --config-name SETTING [key=value ...]\n\n"
+            f"GRPO of a policy rewarded by an RM-R1 judge. SETTING (default {DEFAULT_SETTING}) is a file of "
+            f"{CONFIG_DIR}: {', '.join(setting_names())}"
+        )
+        return
+    if argv[:1] == ["--preflight"]:
+        from rlpr.preflight import preflight_command
+
+        name = config_check.config_name_argument(argv[1:]) or DEFAULT_SETTING
+        preflight_command(argv[1:], CONFIG_DIR, DEFAULT_SETTING, lambda c, ch: check_config(c, ch, name))
+        return
+    name = config_check.config_name_argument(argv)
+    if name is not None and name not in setting_names():
+        raise SystemExit(f"python -m rm_r1.judge_main: {config_check.nearest_recipe(name, setting_names())}")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""rm_r1.judge_reward: a judge as the reward of an RL run, against a local test-controlled chat server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rm_r1 import judge_reward as jr
+from rm_r1.reward import VERDICT_TAGS
+
+POLICY, REFERENCE = "POLICY-REPLY", "REFERENCE-REPLY"
+
+
+class FakeJudge:
+    """A local OpenAI-compatible server whose answer the test decides; records bodies and simultaneous requests."""
+
+    def __init__(self, answer: Callable[[dict], tuple[int, str]], delay: float = 0.0):
+        self.answer, self.delay = answer, delay
+        self.bodies: list[dict] = []
+        self.paths: list[str] = []
+        self.active = self.peak = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with fake.lock:
+                    fake.bodies.append(body)
+                    fake.paths.append(self.path)
+                    fake.active += 1
+                    fake.peak = max(fake.peak, fake.active)
+                time.sleep(fake.delay)
+                status, text = fake.answer(body)
+                with fake.lock:
+                    fake.active -= 1
+                data = json.dumps({"choices": [{"message": {"content": text}}]} if status == 200 else {}).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        self.base_url = f"http://{self.address}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def judge_server():
+    servers = []
+
+    def start(answer, delay=0.0):
+        servers.append(FakeJudge(answer, delay))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def user_text(body: dict) -> str:
+    return body["messages"][-1]["content"]
+
+
+def policy_side(body: dict) -> str:
+    """The side the policy's reply is shown on in a pairwise request."""
+    text = user_text(body)
+    return "A" if text.index(POLICY) < text.index(REFERENCE) else "B"
+
+
+def score(server: FakeJudge, response: str = POLICY, index: int = 0, **kwargs) -> dict:
+    kwargs.setdefault("base_url", server.base_url)
+    kwargs.setdefault("model", "judge")
+    return asyncio.run(jr.compute_score("src", response, REFERENCE, {"index": index, jr.CONTEXT_KEY: "Q?"}, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the pure reward maps, by hand
+
+
+@pytest.mark.parametrize(
+    ("wins", "expected"),
+    [
+        ([True], (1.0, 1.0)),
+        ([False], (-1.0, 1.0)),
+        ([True, True, False, None], (1 / 3, 2 / 3)),  # w=2, l=1: (2-1)/3; agreement 2/3; the failure casts no vote
+        ([True, False], (0.0, 0.5)),
+        ([None, None], (0.25, 0.0)),  # no vote: the neutral reward
+        ([], (0.25, 0.0)),
+    ],
+)
+def test_pairwise_reward_by_hand(wins, expected):
+    assert jr.pairwise_reward(wins, neutral=0.25) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ([10], (1.0, 1.0)),
+        ([1], (0.0, 1.0)),
+        ([7, 4, None], (0.5, 0.5)),  # mean 5.5 -> (5.5-1)/9; agreement: one of two parsed scores is the mode
+        ([3, 3, 9], ((5 - 1) / 9, 2 / 3)),
+        ([None], (0.7, 0.0)),
+    ],
+)
+def test_pointwise_reward_by_hand(scores, expected):
+    assert jr.pointwise_reward(scores, neutral=0.7) == pytest.approx(expected, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# through HTTP
+
+
+def test_pairwise_both_orders_cancels_a_position_biased_judge(judge_server):
+    server = judge_server(lambda body: (200, f"thinking... {VERDICT_TAGS['A']}"))  # always prefers Chatbot A
+    result = score(server, k=2, both_orders=True)
+    # per sample index: the policy wins as A and loses as B -> w = l = 2, R = 0, agreement 1/2
+    assert result == {
+        "score": 0.0,
+        "judge_calls": 4.0,
+        "judge_votes": 4.0,
+        "judge_failed": 0.0,
+        "judge_agreement": 0.5,
+        "judge_truncated": 0.0,
+        "judge_neutral": 0.0,
+    }
+    assert sorted(policy_side(b) for b in server.bodies) == ["A", "A", "B", "B"]
+    assert server.paths == ["/v1/chat/completions"] * 4 and {b["model"] for b in server.bodies} == {"judge"}
+
+
+def test_pairwise_seeded_order_and_a_judge_that_knows_the_policy(judge_server):
+    server = judge_server(lambda body: (200, VERDICT_TAGS[policy_side(body)]))
+    result = score(server, k=6, seed=3, temperature=0.7)
+    assert (result["score"], result["judge_calls"], result["judge_agreement"]) == (1.0, 6.0, 1.0)
+    sides = [policy_side(b) for b in server.bodies]
+    expected = ["B" if jr.policy_shown_as_b(3, "src/0", j) else "A" for j in range(6)]
+    assert sorted(sides) == sorted(expected) and {"A", "B"} <= set(expected)  # the order is the seeded coin's
+    assert {b["temperature"] for b in server.bodies} == {0.7} and len({b["seed"] for b in server.bodies}) == 6
+
+
+def test_pairwise_prefers_the_reference_three_to_one(judge_server):
+    # calls 0..3 (by seed in the body): the reference wins three times, the policy once -> R = (1 - 3) / 4
+    order: list[int] = []
+
+    def answer(body):
+        with threading.Lock():
+            order.append(body["seed"])
+        winner_is_policy = len(order) == 1
+        side = policy_side(body) if winner_is_policy else ("B" if policy_side(body) == "A" else "A")
+        return 200, VERDICT_TAGS[side]
+
+    result = score(server := judge_server(answer), k=4, concurrency=1)
+    assert result["score"] == pytest.approx(-0.5, abs=1e-12) and result["judge_agreement"] == 0.75
+    assert len(server.bodies) == 4
+
+
+def test_failures_are_counted_and_get_the_neutral_reward(judge_server):
+    server = judge_server(lambda body: (503, ""))
+    result = score(server, k=3, retries=1, backoff=0.0, neutral_reward=0.125)
+    assert len(server.bodies) == 6  # 3 calls, each tried twice
+    assert result == {
+        "score": 0.125,
+        "judge_calls": 3.0,
+        "judge_votes": 0.0,
+        "judge_failed": 3.0,
+        "judge_agreement": 0.0,
+        "judge_truncated": 0.0,
+        "judge_neutral": 1.0,
+    }
+
+    server = judge_server(lambda body: (400, ""))  # refused: not retried
+    result = score(server, k=2, retries=3)
+    assert len(server.bodies) == 2 and result["judge_failed"] == 2.0 and result["score"] == 0.0  # pairwise neutral
+
+
+def test_unparsable_verdicts_are_failures_that_cast_no_vote(judge_server):
+    answers = iter([VERDICT_TAGS["A"] + VERDICT_TAGS["B"], "no verdict", None])
+
+    def answer(body):
+        text = next(answers)
+        return 200, VERDICT_TAGS[policy_side(body)] if text is None else text
+
+    result = score(judge_server(answer), k=3, concurrency=1)
+    assert (result["judge_votes"], result["judge_failed"], result["score"], result["judge_neutral"]) == (
+        1.0,
+        2.0,
+        1.0,
+        0.0,
+    )
+
+
+def test_pointwise_scores_the_single_reply(judge_server):
+    scores = iter(["Score: \\boxed{8}", "Score: \\boxed{5}", "Score: \\boxed{11}", "\\boxed{8} then \\boxed{8}"])
+    server = judge_server(lambda body: (200, next(scores)))
+    result = score(server, mode="pointwise", k=4, concurrency=1)
+    # parsed 8, 5, 8 (11 is out of range: a failure) -> mean 7 -> (7 - 1) / 9; agreement 2/3
+    assert result["score"] == pytest.approx(6 / 9, abs=1e-12)
+    assert (result["judge_votes"], result["judge_failed"]) == (3.0, 1.0)
+    assert result["judge_agreement"] == pytest.approx(2 / 3, abs=1e-12)
+    body = server.bodies[0]
+    assert body["messages"][0] == {"role": "system", "content": jr.SINGLE_POINTWISE_INSTRUCTIONS}
+    assert POLICY in user_text(body) and REFERENCE not in user_text(body)
+
+    server = judge_server(lambda body: (200, "nothing"))
+    assert score(server, mode="pointwise")["score"] == 0.5  # pointwise neutral: the middle of [0, 1]
+
+
+def test_every_sample_returns_the_same_keys(judge_server):
+    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]) if "ok" in user_text(body) else (500, ""))
+    results = [
+        score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
+        for r in ("ok", "fails", "ok" + "x" * 40)
+    ]
+    keys = {tuple(r) for r in results}
+    assert keys == {("score", *jr.EXTRA_KEYS)}
+    assert [r["judge_failed"] for r in results] == [0.0, 1.0, 0.0]
+    assert [r["judge_truncated"] for r in results] == [0.0, 0.0, 1.0]
+
+
+def test_a_long_reply_is_truncated_and_counted(judge_server, small_tokenizer):
+    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]))
+    long_reply = POLICY + " word" * 300
+    result = score(server, response=long_reply, max_response_chars=100)
+    shown = user_text(server.bodies[0])
+    assert result["judge_truncated"] == 1.0 and long_reply[:100] + jr.TRUNCATION_MARK in shown
+    assert long_reply[:101] not in shown
+
+    text, cut = jr.truncate_reply(long_reply, small_tokenizer, max_tokens=50, max_chars=10)
+    ids = small_tokenizer.encode(long_reply, add_special_tokens=False)
+    assert cut and text == small_tokenizer.decode(ids[:50]) + jr.TRUNCATION_MARK
+    assert jr.truncate_reply("short", small_tokenizer, 50, 1) == ("short", False)  # tokens, not characters
+
+
+def test_verls_router_address_and_tokenizer_name(judge_server, small_tokenizer):
+    server = judge_server(lambda body: (200, VERDICT_TAGS[policy_side(body)]))
+    result = asyncio.run(
+        jr.compute_score(
+            "src",
+            POLICY,
+            REFERENCE,
+            {"index": 1, jr.CONTEXT_KEY: "Q?"},
+            reward_router_address=server.address,
+            reward_model_tokenizer=small_tokenizer,
+            base_url="http://unused:1/v1",
+        )
+    )
+    assert result["score"] == 1.0
+    assert server.paths == ["/v1/chat/completions"] and server.bodies[0]["model"] == small_tokenizer.name_or_path
+
+
+def test_requests_in_flight_are_bounded(judge_server):
+    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]), delay=0.05)
+
+    async def batch():
+        info = {jr.CONTEXT_KEY: "Q?"}
+        return await asyncio.gather(
+            *(
+                jr.compute_score(
+                    "src",
+                    POLICY,
+                    REFERENCE,
+                    {**info, "index": i},
+                    k=4,
+                    concurrency=3,
+                    base_url=server.base_url,
+                    model="m",
+                )
+                for i in range(4)
+            )
+        )
+
+    results = asyncio.run(batch())
+    assert len(server.bodies) == 16 and all(r["judge_calls"] == 4.0 for r in results)
+    assert 1 < server.peak <= 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"mode": "listwise"}, "mode"),
+        ({"k": 0}, "k must be > 0"),
+        ({"verdict_rule": "tail"}, "verdict rule"),
+        ({"family": "chat"}, "prompt family"),
+        ({"temprature": 0.5}, "temprature"),
+        ({"base_url": None}, "needs an endpoint"),
+    ],
+)
+def test_bad_settings_are_named(kwargs, message):
+    kwargs = {"base_url": "http://127.0.0.1:9/v1", "model": "m", **kwargs}
+    with pytest.raises((ValueError, TypeError), match=message):
+        asyncio.run(jr.compute_score("src", POLICY, REFERENCE, {"index": 0, jr.CONTEXT_KEY: "Q?"}, **kwargs))
+
+
+def test_missing_context_or_reference_is_named():
+    kwargs = {"base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    with pytest.raises(ValueError, match="judge_context"):
+        asyncio.run(jr.compute_score("src", POLICY, REFERENCE, {"index": 0}, **kwargs))
+    with pytest.raises(ValueError, match="ground_truth"):
+        asyncio.run(jr.compute_score("src", POLICY, "", {"index": 0, jr.CONTEXT_KEY: "Q?"}, **kwargs))
+
+
+def test_context_from_a_parquet_round_trip(tmp_path):
+    import pandas as pd
+
+    messages = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "yo"},
+        {"role": "user", "content": "and?"},
+    ]
+    pd.DataFrame({"extra_info": [{jr.CONTEXT_KEY: messages}]}).to_parquet(tmp_path / "x.parquet")
+    info = pd.read_parquet(tmp_path / "x.parquet")["extra_info"][0]
+    assert jr.judge_context(info) == messages
+    shown = jr.single_reply_messages(jr.judge_context(info), "R", "reasoning")
+    assert len(shown) == 1 and "User: and?\n\nChatbot: R" in shown[0]["content"]
