@@ -6,15 +6,20 @@ as soon as it is written. ``CHECKS`` says how each one is checked here; a comman
 ``test_every_readme_command_has_a_cpu_check``:
 
 * ``run``: run as written (``--help``, ``--cfg job``: cheap, nothing trains);
-* ``cfg-job``: a training run (GPUs, Ray): run as written with ``--cfg job`` appended, which composes the same config;
+* ``cfg-job``: a training run (GPUs, Ray): run as written with ``--cfg job`` appended, which composes the same config,
+  and as ``<entry> --preflight <its arguments>`` (the project's config checker; the GPU and wandb-key checks answered
+  as on a GPU machine);
 * ``parse``: needs a model or a GPU: run as written until its argparse parser has parsed the arguments, then stopped;
 * ``stand-in``: a data command: run as written in a temporary folder, with the hub's datasets and tokenizers replaced
   by the small local files of ``STAND_INS`` and the offline Qwen2.5 tokenizer;
 * ``launcher``: run as written (its environment variables included) with ``PYTHON`` a recorder that answers the
-  GPU preflight; the entry command it would start is then composed with ``--cfg job``;
-* ``overrides``: Hydra override lines: composed with ``--cfg job`` on the entry and config the row names;
+  GPU preflight; the entry command it would start is then checked as a ``cfg-job``;
+* ``overrides``: Hydra override lines: checked as a ``cfg-job`` on the entry and config the row names;
 * ``extra``: ``pip install -e ".[x]"``: the extras exist in pyproject.toml;
 * ``covered``: already run by the named test (which must exist); ``not-here``: cannot run here, for the reason given.
+
+After the preparation commands ran, every relative data file of the composed training configs must exist (the recipes
+read what the README's preparation commands write).
 
 All python commands run in ONE child process (``runpy``, each with its own argv, environment and captured output),
 so verl is imported once. In every python command, argparse's ``parse_args`` is replaced by ``parse_known_args``
