@@ -60,9 +60,9 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^python -m \S+ (.* )?(--help|-h)$", RUN, "prints its options"),
     (r"^python -m (rlpr\.evaluate|rlpr\.score|rm_r1\.evaluate)( |$)", PARSE, "needs a real model (GPU, hub)"),
     (r"^python scripts/(reward_quality|bench_scoring_batch)\.py( |$)", PARSE, "needs a real model or minutes of CPU"),
-    (r"^python scripts/prepare_(rlpr|rm_r1)_data\.py( |$)", STAND_IN, "reads the hub"),
+    (r"^python scripts/prepare_(rlpr|rm_r1|judge_reward)_data\.py( |$)", STAND_IN, "reads the hub"),
     (r"^bash recipes/\S+\.sh( |$)", LAUNCHER, "needs GPUs and Ray"),
-    (r"^\+?reward\.custom_reward_function\.reward_kwargs\.\w+=", OVERRIDES, "rlpr.main qwen2.5-7b-base"),
+    (r"^\+{0,2}reward\.custom_reward_function\.reward_kwargs\.\w+=", OVERRIDES, "rlpr.main qwen2.5-7b-base"),
     (r"^pip install -e \.\[[\w,-]+\]$", EXTRA, "installing needs the network"),
     (r"^pip install ", NOT_HERE, "downloads packages (network; the CUDA builds need a GPU machine)"),
     (r"^ray start ", NOT_HERE, "starts a Ray cluster node (the launchers' cluster path: tests/rlpr/test_launchers.py)"),
@@ -82,8 +82,12 @@ STAND_INS = {
     "rm_r1:skywork": "tests/rm_r1/data/skywork.jsonl",
     "rm_r1:code": "tests/rm_r1/data/code.jsonl",
     "rm_r1:math": "tests/rm_r1/data/math.parquet",
+    "hub:gaotang/RM-R1-Distill-SFT": "tests/rm_r1/data/distill_sft_published.jsonl",
     "sft": "tests/rm_r1/data/sft.jsonl",
 }
+
+# Local input files the README's examples name (the user's own files), created in the working folder from these.
+LOCAL_FILES = {"webinstruct_mc.jsonl": "tests/rlpr/data/webinstruct_verified_mc.jsonl"}
 
 _FENCE = re.compile(r"^\s*(```+|~~~+)\s*([\w+-]*)")
 _SHELL_LANGS = {"bash", "sh", "shell", "console", "zsh"}
@@ -386,8 +390,10 @@ def results(tmp_path_factory) -> dict:
         job["index"] = index
     sft = Path(STAND_INS["sft"])
     for job in jobs:  # `--sft FILE`: the user's distillation traces, here the bundled sample under the README's name
-        if "--sft" in job["args"]:
+        if "--sft" in job["args"] and f"hub:{job['args'][job['args'].index('--sft') + 1]}" not in STAND_INS:
             (work / job["args"][job["args"].index("--sft") + 1]).write_bytes((ROOT / sft).read_bytes())
+    for name in {a for job in jobs for a in job["args"]} & LOCAL_FILES.keys():
+        (work / name).write_bytes((ROOT / LOCAL_FILES[name]).read_bytes())
     spec = {"root": str(ROOT), "work": str(work), "jobs": jobs, "stand_ins": STAND_INS}
     (work / "jobs.json").write_text(json.dumps(spec))
     done = subprocess.run([sys.executable, __file__, str(work / "jobs.json")], cwd=work, env=_child_env({}),
@@ -461,6 +467,7 @@ def _stand_in_hub(root: Path, stand_ins: dict[str, str]) -> None:
 
     hub = {DATASETS[k.split(":")[1]].hub: v for k, v in stand_ins.items() if k.startswith("rlpr:")}
     hub |= {SOURCES[k.split(":")[1]].hub_name: v for k, v in stand_ins.items() if k.startswith("rm_r1:")}
+    hub |= {k.removeprefix("hub:"): v for k, v in stand_ins.items() if k.startswith("hub:")}
     real_load, real_tokenizer = datasets.load_dataset, transformers.AutoTokenizer.from_pretrained
 
     def load_dataset(name, *args, **kwargs):
