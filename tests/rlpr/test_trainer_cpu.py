@@ -250,7 +250,7 @@ def test_a_refill_round_without_data_leaves_the_replicas_asleep(work_dir, tmp_pa
 
     _, metrics = run(
         work_dir, tmp_path / "ckpt", "trainer.total_training_steps=1", "trainer.save_freq=-1",
-        "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+        "actor_rollout_ref.actor.ppo_mini_batch_size=2", patch=patch,
     )  # fmt: skip
     assert metrics[1]["filter/gen_rounds"] == 1.0 and metrics[1]["filter/data_exhausted"] == 1.0
     assert "actor/pg_loss" in metrics[1]  # the update ran (while the replicas slept)
