@@ -4,7 +4,8 @@
 unknown keys with the nearest valid one, value types, legacy reward keys, verl's ``validate_config`` (PPO-based
 recipes) and every ``_target_`` section built with ``omega_conf_to_dataclass``. Here it runs on every
 ``configs/**/*.yaml`` (a shared base that sibling recipes list in their defaults is composed with their search path),
-and on planted mistakes. Then the RLPR recipes are checked against the paper's settings (docs/rlpr.md#training-settings).
+and on planted mistakes. Then the RLPR recipes are checked against the paper's settings
+(docs/rlpr.md#training-settings).
 """
 
 from __future__ import annotations
