@@ -16,6 +16,10 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
+# The vocabulary cut of the small tokenizer that tiny models, the CPU smoke runs and most tests use: the first ranks
+# hold every byte and the common merges, so texts tokenize by the same rules with a much smaller embedding table.
+SMALL_VOCAB = 8192
+
 QWEN25_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
     ("<|endoftext|>", True),
     ("<|im_start|>", True),

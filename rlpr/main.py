@@ -1,7 +1,8 @@
 """RLPR training entry point: ``python -m rlpr.main --config-name <recipe> key=value ...`` (Hydra).
 
-The recipes are the YAML files of ``configs/rlpr/`` (``python -m rlpr.main --help`` lists them); each holds only its
-changes to verl's ``ppo_trainer`` config plus the ``rlpr:`` section. ``--cfg job`` prints the composed config without
+The recipes are the YAML files of ``configs/rlpr/`` (``python -m rlpr.main --help`` lists them); each lists
+``_base.yaml`` (not a recipe: verl's ``ppo_trainer`` plus what every RLPR recipe shares, the whole ``rlpr:`` section
+included) in its defaults and holds only what differs. ``--cfg job`` prints the composed config without
 training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (the in-process CPU backend), not here.
 
 The flow follows verl's ``main_ppo`` with the classic trainer: check the composed config (``check_config``: unknown
@@ -32,13 +33,14 @@ logger = logging.getLogger(__name__)
 
 CONFIG_DIR = recipe_config_dir("rlpr")
 DEFAULT_RECIPE = "qwen2.5-7b-base"
+BASE_CONFIG = "_base"  # shared by the recipes, not one itself
 SMOKE_RECIPE = "smoke_cpu"
 CHECKED_DATA_FILE = "rlpr_data/train_checked.parquet"
 
 
 def recipe_names() -> list[str]:
-    """The RLPR recipes that ``--config-name`` accepts."""
-    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    """The RLPR recipes that ``--config-name`` accepts (every YAML of the folder but the shared base)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem != BASE_CONFIG)
 
 
 def compose_recipe(name: str, overrides: Sequence[str] = ()) -> DictConfig:
@@ -52,8 +54,8 @@ def compose_recipe(name: str, overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def rlpr_section_schema() -> DictConfig:
-    """The keys an ``rlpr:`` section may hold: those of the default recipe's (free-form where it has ``{}``)."""
-    return OmegaConf.load(CONFIG_DIR / f"{DEFAULT_RECIPE}.yaml").rlpr
+    """The keys an ``rlpr:`` section may hold: those of the shared base's (free-form where it has ``{}``)."""
+    return OmegaConf.load(CONFIG_DIR / f"{BASE_CONFIG}.yaml").rlpr
 
 
 def _check_rlpr_values(config: DictConfig) -> None:

@@ -14,6 +14,8 @@ import torch
 
 SCORE_METHODS = ("mean_prob", "geo_mean_prob", "seq_likelihood", "mean_logprob")
 SHAPINGS = ("clip", "identity", "none")
+# c in R = (1 - c)·r̂ + c·F + P: the paper's format coefficient, the default everywhere it is taken.
+FORMAT_COEF = 0.1
 
 # log p is floored here so that a probability that underflowed to 0 gives a large finite penalty, never -inf/NaN.
 _MIN_LOGPROB = math.log(torch.finfo(torch.float32).tiny)
@@ -96,7 +98,11 @@ def debias(r: float, r_prime: float, shaping: str = "clip") -> float:
 
 
 def combine(
-    r_hat: float, format_score: float, repetition: float, format_coef: float = 0.1, repetition_on_all: bool = True
+    r_hat: float,
+    format_score: float,
+    repetition: float,
+    format_coef: float = FORMAT_COEF,
+    repetition_on_all: bool = True,
 ) -> float:
     """The final reward R = (1 - c)·r̂ + c·F + P with c = ``format_coef`` in [0, 1], F in [0, 1] and P <= 0.
 
@@ -125,7 +131,7 @@ def final_rewards(
     repetition: torch.Tensor,
     *,
     shaping: str = "clip",
-    format_coef: float = 0.1,
+    format_coef: float = FORMAT_COEF,
     repetition_on_all: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """r̂ = ``debias(r, r')`` and R = ``combine(r̂, F, P)`` for every response, as float64 tensors."""

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.reward import SCORE_METHODS, SHAPINGS
+from rlpr.reward import FORMAT_COEF, SCORE_METHODS, SHAPINGS
 
 SAMPLE = "sample.jsonl"
 # Longest response side of an o' row scored by default: room for the recipes' longest rollouts (3,072 tokens) plus the
@@ -174,7 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--temperature", type=float, default=1.0, help="T of softmax(logits / T) in the scoring forward (default: 1.0)"
     )
     parser.add_argument(
-        "--format-coef", type=float, default=0.1, help="c in R = (1 - c) * r_hat + c * F + P (default: %(default)s)"
+        "--format-coef",
+        type=float,
+        default=FORMAT_COEF,
+        help="c in R = (1 - c) * r_hat + c * F + P (default: %(default)s)",
     )
     parser.add_argument(
         "--max-scoring-length",

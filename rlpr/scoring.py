@@ -32,7 +32,7 @@ import torch
 from rlpr.answer import check_mode, format_reward, repetition_penalty
 from rlpr.debias_cache import prompt_key
 from rlpr.o_prime import debias_tail, overlap_mask, parse_response
-from rlpr.reward import check_method, check_shaping, final_rewards, sequence_scores
+from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards, sequence_scores
 from rlpr.rollout import filled_mask, pad_token_id, padded_layout
 from rlpr.token_bytes import token_bytes
 
@@ -52,7 +52,7 @@ class ScoringConfig:
     format_mode: str = "R1"
     score_method: str = "mean_prob"
     shaping: str = "clip"
-    format_coef: float = 0.1
+    format_coef: float = FORMAT_COEF
     repetition_window: int = 10
     repetition_limit: int = 10
     # True: P applies to every response (this project). False: only to responses whose reward is non-zero (the
@@ -339,7 +339,6 @@ class RlprRewards:
     format_scores: torch.Tensor
     repetition: torch.Tensor
     metrics: dict[str, float]
-    r_prime_by_key: dict[str, float]  # r' per prompt key, as computed in this batch (for the r' cache)
 
 
 def row_scores(scoring: ScoringBatch, log_probs: torch.Tensor | None, method: str) -> torch.Tensor:
@@ -428,5 +427,4 @@ def compute_rewards(
         format_scores=f,
         repetition=p,
         metrics=metrics,
-        r_prime_by_key=from_batch,
     )

@@ -65,10 +65,10 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
     import pandas as pd
 
     from cpu_backend import warm_start
-    from offline_models import load_qwen25_tokenizer
+    from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
     from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
 
-    tokenizer = load_qwen25_tokenizer(8192)
+    tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
     data = out_dir / "data" / "sample_train.parquet"
     if not data.exists():  # written whole, then renamed: a kill leaves no partial file behind
         data.parent.mkdir(parents=True, exist_ok=True)

@@ -23,10 +23,10 @@ The last step and the final validation run. Everything RLPR-specific is logged u
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from pprint import pprint
 
 import numpy as np
@@ -45,12 +45,11 @@ from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
 
 from rlpr.debias_cache import DebiasCache, prompt_key
+from rlpr.dynamic_sampling import select_groups
 from rlpr.filter import EmaStdFilter, group_stds
 from rlpr.rollout import make_rollout, pad_token_id
 from rlpr.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
 from rlpr.validation import mark_training_rollouts
-
-logger = logging.getLogger(__name__)
 
 STATE_FILE = "rlpr_state.pt"
 DEBIAS_MODES = ("initial", "current")
@@ -76,14 +75,8 @@ def scoring_config_from(config) -> ScoringConfig:
 
 
 def std_filter_from(config) -> EmaStdFilter:
-    f = config.rlpr.filter
-    return EmaStdFilter(
-        beta=float(f.beta),
-        ema_start_step=int(f.ema_start_step),
-        start_step=int(f.start_step),
-        momentum=float(f.momentum),
-        beta_per_source={str(k): float(v) for k, v in (f.get("beta_per_source") or {}).items()},
-    )
+    """The filter of ``rlpr.filter``: its keys are ``EmaStdFilter``'s arguments, by name."""
+    return EmaStdFilter(**OmegaConf.to_container(config.rlpr.filter, resolve=True))
 
 
 def place_on_last_token(rewards: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
@@ -146,6 +139,16 @@ class DataExhausted(Exception):
     """The training data ran out (all epochs drawn) while filling a step."""
 
 
+@dataclass
+class StepRecord:
+    """What filling one step produced: the batch to train on (None: no group kept) and what ``fit`` logs of it."""
+
+    batch: DataProto | None
+    exhausted: bool  # the training data ran out while filling the step
+    scoring_tokens: int  # tokens of the scoring forwards, over all rounds
+    rollout_tokens: int  # tokens of the generated rounds (prompt and response)
+
+
 class RLPRTrainer(RayPPOTrainer):
     """The classic verl trainer with RLPR's reward, debiasing, std filter and dynamic sampling (see module doc)."""
 
@@ -177,7 +180,6 @@ class RLPRTrainer(RayPPOTrainer):
         self.step_log: list[dict] = []  # per step: threshold, ema and the kept prompts (also for tests)
         self._epoch = 0
         self._data_iter = None
-        self._exhausted = False  # set when a step ran out of training data
         self._rng_at_save: dict | None = None  # RNG states written with this step's checkpoint
         self.max_steps_duration = 0.0  # for ESI-triggered saves, as verl's fit
 
@@ -238,8 +240,11 @@ class RLPRTrainer(RayPPOTrainer):
         refs = [str(rm["ground_truth"]).strip() for rm in frame["reward_model"]]
         ids = self._prompt_ids_of_rows(messages)
         keys = [prompt_key(i, r) for i, r in zip(ids, refs)]
-        todo = [j for j, k in enumerate(keys) if k not in cache and refs[j]]
-        todo = list({keys[j]: j for j in todo}.values())
+        row_of_key: dict[str, int] = {}  # the first row of each prompt with a reference (rows of one key are alike)
+        for j, (key, ref) in enumerate(zip(keys, refs)):
+            if ref:
+                row_of_key.setdefault(key, j)
+        todo = [row_of_key[key] for key in cache.missing(list(row_of_key))]
         if todo and self.global_steps > 0:
             raise RuntimeError(
                 f"{len(todo)} training prompts have no cached r' ({cache.path}) but training already started at "
@@ -317,8 +322,8 @@ class RLPRTrainer(RayPPOTrainer):
             batch.batch["response_mask"] = compute_response_mask(batch)
         return batch
 
-    def _score(self, batch: DataProto, metrics: dict, timing_raw: dict):
-        """r, r', R for every response of a generated round (one scoring forward)."""
+    def _score(self, batch: DataProto, timing_raw: dict):
+        """r, r', R for every response of a generated round (one scoring forward), and the forward's token count."""
         mode = self.config.rlpr.debias.mode
         started = time.perf_counter()
         with marked_timer("rlpr_build_batch", timing_raw):
@@ -330,21 +335,25 @@ class RLPRTrainer(RayPPOTrainer):
             r_prime = dict(zip(wanted, self.debias_cache.get_many(list(wanted), list(wanted.values()))))
         rewards = compute_rewards(scoring, log_probs, self.scoring_config, r_prime)
         timing_raw["rlpr_scoring"] = timing_raw.get("rlpr_scoring", 0.0) + time.perf_counter() - started
-        rollout_tokens = int(batch.batch["attention_mask"].sum())
-        metrics.setdefault("_scoring_tokens", []).append((scoring.num_tokens(), rollout_tokens))
-        return rewards
+        return rewards, scoring.num_tokens()
 
-    def _collect_step_batch(self, step: int, metrics: dict, timing_raw: dict) -> DataProto | None:
-        """Generate, score and filter rounds until ``train_batch_size`` prompts are kept (or the round cap)."""
+    def _collect_step_batch(self, step: int, metrics: dict, timing_raw: dict) -> StepRecord:
+        """Generate, score and filter rounds until ``train_batch_size`` prompts are kept (or the round cap).
+
+        Which groups train, wait in the overflow cache or are trimmed is ``rlpr.dynamic_sampling.select_groups``.
+        """
         target = int(self.config.data.train_batch_size)
+        mini_batch = int(self.config.actor_rollout_ref.actor.ppo_mini_batch_size)
         max_rounds = int(self.config.rlpr.max_gen_rounds)
         theta = self.std_filter.begin_step(step)
-        kept_parts: list[DataProto] = []
-        kept_prompts: list[tuple[DataProto, str]] = []  # (prompt rows of the round, uid) per kept group
+        decisions: list[tuple[str, bool]] = []  # (uid, passed the filter) of every group of the step, in round order
+        selection = select_groups(decisions, target, mini_batch)
+        taken_rows: dict[str, DataProto] = {}  # uid -> its rows, for groups within the target
+        identities: dict[str, object] = {}  # uid -> the prompt's name in step_log
         round_metrics: list[dict] = []
-        candidates = kept_groups = rounds = 0
+        rounds = scoring_tokens = rollout_tokens = 0
         exhausted = False
-        while len(kept_prompts) < target and rounds < max_rounds:
+        while selection.taken < target and rounds < max_rounds:
             try:
                 prompts = self._draw_prompts(step, rounds)
             except DataExhausted:
@@ -357,7 +366,9 @@ class RLPRTrainer(RayPPOTrainer):
             batch = self._generate(prompts, timing_raw)
             if "rm_scores" in batch.batch.keys():  # a rule reward streamed with the rollout; RLPR replaces it
                 batch.batch.pop("rm_scores")
-            rewards = self._score(batch, metrics, timing_raw)
+            rewards, tokens = self._score(batch, timing_raw)
+            scoring_tokens += tokens
+            rollout_tokens += int(batch.batch["attention_mask"].sum())
             round_metrics.append(rewards.metrics)
             stds = group_stds(rewards.reward.tolist(), list(batch.non_tensor_batch["uid"]))
             rows_of: dict[str, list[int]] = {}
@@ -366,19 +377,18 @@ class RLPRTrainer(RayPPOTrainer):
             sources = [str(batch.non_tensor_batch["data_source"][rows_of[u][0]]) for u in stds]
             self.std_filter.observe(stds.values())
             keep = self.std_filter.keep(list(stds.values()), sources)
-            candidates += len(stds)
             batch.batch["token_level_scores"] = place_on_last_token(rewards.reward, batch.batch["response_mask"])
             for name, values in (("rlpr_r", rewards.r), ("rlpr_r_hat", rewards.r_hat), ("rlpr_reward", rewards.reward)):
                 batch.non_tensor_batch[name] = values.numpy().astype(np.float64)
+            decisions += zip(stds, keep)
+            selection = select_groups(decisions, target, mini_batch)
+            taken, overflow = {*selection.kept, *selection.trimmed}, set(selection.overflow)
             prompt_index = {uid: i for i, uid in enumerate(prompts.non_tensor_batch["uid"])}
-            for uid, ok in zip(stds, keep):
-                if not ok:
-                    continue
-                kept_groups += 1
-                if len(kept_prompts) < target:
-                    kept_parts.append(batch.select_idxs(rows_of[uid]))
-                    kept_prompts.append((pristine, uid))
-                else:
+            for uid in stds:
+                if uid in taken:
+                    taken_rows[uid] = batch.select_idxs(rows_of[uid])
+                    identities[uid] = self._prompt_identity(pristine, prompt_index[uid])
+                elif uid in overflow:
                     row = pristine.select_idxs([prompt_index[uid]])
                     row.non_tensor_batch.pop("uid")  # a new uid is given when it is drawn again
                     self.overflow.append(row)
@@ -390,41 +400,34 @@ class RLPRTrainer(RayPPOTrainer):
             {
                 "filter/threshold": theta,
                 "filter/ema": float("nan") if ema is None else ema,
-                "filter/kept_frac": kept_groups / candidates if candidates else 0.0,
+                "filter/kept_frac": sum(ok for _, ok in decisions) / len(decisions) if decisions else 0.0,
                 "filter/gen_rounds": float(rounds),
                 "filter/cache_size": float(len(self.overflow)),
-                "filter/round_cap_hit": float(len(kept_prompts) < target and rounds >= max_rounds),
+                "filter/round_cap_hit": float(selection.taken < target and rounds >= max_rounds),
                 "filter/data_exhausted": float(exhausted),
             }
         )
-        if len(kept_prompts) < target:
-            print(f"rlpr: step {step} kept {len(kept_prompts)}/{target} prompts after {rounds} generation rounds"
+        if selection.taken < target:  # trained on whole mini-batches only, so verl's update sees the shape it expects
+            print(f"rlpr: step {step} kept {selection.taken}/{target} prompts after {rounds} generation rounds"
                   + (" (training data exhausted)" if exhausted else " (rlpr.max_gen_rounds reached)"))  # fmt: skip
-            # train on whole mini-batches only, so verl's actor update sees the batch shape it expects
-            mini = int(self.config.actor_rollout_ref.actor.ppo_mini_batch_size)
-            usable = len(kept_prompts) // mini * mini
-            kept_parts, kept_prompts = kept_parts[:usable], kept_prompts[:usable]
         self.step_log.append(
-            {
-                "step": step,
-                "threshold": theta,
-                "ema": ema,
-                "kept": [self._prompt_identity(p, uid) for p, uid in kept_prompts],
-            }
+            {"step": step, "threshold": theta, "ema": ema, "kept": [identities[uid] for uid in selection.kept]}
         )
-        self._exhausted = exhausted
-        if not kept_parts:
-            return None
-        return DataProto.concat(kept_parts)
+        kept_parts = [taken_rows[uid] for uid in selection.kept]
+        return StepRecord(
+            batch=DataProto.concat(kept_parts) if kept_parts else None,
+            exhausted=exhausted,
+            scoring_tokens=scoring_tokens,
+            rollout_tokens=rollout_tokens,
+        )
 
     @staticmethod
-    def _prompt_identity(prompts: DataProto, uid: str):
-        """A stable name of a prompt for logs: its dataset index when the row has one, else its uid."""
-        i = list(prompts.non_tensor_batch["uid"]).index(uid)
+    def _prompt_identity(prompts: DataProto, index: int):
+        """A stable name of prompt row ``index`` for logs: its dataset index when the row has one, else its uid."""
         extra = prompts.non_tensor_batch.get("extra_info")
-        if extra is not None and isinstance(extra[i], dict) and "index" in extra[i]:
-            return extra[i]["index"]
-        return uid
+        if extra is not None and isinstance(extra[index], dict) and "index" in extra[index]:
+            return extra[index]["index"]
+        return prompts.non_tensor_batch["uid"][index]
 
     # ------------------------------------------------------------------------------------------------------------
     # the update (verl's steps)
@@ -588,8 +591,9 @@ class RLPRTrainer(RayPPOTrainer):
             timing_raw: dict = {}
             self._rng_at_save = None
             with marked_timer("step", timing_raw):
-                batch = self._collect_step_batch(step, metrics, timing_raw)
-                is_last_step = is_last_step or self._exhausted
+                record = self._collect_step_batch(step, metrics, timing_raw)
+                batch = record.batch
+                is_last_step = is_last_step or record.exhausted
                 if batch is None:
                     print(f"rlpr: step {step} kept no prompt group: no update this step")
                     metrics["filter/skipped_update"] = 1.0
@@ -618,9 +622,8 @@ class RLPRTrainer(RayPPOTrainer):
                 if is_last_step:
                     last_val_metrics = val_metrics
             self.max_steps_duration = max(self.max_steps_duration, timing_raw["step"])
-            pairs = metrics.pop("_scoring_tokens", [])
-            if pairs:
-                metrics["rlpr/scoring_token_ratio"] = sum(a for a, _ in pairs) / max(1, sum(b for _, b in pairs))
+            if metrics["filter/gen_rounds"]:
+                metrics["rlpr/scoring_token_ratio"] = record.scoring_tokens / max(1, record.rollout_tokens)
             metrics["timing/rlpr_scoring"] = timing_raw.get("rlpr_scoring", 0.0)
             metrics["timing/rlpr_build_batch_frac"] = timing_raw.get("rlpr_build_batch", 0.0) / timing_raw["step"]
             metrics.update({"training/global_step": step, "training/epoch": self._epoch})
@@ -634,7 +637,7 @@ class RLPRTrainer(RayPPOTrainer):
                 _set_rng_state(self._rng_at_save)
             self.global_steps += 1
             if is_last_step:
-                if self._exhausted and step < self.total_training_steps:
+                if record.exhausted and step < self.total_training_steps:
                     print(f"rlpr: training data exhausted after step {step} of {self.total_training_steps}")
                 self._shutdown_dump_executor()
                 pprint(f"Final validation metrics: {last_val_metrics}")

@@ -59,6 +59,7 @@ from typing import Any
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
 from rlpr.judge import JudgeConfig, JudgeError, LLMJudge
 from rlpr.prompts import OPTION_LETTERS, parse_options
+from rlpr.verl_reward_call import VERL_CALL_KWARGS
 
 logger = logging.getLogger(__name__)
 
@@ -537,10 +538,6 @@ def _named_in(data_source: str, names: Sequence[str]) -> bool:
     )
 
 
-# keyword arguments verl itself may add to a custom reward call; they mean nothing here
-_VERL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
-
-
 async def compute_score(
     data_source: str,
     solution_str: str,
@@ -575,7 +572,7 @@ async def compute_score(
     / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources`` (limits
     the judge to those data sources).
     """
-    unknown = set(verl_kwargs) - _VERL_KWARGS
+    unknown = set(verl_kwargs) - VERL_CALL_KWARGS
     if unknown:
         raise TypeError(f"compute_score got unknown keyword arguments {sorted(unknown)}")
     if (extra_info or {}).get(TRAINING_ROLLOUT):

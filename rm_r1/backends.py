@@ -88,15 +88,15 @@ class TransformersBackend:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
         import torch
 
-        pad = self.tokenizer.pad_token_id
+        from rlpr.rollout import pad_token_id
+
+        pad = pad_token_id(self.tokenizer)
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
             prompts = [chat_prompt_ids(self.tokenizer, r.messages) for r in batch]

@@ -27,6 +27,8 @@ import re
 from functools import cache
 from typing import Any, Literal
 
+from rlpr.verl_reward_call import VERL_CALL_KWARGS
+
 Verdict = Literal["A", "B"]
 
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -41,8 +43,6 @@ LABEL_OF_SIDE: dict[Verdict, str] = {"A": "model_a", "B": "model_b"}
 LABELS: dict[str, Verdict] = {**{label: side for side, label in LABEL_OF_SIDE.items()}, "A": "A", "B": "B"}
 
 _BARE_MARK = re.compile(r"\s*\[\[([AB])\]\]\s*")
-# Keywords verl's reward managers may add to every call (verl/experimental/reward_loop/reward_manager/naive.py).
-VERL_CALL_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 
 def check_rule(rule: str) -> str:

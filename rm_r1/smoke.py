@@ -113,7 +113,7 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
-    from offline_models import load_qwen25_tokenizer
+    from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
     from rlpr.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rm_r1"))
@@ -121,7 +121,7 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     budget = int(
         compose_cpu_config(SMOKE_RECIPE, overrides=list(overrides), config_dir=config_dir).data.max_prompt_length
     )
-    tokenizer = load_qwen25_tokenizer(8192)
+    tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
     train, val = prepare_data(out_dir, tokenizer, budget)
     model = prepare_model(out_dir, tokenizer, train, warm_steps)
     config = compose_cpu_config(

@@ -10,8 +10,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
 
-SMALL_VOCAB = 8192
-
 
 def pytest_collection_modifyitems(config, items):
     import torch
@@ -35,7 +33,7 @@ def qwen_tokenizer():
 @pytest.fixture(scope="session")
 def small_tokenizer():
     """Qwen2.5's tokenizer cut to its first 8,192 ranks (added tokens right after): same rules, small vocabulary."""
-    from offline_models import load_qwen25_tokenizer
+    from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
 
     return load_qwen25_tokenizer(SMALL_VOCAB)
 

@@ -4,11 +4,13 @@
 unknown keys with the nearest valid one, value types, legacy reward keys, verl's ``validate_config`` (PPO-based
 recipes) and every ``_target_`` section built with ``omega_conf_to_dataclass``. Here it runs on every
 ``configs/**/*.yaml`` (a shared base that sibling recipes list in their defaults is composed with their search path),
-and on planted mistakes. Then the RLPR recipes are checked against the paper's settings (docs/rlpr.md#training-settings).
+and on planted mistakes. Then the RLPR recipes are checked against the paper's settings
+(docs/rlpr.md#training-settings).
 """
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytest
@@ -18,8 +20,9 @@ from verl.trainer.ppo.utils import need_reference_policy
 
 from rlpr import config_check
 from rlpr.data_prep import TRAIN, default_file_name
-from rlpr.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP
+from rlpr.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter
 from rlpr.main import rlpr_section_schema
+from rlpr.scoring import ScoringConfig
 from rlpr.validation import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,6 +194,7 @@ def test_planted_typo_in_the_rlpr_section_is_named(tmp_path):
     assert "betta" in text
     path = tmp_path / "mine.yaml"
     path.write_text(text)
+    (tmp_path / "_base.yaml").write_text((CONFIGS / "rlpr" / "_base.yaml").read_text())
     config, choices = compose_file(path)
     with pytest.raises(
         config_check.ConfigError, match=r"rlpr\.filter\.betta \(unknown key; did you mean rlpr\.filter\.beta\?"
@@ -278,11 +282,35 @@ def test_every_rlpr_key_is_commented():
     """Each key of each rlpr: section has a comment line right above it (the recipe documents itself)."""
     for path in sorted((CONFIGS / "rlpr").glob("*.yaml")):
         lines = path.read_text().splitlines()
+        if "rlpr:" not in lines:  # a recipe that changes nothing of the base's rlpr: section
+            continue
         start = lines.index("rlpr:")
         for number in range(start + 1, len(lines)):
             line = lines[number]
             if line.strip() and not line.lstrip().startswith("#"):
                 assert lines[number - 1].lstrip().startswith("#"), f"{path.name} line {number + 1}: {line.strip()}"
+
+
+def test_the_base_rlpr_section_holds_the_code_defaults():
+    """The rlpr: values of _base.yaml are the defaults the reward and the filter take in code: one set of values."""
+    rl = OmegaConf.load(CONFIGS / "rlpr" / "_base.yaml").rlpr
+    code = ScoringConfig()
+    assert (rl.format_mode, rl.score_method, rl.shaping, rl.format_coef) == (
+        code.format_mode,
+        code.score_method,
+        code.shaping,
+        code.format_coef,
+    )
+    assert (rl.repetition.window, rl.repetition.limit, rl.repetition.apply_to_all) == (
+        code.repetition_window,
+        code.repetition_limit,
+        code.repetition_on_all,
+    )
+    assert (rl.debias.tagged, rl.max_scoring_length) == (code.debias_tagged, code.max_scoring_length)
+    signature = inspect.signature(EmaStdFilter).parameters
+    for key in ("ema_start_step", "start_step", "momentum"):
+        assert rl.filter[key] == signature[key].default, key
+    assert dict(rl.filter.beta_per_source) == {} and signature["beta_per_source"].default is None
 
 
 def test_smoke_config_is_small_and_filters_early(rlpr_recipes):

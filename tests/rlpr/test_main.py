@@ -12,6 +12,7 @@ from hydra.errors import ConfigCompositionException
 from rlpr import config_paths
 from rlpr.data_checks import BadDataError, read_rows
 from rlpr.main import (
+    BASE_CONFIG,
     CHECKED_DATA_FILE,
     CONFIG_DIR,
     check_config,
@@ -41,7 +42,14 @@ def test_an_installed_wheel_uses_its_own_copy_of_the_configs(tmp_path, monkeypat
         config_paths.configs_root()
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs" / "rlpr").glob("*.yaml")))
+def test_the_shared_base_is_not_a_recipe():
+    files = {p.stem for p in (REPO / "configs" / "rlpr").glob("*.yaml")}
+    assert BASE_CONFIG in files and set(recipe_names()) == files - {BASE_CONFIG}
+    with pytest.raises(ValueError, match="unknown RLPR recipe '_base'"):
+        compose_recipe(BASE_CONFIG)
+
+
+@pytest.mark.parametrize("name", recipe_names())
 def test_each_recipe_composes_with_overrides_and_passes_the_checks(name):
     config = compose_recipe(name, ["trainer.total_epochs=3", "rlpr.filter.beta=0.7"])
     assert config.trainer.total_epochs == 3
