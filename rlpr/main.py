@@ -69,7 +69,9 @@ def _check_rlpr_values(config: DictConfig) -> None:
     checks = {
         "rlpr": lambda: scoring_config_from(config),
         "rlpr.filter": lambda: std_filter_from(config),
-        "rlpr.repetition": lambda: repetition_penalty("", rl.repetition.window, rl.repetition.limit),
+        "rlpr.repetition": lambda: repetition_penalty(
+            "a b", rl.repetition.window, rl.repetition.limit, rl.repetition.split_rule
+        ),
     }
     for section, build in checks.items():
         try:

@@ -58,6 +58,7 @@ class ScoringConfig:
     # True: P applies to every response (this project). False: only to responses whose reward is non-zero (the
     # reference implementation's behaviour, which leaves repetitive zero-reward responses unpunished).
     repetition_on_all: bool = True
+    repetition_split_rule: str = "official"
     # Longest response side of an o' row (kept reasoning + tail) or a debias row (y* + tail); longer o' rows get r = 0
     # and are counted; a longer debias row leaves its prompt without r', so its responses get r = 0 too (counted).
     max_scoring_length: int | None = None
@@ -324,7 +325,10 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 def format_and_repetition(texts: Sequence[str], config: ScoringConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """F and P of every decoded response (docs/rlpr.md#final-reward)."""
     f = [format_reward(t, config.format_mode) for t in texts]
-    p = [repetition_penalty(t, config.repetition_window, config.repetition_limit) for t in texts]
+    p = [
+        repetition_penalty(t, config.repetition_window, config.repetition_limit, config.repetition_split_rule)
+        for t in texts
+    ]
     return torch.tensor(f, dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
 
 

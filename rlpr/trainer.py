@@ -69,6 +69,7 @@ def scoring_config_from(config) -> ScoringConfig:
         repetition_window=int(rl.repetition.window),
         repetition_limit=int(rl.repetition.limit),
         repetition_on_all=bool(rl.repetition.apply_to_all),
+        repetition_split_rule=str(rl.repetition.split_rule),
         max_scoring_length=int(limit),
         debias_tagged=bool(rl.debias.tagged),
     )

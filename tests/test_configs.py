@@ -301,10 +301,11 @@ def test_the_base_rlpr_section_holds_the_code_defaults():
         code.shaping,
         code.format_coef,
     )
-    assert (rl.repetition.window, rl.repetition.limit, rl.repetition.apply_to_all) == (
+    assert (rl.repetition.window, rl.repetition.limit, rl.repetition.apply_to_all, rl.repetition.split_rule) == (
         code.repetition_window,
         code.repetition_limit,
         code.repetition_on_all,
+        code.repetition_split_rule,
     )
     assert (rl.debias.tagged, rl.max_scoring_length) == (code.debias_tagged, code.max_scoring_length)
     signature = inspect.signature(EmaStdFilter).parameters

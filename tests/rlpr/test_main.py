@@ -82,6 +82,7 @@ def test_unknown_recipe_and_misspelled_override_are_refused():
         (["rlpr.filter.beta=-1"], r"rlpr\.filter: beta must be a finite number >= 0, got -1"),
         (["rlpr.debias.mode=everything"], r"rlpr\.debias\.mode must be one of \('initial', 'current'\)"),
         (["rlpr.repetition.window=0"], r"rlpr\.repetition: window must be a positive int, got 0"),
+        (["rlpr.repetition.split_rule=underscores"], r"rlpr\.repetition: unknown repetition split_rule 'underscores'"),
         (["rlpr.shaping=clamp"], r"^rlpr: .*clamp"),
     ],
 )
@@ -225,3 +226,11 @@ def test_bad_configs_stop_before_ray_and_paths_become_absolute(monkeypatch, tmp_
     # driver-side files follow the absolute checkpoint folder
     assert config.rlpr.debias.cache_path == str(tmp_path / "runs" / "q" / "rlpr_debias_cache.json")
     assert config.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B"  # a hub id, not a local path
+
+
+def test_the_repetition_word_rule_is_a_recipe_key():
+    from rlpr.trainer import scoring_config_from
+
+    assert scoring_config_from(compose_recipe("smoke_cpu")).repetition_split_rule == "official"
+    config = compose_recipe("smoke_cpu", ["rlpr.repetition.split_rule=drop_empty"])
+    assert scoring_config_from(config).repetition_split_rule == "drop_empty"
