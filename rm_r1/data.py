@@ -89,8 +89,9 @@ def column_names(table: Any) -> list[str]:
     return sorted({key for row in table if isinstance(row, dict) for key in row})
 
 
-def _checked_pair(source: str, index: int, context: Any, chosen: Any, rejected: Any,
-                  origin: str = "") -> PreferencePair:
+def _checked_pair(
+    source: str, index: int, context: Any, chosen: Any, rejected: Any, origin: str = ""
+) -> PreferencePair:
     if not isinstance(chosen, str) or not isinstance(rejected, str):
         raise SkippedRow("reply is not a string")
     if not chosen.strip() or not rejected.strip():
@@ -140,8 +141,9 @@ def math_step_pair(row: dict[str, Any], index: int) -> PreferencePair:
     full_chosen, full_rejected = row.get("full_chosen"), row.get("full_rejected")
     if not isinstance(full_chosen, str) or not isinstance(full_rejected, str):
         raise SkippedRow("reply is not a string")
-    return _checked_pair(MATH_STEP_DPO, index, row.get("prompt"), steps + full_chosen, steps + full_rejected,
-                         row.get("dataset") or "")
+    return _checked_pair(
+        MATH_STEP_DPO, index, row.get("prompt"), steps + full_chosen, steps + full_rejected, row.get("dataset") or ""
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +156,9 @@ class SourceSpec:
 SOURCES: dict[str, SourceSpec] = {
     "skywork": SourceSpec(SKYWORK, ("chosen", "rejected", "source"), skywork_pair),
     "code": SourceSpec(CODE_PREFERENCE, ("input", "accepted", "rejected"), code_preference_pair),
-    "math": SourceSpec(MATH_STEP_DPO, ("prompt", "initial_reason_steps", "full_chosen", "full_rejected"),
-                       math_step_pair),
+    "math": SourceSpec(
+        MATH_STEP_DPO, ("prompt", "initial_reason_steps", "full_chosen", "full_rejected"), math_step_pair
+    ),
 }
 
 
@@ -230,8 +233,10 @@ def held_out(count: int, val_size: float, seed: int) -> set[int]:
     if count == 0 or val_size == 0:
         return set()
     if count < 2:
-        raise ValueError(f"val_size {val_size} needs at least 2 pairs (one to hold out), got {count}; "
-                         "use --val-size 0 for no validation split")
+        raise ValueError(
+            f"val_size {val_size} needs at least 2 pairs (one to hold out), got {count}; "
+            "use --val-size 0 for no validation split"
+        )
     size = int(val_size) if val_size >= 1 else max(1, round(val_size * count))
     if size >= count:
         raise ValueError(f"val_size {val_size} leaves no training pairs out of {count}")
@@ -247,8 +252,9 @@ def balanced_swaps(count: int, seed: int | str, odd_one_swapped: bool = False) -
     return flags
 
 
-def rl_row(pair: PreferencePair, swapped: bool, family: str, prompt_file: str | None, split: str,
-           index: int) -> dict[str, Any]:
+def rl_row(
+    pair: PreferencePair, swapped: bool, family: str, prompt_file: str | None, split: str, index: int
+) -> dict[str, Any]:
     """A verl RL row: the judge prompt with the chosen reply as Chatbot B iff ``swapped``; the label names its side."""
     reply_a, reply_b = (pair.rejected, pair.chosen) if swapped else (pair.chosen, pair.rejected)
     return {
@@ -256,13 +262,20 @@ def rl_row(pair: PreferencePair, swapped: bool, family: str, prompt_file: str | 
         "prompt": build_judge_messages(pair.context, reply_a, reply_b, family, prompt_file),
         "ability": ABILITY,
         "reward_model": {"style": "rule", "ground_truth": LABEL_OF_SIDE["B" if swapped else "A"]},
-        "extra_info": {"split": split, "index": index, "source_index": pair.index, "swapped": swapped,
-                       "origin": pair.origin, "family": family},
+        "extra_info": {
+            "split": split,
+            "index": index,
+            "source_index": pair.index,
+            "swapped": swapped,
+            "origin": pair.origin,
+            "family": family,
+        },
     }
 
 
-def rl_rows(pairs: Sequence[PreferencePair], split: str, family: str, prompt_file: str | None, seed: int,
-            both_orders: bool) -> list[dict[str, Any]]:
+def rl_rows(
+    pairs: Sequence[PreferencePair], split: str, family: str, prompt_file: str | None, seed: int, both_orders: bool
+) -> list[dict[str, Any]]:
     """RL rows for one split: each pair in both orders, or once with a seeded A/B order balanced within each source
     (the odd pairs of odd-sized sources alternate sides, so the whole split is balanced too)."""
     check_family(family)
@@ -284,22 +297,29 @@ def rl_rows(pairs: Sequence[PreferencePair], split: str, family: str, prompt_fil
     return rows
 
 
-def token_counts(tokenizer, conversations: Sequence[list[dict[str, str]]], add_generation_prompt: bool,
-                 batch_size: int = 256, progress: str | None = None) -> list[int]:
+def token_counts(
+    tokenizer,
+    conversations: Sequence[list[dict[str, str]]],
+    add_generation_prompt: bool,
+    batch_size: int = 256,
+    progress: str | None = None,
+) -> list[int]:
     """Length in tokens of each conversation rendered by ``tokenizer``'s chat template."""
     from tqdm.auto import tqdm
 
     counts = []
     starts = range(0, len(conversations), batch_size)
     for start in tqdm(starts, desc=progress, disable=progress is None, unit="batch"):
-        texts = tokenizer.apply_chat_template(list(conversations[start:start + batch_size]), tokenize=False,
-                                              add_generation_prompt=add_generation_prompt)
+        texts = tokenizer.apply_chat_template(
+            list(conversations[start : start + batch_size]), tokenize=False, add_generation_prompt=add_generation_prompt
+        )
         counts.extend(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
     return counts
 
 
-def within_budget(rows: list[dict[str, Any]], counts: Sequence[int], budget: int, report: Report,
-                  split: str) -> list[dict[str, Any]]:
+def within_budget(
+    rows: list[dict[str, Any]], counts: Sequence[int], budget: int, report: Report, split: str
+) -> list[dict[str, Any]]:
     """The rows whose count is at most ``budget``; the others are counted per (split, data_source) in ``report``."""
     kept = []
     for row, count in zip(rows, counts, strict=True):
@@ -421,8 +441,10 @@ def _published_dialogue(text: str) -> tuple[list[dict[str, str]], str]:
     parts = _PUBLISHED_SPEAKER.split(text)
     if parts[0].strip() or len(parts) < 5:
         raise ValueError("not a 'User: ' / 'Chatbot X: ' dialogue of at least two turns")
-    turns = [{"role": "user" if who == "User" else "assistant", "content": said}
-             for who, said in zip(parts[1::2], parts[2::2])]
+    turns = [
+        {"role": "user" if who == "User" else "assistant", "content": said}
+        for who, said in zip(parts[1::2], parts[2::2])
+    ]
     if turns[-1]["role"] != "assistant":
         raise ValueError("the dialogue does not end with the chatbot's reply")
     return turns[:-1], turns[-1]["content"]
@@ -469,8 +491,7 @@ def sft_pair_keys(table: Any, where: str) -> tuple[set[PairKey], int]:
     return keys, unreadable
 
 
-def exclude_pairs(pairs: Sequence[PreferencePair], keys: set[PairKey],
-                  report: Report) -> list[PreferencePair]:
+def exclude_pairs(pairs: Sequence[PreferencePair], keys: set[PairKey], report: Report) -> list[PreferencePair]:
     """``pairs`` without those whose ``pair_key`` is in ``keys`` (e.g. the distillation pairs); the removed are counted
     per source in ``report.excluded`` and the keys matched by some pair in ``report.exclusion["matched"]``."""
     kept, matched = [], set()

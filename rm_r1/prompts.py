@@ -62,20 +62,24 @@ def load_prompt(family: str = "instruct", prompt_file: str | None = None) -> str
     else:
         path = Path(prompt_file)
     if not path.is_file():
-        raise ValueError(f"prompt_file {str(path)!r} does not exist or is not a file (bundled variants: "
-                         f"{sorted(BUNDLED_PROMPTS)})")
+        raise ValueError(
+            f"prompt_file {str(path)!r} does not exist or is not a file (bundled variants: {sorted(BUNDLED_PROMPTS)})"
+        )
     text = path.read_text(encoding="utf-8").strip()
     if not text:
         raise ValueError(f"prompt_file {str(path)!r} is empty")
     count = text.count(CONVERSATION_PLACEHOLDER)
     if family == "instruct" and count:
-        raise ValueError(f"prompt_file {str(path)!r}: an instruct-family system prompt must not contain "
-                         f"{CONVERSATION_PLACEHOLDER} (the conversation goes in the user turn)")
+        raise ValueError(
+            f"prompt_file {str(path)!r}: an instruct-family system prompt must not contain "
+            f"{CONVERSATION_PLACEHOLDER} (the conversation goes in the user turn)"
+        )
     if family == "reasoning" and count != 1:
-        raise ValueError(f"prompt_file {str(path)!r}: a reasoning-family prompt must contain "
-                         f"{CONVERSATION_PLACEHOLDER} exactly once, found it {count} times")
-    values = {"verdict_a": VERDICT_TAGS["A"], "verdict_b": VERDICT_TAGS["B"],
-              "conversation": CONVERSATION_PLACEHOLDER}
+        raise ValueError(
+            f"prompt_file {str(path)!r}: a reasoning-family prompt must contain "
+            f"{CONVERSATION_PLACEHOLDER} exactly once, found it {count} times"
+        )
+    values = {"verdict_a": VERDICT_TAGS["A"], "verdict_b": VERDICT_TAGS["B"], "conversation": CONVERSATION_PLACEHOLDER}
     return _fill(text, values)
 
 
@@ -91,12 +95,15 @@ def context_messages(conversation: str | list[dict]) -> list[dict[str, str]]:
         role = message.get("role") if isinstance(message, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         if role not in ("user", "assistant", "system") or not isinstance(content, str):
-            raise ValueError(f"conversation message {i} must be {{'role': user|assistant|system, 'content': str}}, "
-                             f"got {message!r}")
+            raise ValueError(
+                f"conversation message {i} must be {{'role': user|assistant|system, 'content': str}}, got {message!r}"
+            )
         messages.append({"role": role, "content": content})
     if messages[-1]["role"] != "user":
-        raise ValueError(f"conversation must end with a user turn (the compared replies answer it), "
-                         f"got a last message with role {messages[-1]['role']!r}")
+        raise ValueError(
+            f"conversation must end with a user turn (the compared replies answer it), "
+            f"got a last message with role {messages[-1]['role']!r}"
+        )
     return messages
 
 
@@ -112,16 +119,19 @@ def render_comparison(conversation: str | list[dict], reply_a: str, reply_b: str
             raise ValueError(f"{name} must be a str, got {type(reply).__name__}")
     context = context_messages(conversation)
     if len(context) == 1:
-        return (f"[Client question]\n{context[0]['content']}\n\n"
-                f"[Chatbot A's reply]\n{reply_a}\n[End of Chatbot A's reply]\n\n"
-                f"[Chatbot B's reply]\n{reply_b}\n[End of Chatbot B's reply]")
+        return (
+            f"[Client question]\n{context[0]['content']}\n\n"
+            f"[Chatbot A's reply]\n{reply_a}\n[End of Chatbot A's reply]\n\n"
+            f"[Chatbot B's reply]\n{reply_b}\n[End of Chatbot B's reply]"
+        )
     blocks = []
     for side, reply in (("A", reply_a), ("B", reply_b)):
         chatbot = f"Chatbot {side}"
         turns = context + [{"role": "assistant", "content": reply}]
         lines = "\n\n".join(f"{SPEAKERS.get(m['role'], chatbot)}: {m['content']}" for m in turns)
-        blocks.append(f"[Conversation between the client and {chatbot}]\n{lines}\n"
-                      f"[End of the conversation with {chatbot}]")
+        blocks.append(
+            f"[Conversation between the client and {chatbot}]\n{lines}\n[End of the conversation with {chatbot}]"
+        )
     return "\n\n".join(blocks)
 
 

@@ -72,31 +72,59 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, epilog=columns_help(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--output-dir", required=True, help="where train.parquet and val.parquet are written")
-    parser.add_argument("--tokenizer", required=True, help="tokenizer (path or hub name) whose chat template renders "
-                        "the prompts; use the model you train")
-    parser.add_argument("--family", choices=FAMILIES, required=True,
-                        help="judge prompt family: instruct (system + user) or reasoning (one user message)")
+    parser.add_argument(
+        "--tokenizer",
+        required=True,
+        help="tokenizer (path or hub name) whose chat template renders the prompts; use the model you train",
+    )
+    parser.add_argument(
+        "--family",
+        choices=FAMILIES,
+        required=True,
+        help="judge prompt family: instruct (system + user) or reasoning (one user message)",
+    )
     parser.add_argument("--prompt-file", default=None, help="your own judge instructions (see rm_r1.prompts)")
-    parser.add_argument("--sources", default="skywork,code,math", help="comma-separated subset of "
-                        f"{','.join(SOURCES)}")
+    parser.add_argument("--sources", default="skywork,code,math", help=f"comma-separated subset of {','.join(SOURCES)}")
     for name, spec in SOURCES.items():
-        parser.add_argument(f"--{name}", default=spec.hub_name, help=f"hub name or local parquet/json/jsonl with "
-                            f"the columns of {spec.hub_name} (default: %(default)s)")
+        parser.add_argument(
+            f"--{name}",
+            default=spec.hub_name,
+            help=f"hub name or local parquet/json/jsonl with the columns of {spec.hub_name} (default: %(default)s)",
+        )
     parser.add_argument("--seed", type=int, default=0, help="seed of the A/B orders and of the held-out split")
     parser.add_argument("--both-orders", action="store_true", help="every pair twice, chosen as A and as B")
-    parser.add_argument("--val-size", type=float, default=0.01,
-                        help="held-out pairs: a fraction (< 1, at least one pair) or a count; 0 for none "
-                        "(default: %(default)s)")
-    parser.add_argument("--prompt-budget", type=int, default=PROMPT_BUDGET,
-                        help="drop prompts longer than this many tokens (default: %(default)s)")
-    parser.add_argument("--sft", default=None, metavar="FILE",
-                        help="SFT mode: distillation rows (local file or hub name) with columns "
-                        f"{', '.join(SFT_COLUMNS)}, or {', '.join(PUBLISHED_SFT_COLUMNS)} (gaotang/RM-R1-Distill-SFT)")
-    parser.add_argument("--exclude-sft", default=None, metavar="SFT_SET",
-                        help="RL mode: leave out the pairs of this distillation set (local file or hub name, either "
-                        "layout), matched by content; the paper does so for instruct models after distillation")
-    parser.add_argument("--sft-max-length", type=int, default=SFT_MAX_LENGTH,
-                        help="SFT mode: drop examples (prompt + trace) longer than this (default: %(default)s)")
+    parser.add_argument(
+        "--val-size",
+        type=float,
+        default=0.01,
+        help="held-out pairs: a fraction (< 1, at least one pair) or a count; 0 for none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--prompt-budget",
+        type=int,
+        default=PROMPT_BUDGET,
+        help="drop prompts longer than this many tokens (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sft",
+        default=None,
+        metavar="FILE",
+        help="SFT mode: distillation rows (local file or hub name) with columns "
+        f"{', '.join(SFT_COLUMNS)}, or {', '.join(PUBLISHED_SFT_COLUMNS)} (gaotang/RM-R1-Distill-SFT)",
+    )
+    parser.add_argument(
+        "--exclude-sft",
+        default=None,
+        metavar="SFT_SET",
+        help="RL mode: leave out the pairs of this distillation set (local file or hub name, either "
+        "layout), matched by content; the paper does so for instruct models after distillation",
+    )
+    parser.add_argument(
+        "--sft-max-length",
+        type=int,
+        default=SFT_MAX_LENGTH,
+        help="SFT mode: drop examples (prompt + trace) longer than this (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     args.sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = sorted(set(args.sources) - set(SOURCES))
@@ -143,11 +171,14 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
         pairs = exclude_pairs(pairs, keys, report)
     val = held_out(len(pairs), args.val_size, args.seed)
     splits = {}
-    for split, members in (("train", [p for i, p in enumerate(pairs) if i not in val]),
-                           ("val", [p for i, p in enumerate(pairs) if i in val])):
+    for split, members in (
+        ("train", [p for i, p in enumerate(pairs) if i not in val]),
+        ("val", [p for i, p in enumerate(pairs) if i in val]),
+    ):
         rows = rl_rows(members, split, args.family, args.prompt_file, args.seed, args.both_orders)
-        counts = token_counts(tokenizer, [r["prompt"] for r in rows], add_generation_prompt=True,
-                              progress=f"prompt tokens ({split})")
+        counts = token_counts(
+            tokenizer, [r["prompt"] for r in rows], add_generation_prompt=True, progress=f"prompt tokens ({split})"
+        )
         splits[split] = within_budget(rows, counts, args.prompt_budget, report, split)
         report.labels[split] = dict(Counter(r["reward_model"]["ground_truth"] for r in splits[split]))
     return splits
@@ -157,8 +188,10 @@ def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[
     table = load_table(args.sft)
     layout = sft_layout(column_names(table), f"SFT data ({args.sft})")
     if layout == "published" and (args.family != "instruct" or args.prompt_file):
-        raise ValueError(f"SFT data ({args.sft}) is in the published layout: its rows hold the rendered "
-                         "instruct-family prompt, so it needs --family instruct and no --prompt-file")
+        raise ValueError(
+            f"SFT data ({args.sft}) is in the published layout: its rows hold the rendered "
+            "instruct-family prompt, so it needs --family instruct and no --prompt-file"
+        )
     columns = PUBLISHED_SFT_COLUMNS if layout == "published" else SFT_COLUMNS
     rows = []
     for index, row in enumerate(tqdm(table, desc="reading distillation rows", unit="row")):
@@ -174,10 +207,16 @@ def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[
     report.kept[args.sft] = len(rows)
     val = held_out(len(rows), args.val_size, args.seed)
     splits = {}
-    for split, members in (("train", [r for i, r in enumerate(rows) if i not in val]),
-                           ("val", [r for i, r in enumerate(rows) if i in val])):
-        counts = token_counts(tokenizer, [r["messages"] for r in members], add_generation_prompt=False,
-                              progress=f"example tokens ({split})")
+    for split, members in (
+        ("train", [r for i, r in enumerate(rows) if i not in val]),
+        ("val", [r for i, r in enumerate(rows) if i in val]),
+    ):
+        counts = token_counts(
+            tokenizer,
+            [r["messages"] for r in members],
+            add_generation_prompt=False,
+            progress=f"example tokens ({split})",
+        )
         splits[split] = within_budget(members, counts, args.sft_max_length, report, split)
         report.labels[split] = dict(Counter(r["extra_info"]["label"] for r in splits[split]))
     return splits
@@ -192,18 +231,24 @@ def _summary(report: Report, splits: dict[str, list[dict[str, Any]]]) -> str:
         lines.append(f"{source}: {kept} kept; skipped {sum(skipped.values())}" + (f" ({detail})" if detail else ""))
         if source in PAPER_PAIRS:
             ours = {reason: n for reason, n in sorted(skipped.items()) if reason not in PAPER_SKIPS}
-            lines.append(f"  the paper used {PAPER_PAIRS[source]} pairs of {source}; dropped here but kept by the "
-                         f"official pipeline: {sum(ours.values())} {ours}")
+            lines.append(
+                f"  the paper used {PAPER_PAIRS[source]} pairs of {source}; dropped here but kept by the "
+                f"official pipeline: {sum(ours.values())} {ours}"
+            )
     if report.exclusion:
-        lines.append(f"--exclude-sft: {report.exclusion['sft_pairs']} distinct distillation pairs read "
-                     f"({report.exclusion['unreadable']} rows unreadable), {report.exclusion['matched']} found here; "
-                     f"removed {sum(report.excluded.values())} pairs {report.excluded}")
+        lines.append(
+            f"--exclude-sft: {report.exclusion['sft_pairs']} distinct distillation pairs read "
+            f"({report.exclusion['unreadable']} rows unreadable), {report.exclusion['matched']} found here; "
+            f"removed {sum(report.excluded.values())} pairs {report.excluded}"
+        )
     for split, rows in splits.items():
         per_source = Counter(r["data_source"] for r in rows)
         labels = report.labels.get(split, {})
         drops = {k.split("/", 1)[1]: n for k, n in report.over_budget.items() if k.startswith(split + "/")}
-        lines.append(f"{split}: {len(rows)} rows {dict(per_source)}; labels {dict(sorted(labels.items()))}; "
-                     f"over the length budget, dropped {sum(drops.values())} {drops}")
+        lines.append(
+            f"{split}: {len(rows)} rows {dict(per_source)}; labels {dict(sorted(labels.items()))}; "
+            f"over the length budget, dropped {sum(drops.values())} {drops}"
+        )
     return "\n".join(lines)
 
 
@@ -223,8 +268,10 @@ def main(argv: list[str] | None = None, tokenizer=None) -> Report:
     if not splits["train"]:
         raise ValueError("no training rows left; see the counts above")
     if args.val_size > 0 and not splits["val"]:
-        raise ValueError("every held-out validation row was dropped (see the counts above); raise --val-size or "
-                         "--prompt-budget, or pass --val-size 0 for no validation split")
+        raise ValueError(
+            "every held-out validation row was dropped (see the counts above); raise --val-size or "
+            "--prompt-budget, or pass --val-size 0 for no validation split"
+        )
     for split, rows in splits.items():
         report.rows[split] = len(rows)
         path = out / f"{split}.parquet"

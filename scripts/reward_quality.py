@@ -117,23 +117,34 @@ def score_rows(
         key = (tuple(prompt_ids), reference)
         if key not in direct:
             direct[key] = rlpr.score_direct_answer(model, tokenizer, prompt_ids, reference, temperature=temperature)
-        r = rlpr.score_response(model, tokenizer, prompt_ids, response_ids, reference, mode=fmt,
-                                temperature=temperature)
-        seq = rlpr.score_response(model, tokenizer, prompt_ids, response_ids, reference, mode=fmt,
-                                  temperature=temperature, method="seq_likelihood")
+        r = rlpr.score_response(
+            model, tokenizer, prompt_ids, response_ids, reference, mode=fmt, temperature=temperature
+        )
+        seq = rlpr.score_response(
+            model,
+            tokenizer,
+            prompt_ids,
+            response_ids,
+            reference,
+            mode=fmt,
+            temperature=temperature,
+            method="seq_likelihood",
+        )
         prediction = extract_answer(row["response"])
         rule = prediction is not None and rule_grade(prediction, reference, row.get("answer_type", "math"))
         r_value = 0.0 if r is None else r
-        out.append({
-            "index": i,
-            "correct": int(row["correct"]),
-            "valid": r is not None,
-            "r": r_value,
-            "r_prime": direct[key],
-            "r_hat": debias(r_value, direct[key], shaping),
-            "seq_likelihood": 0.0 if seq is None else seq,
-            "rule": float(rule),
-        })
+        out.append(
+            {
+                "index": i,
+                "correct": int(row["correct"]),
+                "valid": r is not None,
+                "r": r_value,
+                "r_prime": direct[key],
+                "r_hat": debias(r_value, direct[key], shaping),
+                "seq_likelihood": 0.0 if seq is None else seq,
+                "rule": float(rule),
+            }
+        )
     invalid = sum(not s["valid"] for s in out)
     if invalid:
         logger.warning("%d of %d responses are invalid for a probability reward and score r = 0", invalid, len(out))
@@ -159,8 +170,9 @@ def quality_table(scored: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, fl
 def table_markdown(table: Mapping[str, Mapping[str, float]], n_rows: int, n_invalid: int) -> str:
     lines = ["| score | ROC-AUC | mean (correct) | mean (incorrect) |", "|---|---|---|---|"]
     for name, row in table.items():
-        lines.append(f"| {LABELS[name]} | {row['roc_auc']:.3f} | {row['mean_correct']:.4f} | "
-                     f"{row['mean_incorrect']:.4f} |")
+        lines.append(
+            f"| {LABELS[name]} | {row['roc_auc']:.3f} | {row['mean_correct']:.4f} | {row['mean_incorrect']:.4f} |"
+        )
     lines.append("")
     lines.append(f"{n_rows} rows; {n_invalid} responses invalid for a probability reward (r = 0).")
     return "\n".join(lines) + "\n"
@@ -227,8 +239,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--shaping", default="clip", choices=SHAPINGS, help="how r' debiases r")
     p.add_argument("--device", default="cpu", help="e.g. cuda")
     args = p.parse_args(argv)
-    run(args.model, args.data, args.output_dir, fmt=args.format, temperature=args.temperature, shaping=args.shaping,
-        device=args.device)
+    run(
+        args.model,
+        args.data,
+        args.output_dir,
+        fmt=args.format,
+        temperature=args.temperature,
+        shaping=args.shaping,
+        device=args.device,
+    )
     print((Path(args.output_dir) / "reward_quality.md").read_text(), end="")
 
 

@@ -47,8 +47,10 @@ def test_benchmark_rows_are_verl_rows_repeated_k_times(name):
         assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
         assert row["data_source"] == name and row["ability"] == BENCHMARKS[name].domain
         assert row["reward_model"]["style"] == "rule" and row["reward_model"]["ground_truth"].strip()
-        assert row["prompt"] == [{"role": "system", "content": R1_SYSTEM_PROMPT},
-                                 {"role": "user", "content": row["extra_info"]["question"]}]
+        assert row["prompt"] == [
+            {"role": "system", "content": R1_SYSTEM_PROMPT},
+            {"role": "user", "content": row["extra_info"]["question"]},
+        ]
         assert row["extra_info"]["sample"] == i % k
     # the k copies of one question are identical apart from the sample number
     first = [dict(r, extra_info={**r["extra_info"], "sample": 0}) for r in rows[:k]]
@@ -79,7 +81,10 @@ def test_theoremqa_answers_become_text_and_empty_answers_are_dropped():
     rows, report = _prepare("TheoremQA", repeat=1)
     assert report.dropped == {EMPTY_ANSWER: 1}
     assert [(r["reward_model"]["ground_truth"], r["extra_info"]["answer_type"]) for r in rows] == [
-        ("12", "math"), ("True", "text"), ("[1, 2]", "math")]
+        ("12", "math"),
+        ("True", "text"),
+        ("[1, 2]", "math"),
+    ]
 
 
 def test_webinstruct_free_variant_answer_types():
@@ -173,8 +178,9 @@ def test_max_questions_takes_a_seeded_subset_in_order():
     out, report = prepare_rows("MATH-500", rows, repeat=1, max_questions=10, seed=1)
     idx = [r["extra_info"]["index"] for r in out]
     assert len(idx) == 10 == report.questions and idx == sorted(idx)
-    assert idx == [r["extra_info"]["index"] for r in prepare_rows("MATH-500", rows, repeat=1, max_questions=10,
-                                                                  seed=1)[0]]
+    assert idx == [
+        r["extra_info"]["index"] for r in prepare_rows("MATH-500", rows, repeat=1, max_questions=10, seed=1)[0]
+    ]
 
 
 def test_prepared_references_grade_as_correct_answers():
@@ -185,8 +191,9 @@ def test_prepared_references_grade_as_correct_answers():
         rows, _ = _prepare(name, repeat=1)
         for row in rows:
             response = f"<think>ok</think> <answer>{row['reward_model']['ground_truth']}</answer>"
-            out = asyncio.run(compute_score(row["data_source"], response, row["reward_model"]["ground_truth"],
-                                            row["extra_info"]))
+            out = asyncio.run(
+                compute_score(row["data_source"], response, row["reward_model"]["ground_truth"], row["extra_info"])
+            )
             assert out["acc"] == 1.0, (name, row)
 
 
@@ -224,8 +231,18 @@ def test_missing_local_file_is_an_error(tmp_path):
 
 
 def test_script_writes_parquet_and_report(tmp_path):
-    cmd = [sys.executable, str(REPO / "scripts" / "prepare_rlpr_data.py"), "--dataset", "Minerva",
-           "--source", str(DATA / FILES["Minerva"]), "--output", str(tmp_path), "--format", "R1_nothink"]
+    cmd = [
+        sys.executable,
+        str(REPO / "scripts" / "prepare_rlpr_data.py"),
+        "--dataset",
+        "Minerva",
+        "--source",
+        str(DATA / FILES["Minerva"]),
+        "--output",
+        str(tmp_path),
+        "--format",
+        "R1_nothink",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "Minerva_Avg4.parquet").to_pylist()

@@ -70,15 +70,24 @@ def test_cpu_run_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path):
     from rlpr.prompts import build_r1_messages
 
     out = tmp_path / "rq"
-    rq.main(["--model", tiny_model.name_or_path, "--data", str(DATA / "reward_quality_rows.jsonl"),
-             "--output-dir", str(out)])
+    rq.main(
+        [
+            "--model",
+            tiny_model.name_or_path,
+            "--data",
+            str(DATA / "reward_quality_rows.jsonl"),
+            "--output-dir",
+            str(out),
+        ]
+    )
     scored = [json.loads(x) for x in (out / "scores.jsonl").read_text().splitlines()]
     rows = [json.loads(x) for x in (DATA / "reward_quality_rows.jsonl").read_text().splitlines()]
     assert [s["correct"] for s in scored] == [int(r["correct"]) for r in rows]
 
     # r of row 2 recomputed directly through the public single-example API
-    text = small_tokenizer.apply_chat_template(build_r1_messages(rows[2]["prompt"]), tokenize=False,
-                                               add_generation_prompt=True)
+    text = small_tokenizer.apply_chat_template(
+        build_r1_messages(rows[2]["prompt"]), tokenize=False, add_generation_prompt=True
+    )
     prompt_ids = small_tokenizer(text, add_special_tokens=False)["input_ids"]
     response_ids = small_tokenizer(rows[2]["response"], add_special_tokens=False)["input_ids"]
     r = rlpr.score_response(tiny_model, small_tokenizer, prompt_ids, response_ids, "42")

@@ -42,8 +42,12 @@ def test_vllm_backend_token_ids_seeds_and_chunks(small_tokenizer, monkeypatch):
 
     backend = VLLMBackend("/models/judge", tensor_parallel_size=4, gpu_memory_utilization=0.5, chunk_size=2)
     engine = made[0]
-    assert engine.kwargs == {"model": "/models/judge", "tensor_parallel_size": 4, "gpu_memory_utilization": 0.5,
-                             "max_model_len": None}
+    assert engine.kwargs == {
+        "model": "/models/judge",
+        "tensor_parallel_size": 4,
+        "gpu_memory_utilization": 0.5,
+        "max_model_len": None,
+    }
     requests = [JudgeRequest([{"role": "user", "content": "word " * n}], seed=100 + n) for n in (1, 5, 9)]
     completions = list(backend.generate(requests, Sampling(temperature=0.5, top_p=0.9, max_new_tokens=64)))
 

@@ -47,6 +47,11 @@ def test_hf_backend_tiny_model_end_to_end(small_tokenizer, tmp_path):
         text = small_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         ids = torch.tensor([small_tokenizer(text, add_special_tokens=False)["input_ids"]])
         with torch.no_grad():
-            generated = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=5, do_sample=False,
-                                       pad_token_id=small_tokenizer.pad_token_id)
-        assert small_tokenizer.decode(generated[0, ids.shape[1]:], skip_special_tokens=True) == record["response"]
+            generated = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=5,
+                do_sample=False,
+                pad_token_id=small_tokenizer.pad_token_id,
+            )
+        assert small_tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True) == record["response"]

@@ -27,8 +27,14 @@ from rm_r1.data import (
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 SCRIPT = ROOT / "scripts" / "prepare_rm_r1_data.py"
-SOURCES = ["--skywork", str(DATA / "skywork.jsonl"), "--code", str(DATA / "code.jsonl"),
-           "--math", str(DATA / "math.parquet")]
+SOURCES = [
+    "--skywork",
+    str(DATA / "skywork.jsonl"),
+    "--code",
+    str(DATA / "code.jsonl"),
+    "--math",
+    str(DATA / "math.parquet"),
+]
 
 
 def _script():
@@ -59,30 +65,59 @@ def _valid_pairs() -> dict[str, tuple[str, str]]:
     for row in pd.read_parquet(DATA / "math.parquet").to_dict("records"):
         steps = row["initial_reason_steps"]
         pairs[row["prompt"]] = (steps + row["full_chosen"], steps + row["full_rejected"])
-    bad = {"Write a haiku about rain.", "Say hi.", "What is 3*3?", "Capital of France?", "Sum a list xs.",
-           "Solve x + 1 = 3."}
+    bad = {
+        "Write a haiku about rain.",
+        "Say hi.",
+        "What is 3*3?",
+        "Capital of France?",
+        "Sum a list xs.",
+        "Solve x + 1 = 3.",
+    }
     return {q: p for q, p in pairs.items() if q not in bad}
 
 
 def _shown(user_text: str, side: str, reply: str) -> bool:
-    return f"[Chatbot {side}'s reply]\n{reply}\n[End of Chatbot {side}'s reply]" in user_text or \
-        f"Chatbot {side}: {reply}\n[End of the conversation with Chatbot {side}]" in user_text
+    return (
+        f"[Chatbot {side}'s reply]\n{reply}\n[End of Chatbot {side}'s reply]" in user_text
+        or f"Chatbot {side}: {reply}\n[End of the conversation with Chatbot {side}]" in user_text
+    )
 
 
 def test_rl_rows_counts_labels_and_replies(prepare, small_tokenizer, tmp_path, capsys):
-    report = prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct",
-                      "--val-size", "3", "--seed", "7", *SOURCES], tokenizer=small_tokenizer)
+    report = prepare(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--tokenizer",
+            "unused",
+            "--family",
+            "instruct",
+            "--val-size",
+            "3",
+            "--seed",
+            "7",
+            *SOURCES,
+        ],
+        tokenizer=small_tokenizer,
+    )
     assert report.kept == {SKYWORK: 5, CODE_PREFERENCE: 4, MATH_STEP_DPO: 3}
     assert report.skipped == {
-        SKYWORK: {"origin magpie_ultra": 1, "empty reply": 1, "chosen identical to rejected": 1,
-                  "chosen and rejected contexts differ": 1},
+        SKYWORK: {
+            "origin magpie_ultra": 1,
+            "empty reply": 1,
+            "chosen identical to rejected": 1,
+            "chosen and rejected contexts differ": 1,
+        },
         CODE_PREFERENCE: {"empty reply": 1},
         MATH_STEP_DPO: {"chosen identical to rejected": 1},
     }
     assert report.skipped_rows[CODE_PREFERENCE] == {"empty reply": [2]}  # row numbers of the files
-    assert report.skipped_rows[SKYWORK] == {"origin magpie_ultra": [1], "empty reply": [3],
-                                            "chosen identical to rejected": [4],
-                                            "chosen and rejected contexts differ": [5]}
+    assert report.skipped_rows[SKYWORK] == {
+        "origin magpie_ultra": [1],
+        "empty reply": [3],
+        "chosen identical to rejected": [4],
+        "chosen and rejected contexts differ": [5],
+    }
     assert report.skipped_rows[MATH_STEP_DPO] == {"chosen identical to rejected": [2]}
     printed = capsys.readouterr().out
     assert "origin magpie_ultra: 1, e.g. rows [1]" in printed and "labels" in printed
@@ -114,10 +149,26 @@ def test_rl_rows_counts_labels_and_replies(prepare, small_tokenizer, tmp_path, c
 
 def test_same_seed_same_files_other_seed_other_orders(prepare, small_tokenizer, tmp_path):
     def labels(seed, out):
-        prepare(["--output-dir", str(out), "--tokenizer", "unused", "--family", "reasoning", "--val-size", "0",
-                 "--seed", str(seed), *SOURCES], tokenizer=small_tokenizer)
-        return [(r["extra_info"]["source_index"], r["data_source"], r["reward_model"]["ground_truth"])
-                for r in _rows(out / "train.parquet")]
+        prepare(
+            [
+                "--output-dir",
+                str(out),
+                "--tokenizer",
+                "unused",
+                "--family",
+                "reasoning",
+                "--val-size",
+                "0",
+                "--seed",
+                str(seed),
+                *SOURCES,
+            ],
+            tokenizer=small_tokenizer,
+        )
+        return [
+            (r["extra_info"]["source_index"], r["data_source"], r["reward_model"]["ground_truth"])
+            for r in _rows(out / "train.parquet")
+        ]
 
     first, again = labels(0, tmp_path / "a"), labels(0, tmp_path / "b")
     assert first == again
@@ -131,8 +182,21 @@ def test_same_seed_same_files_other_seed_other_orders(prepare, small_tokenizer, 
 
 
 def test_both_orders(prepare, small_tokenizer, tmp_path):
-    prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--val-size", "2",
-             "--both-orders", *SOURCES], tokenizer=small_tokenizer)
+    prepare(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--tokenizer",
+            "unused",
+            "--family",
+            "instruct",
+            "--val-size",
+            "2",
+            "--both-orders",
+            *SOURCES,
+        ],
+        tokenizer=small_tokenizer,
+    )
     for split, pairs in (("train", 10), ("val", 2)):
         rows = _rows(tmp_path / f"{split}.parquet")
         assert len(rows) == 2 * pairs
@@ -142,19 +206,52 @@ def test_both_orders(prepare, small_tokenizer, tmp_path):
         by_key = {}
         for r in rows:
             by_key.setdefault((r["data_source"], r["extra_info"]["source_index"]), set()).add(
-                r["reward_model"]["ground_truth"])
+                r["reward_model"]["ground_truth"]
+            )
         assert all(v == {"model_a", "model_b"} for v in by_key.values())
 
 
 def test_prompt_budget_counts_tokens_of_the_rendered_chat_template(prepare, small_tokenizer, tmp_path):
-    prepare(["--output-dir", str(tmp_path / "all"), "--tokenizer", "unused", "--family", "instruct",
-             "--val-size", "0", *SOURCES], tokenizer=small_tokenizer)
+    prepare(
+        [
+            "--output-dir",
+            str(tmp_path / "all"),
+            "--tokenizer",
+            "unused",
+            "--family",
+            "instruct",
+            "--val-size",
+            "0",
+            *SOURCES,
+        ],
+        tokenizer=small_tokenizer,
+    )
     rows = _rows(tmp_path / "all" / "train.parquet")
-    lengths = [len(small_tokenizer.apply_chat_template(list(r["prompt"]), tokenize=True, add_generation_prompt=True,
-                                                       return_dict=True)["input_ids"]) for r in rows]
+    lengths = [
+        len(
+            small_tokenizer.apply_chat_template(
+                list(r["prompt"]), tokenize=True, add_generation_prompt=True, return_dict=True
+            )["input_ids"]
+        )
+        for r in rows
+    ]
     budget = sorted(lengths)[len(lengths) // 2]
-    report = prepare(["--output-dir", str(tmp_path / "cut"), "--tokenizer", "unused", "--family", "instruct",
-                      "--val-size", "0", "--prompt-budget", str(budget), *SOURCES], tokenizer=small_tokenizer)
+    report = prepare(
+        [
+            "--output-dir",
+            str(tmp_path / "cut"),
+            "--tokenizer",
+            "unused",
+            "--family",
+            "instruct",
+            "--val-size",
+            "0",
+            "--prompt-budget",
+            str(budget),
+            *SOURCES,
+        ],
+        tokenizer=small_tokenizer,
+    )
     kept = _rows(tmp_path / "cut" / "train.parquet")
     expected_drops = Counter(r["data_source"] for r, n in zip(rows, lengths) if n > budget)
     assert len(kept) == sum(n <= budget for n in lengths) < len(rows)
@@ -165,10 +262,18 @@ def test_rl_parquet_loads_in_verls_rl_dataset(prepare, small_tokenizer, tmp_path
     from omegaconf import OmegaConf
     from verl.utils.dataset.rl_dataset import RLHFDataset
 
-    prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--val-size", "0",
-             *SOURCES], tokenizer=small_tokenizer)
-    config = OmegaConf.create({"max_prompt_length": 4096, "filter_overlong_prompts": True,
-                               "filter_overlong_prompts_workers": 1, "cache_dir": str(tmp_path / "cache")})
+    prepare(
+        ["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--val-size", "0", *SOURCES],
+        tokenizer=small_tokenizer,
+    )
+    config = OmegaConf.create(
+        {
+            "max_prompt_length": 4096,
+            "filter_overlong_prompts": True,
+            "filter_overlong_prompts_workers": 1,
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
     dataset = RLHFDataset(str(tmp_path / "train.parquet"), small_tokenizer, config)
     assert len(dataset) == 12
     item = dataset[0]
@@ -181,15 +286,31 @@ def test_sft_rows_train_on_the_trace_only_in_verls_sft_dataset(prepare, small_to
     from omegaconf import OmegaConf
     from verl.utils.dataset.multiturn_sft_dataset import MultiTurnSFTDataset
 
-    report = prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct",
-                      "--val-size", "0", "--sft", str(DATA / "sft.jsonl")], tokenizer=small_tokenizer)
-    assert report.skipped[str(DATA / "sft.jsonl")] == {"trace verdict disagrees with label": 1,
-                                                       "trace does not end with one verdict tag": 1,
-                                                       "unknown label": 1}
+    report = prepare(
+        [
+            "--output-dir",
+            str(tmp_path),
+            "--tokenizer",
+            "unused",
+            "--family",
+            "instruct",
+            "--val-size",
+            "0",
+            "--sft",
+            str(DATA / "sft.jsonl"),
+        ],
+        tokenizer=small_tokenizer,
+    )
+    assert report.skipped[str(DATA / "sft.jsonl")] == {
+        "trace verdict disagrees with label": 1,
+        "trace does not end with one verdict tag": 1,
+        "unknown label": 1,
+    }
     traces = [json.loads(line)["trace"] for line in (DATA / "sft.jsonl").read_text().splitlines()]
     kept = [traces[0], traces[1], traces[5]]
-    config = OmegaConf.create({"max_length": 2048, "truncation": "error", "pad_mode": "right",
-                               "messages_key": "messages"})
+    config = OmegaConf.create(
+        {"max_length": 2048, "truncation": "error", "pad_mode": "right", "messages_key": "messages"}
+    )
     dataset = MultiTurnSFTDataset(str(tmp_path / "train.parquet"), small_tokenizer, config)
     assert len(dataset) == 3
     for i, trace in enumerate(kept):
@@ -204,16 +325,44 @@ def test_bad_inputs_are_errors_naming_them(prepare, small_tokenizer, tmp_path):
     broken.write_text(json.dumps({"question": "q", "accepted": "a", "rejected": "b"}) + "\n")
     expected = r"missing columns \['input'\]; expected the columns \['input', 'accepted', 'rejected'\]"
     with pytest.raises(ValueError, match=expected):
-        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--sources", "code",
-                 "--code", str(broken)], tokenizer=small_tokenizer)
+        prepare(
+            [
+                "--output-dir",
+                str(tmp_path),
+                "--tokenizer",
+                "unused",
+                "--family",
+                "instruct",
+                "--sources",
+                "code",
+                "--code",
+                str(broken),
+            ],
+            tokenizer=small_tokenizer,
+        )
     with pytest.raises(ValueError, match="nothere.parquet"):
-        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "instruct", "--sources", "math",
-                 "--math", str(tmp_path / "nothere.parquet")], tokenizer=small_tokenizer)
+        prepare(
+            [
+                "--output-dir",
+                str(tmp_path),
+                "--tokenizer",
+                "unused",
+                "--family",
+                "instruct",
+                "--sources",
+                "math",
+                "--math",
+                str(tmp_path / "nothere.parquet"),
+            ],
+            tokenizer=small_tokenizer,
+        )
     with pytest.raises(SystemExit):
         prepare(["--output-dir", str(tmp_path), "--tokenizer", "x", "--family", "auto"], tokenizer=small_tokenizer)
     with pytest.raises(SystemExit):
-        prepare(["--output-dir", str(tmp_path), "--tokenizer", "x", "--family", "instruct", "--sources", "hh"],
-                tokenizer=small_tokenizer)
+        prepare(
+            ["--output-dir", str(tmp_path), "--tokenizer", "x", "--family", "instruct", "--sources", "hh"],
+            tokenizer=small_tokenizer,
+        )
 
 
 def test_balanced_swaps_and_held_out():
@@ -231,15 +380,33 @@ def test_balanced_swaps_and_held_out():
 
 
 def test_command_line_help_and_run(small_tokenizer, tmp_path):
-    help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True, text=True
+    ).stdout
     for option in ("--family", "--both-orders", "--prompt-budget", "--sft", "--val-size", "--skywork"):
         assert option in help_text
     small_tokenizer.save_pretrained(tmp_path / "tok")
-    done = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(tmp_path / "out"), "--tokenizer",
-                           str(tmp_path / "tok"), "--family", "instruct", "--sources", "code", "--code",
-                           str(DATA / "code.jsonl"), "--val-size", "1"], capture_output=True, text=True,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--tokenizer",
+            str(tmp_path / "tok"),
+            "--family",
+            "instruct",
+            "--sources",
+            "code",
+            "--code",
+            str(DATA / "code.jsonl"),
+            "--val-size",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert "Vezora/Code-Preference-Pairs: 4 kept; skipped 1 (empty reply: 1, e.g. rows [" in done.stdout
     assert len(_rows(tmp_path / "out" / "train.parquet")) == 3
@@ -286,8 +453,9 @@ def test_null_messages_and_rows_are_counted_skips(prepare, small_tokenizer, tmp_
     null_message = {**good, "chosen": [None, *good["chosen"][1:]]}
     path = tmp_path / "sky.json"
     path.write_text(json.dumps([good, null_message, None, {**good, "rejected": [*good["rejected"][:-1], None]}]))
-    report = prepare(_args(tmp_path, "--sources", "skywork", "--skywork", str(path), "--val-size", "0"),
-                     tokenizer=small_tokenizer)
+    report = prepare(
+        _args(tmp_path, "--sources", "skywork", "--skywork", str(path), "--val-size", "0"), tokenizer=small_tokenizer
+    )
     assert report.skipped[SKYWORK] == {"malformed conversation": 2, "row is not an object": 1}
 
 
@@ -315,8 +483,9 @@ def test_unwritable_output_is_found_before_any_work(prepare, tmp_path):
 
 
 def test_help_lists_the_input_columns():
-    help_text = subprocess.run([sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True,
-                               text=True).stdout
+    help_text = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True, text=True
+    ).stdout
     assert "--skywork  chosen, rejected, source" in help_text and "--code     input, accepted, rejected" in help_text
     assert "--sft      conversation, reply_a, reply_b, trace, label" in help_text
 
@@ -340,16 +509,19 @@ def test_published_distillation_rows_become_sft_examples_as_written(prepare, sma
         r["context_messages"] + [{"role": "assistant", "content": r["winner"]}] for r in kept
     ]
     assert [r["extra_info"]["label"] for r in rows] == ["model_a", "model_b", "model_a", "model_a", "model_a"]
-    config = OmegaConf.create({"max_length": 2048, "truncation": "error", "pad_mode": "right",
-                               "messages_key": "messages"})
+    config = OmegaConf.create(
+        {"max_length": 2048, "truncation": "error", "pad_mode": "right", "messages_key": "messages"}
+    )
     item = MultiTurnSFTDataset(str(tmp_path / "out" / "train.parquet"), small_tokenizer, config)[1]
     assert small_tokenizer.decode(item["input_ids"][item["loss_mask"].bool()]) == kept[1]["winner"] + "<|im_end|>\n"
 
 
 def test_published_layout_needs_the_instruct_family_and_a_known_layout(prepare, small_tokenizer, tmp_path):
     with pytest.raises(ValueError, match="published layout.*--family instruct"):
-        prepare(["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "reasoning", "--sft",
-                 str(PUBLISHED)], tokenizer=small_tokenizer)
+        prepare(
+            ["--output-dir", str(tmp_path), "--tokenizer", "unused", "--family", "reasoning", "--sft", str(PUBLISHED)],
+            tokenizer=small_tokenizer,
+        )
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"messages": [], "winner": "x"}) + "\n")
     with pytest.raises(ValueError, match=r"expected the distillation columns .* or \['context_messages', 'winner'\]"):
@@ -359,8 +531,9 @@ def test_published_layout_needs_the_instruct_family_and_a_known_layout(prepare, 
 
 
 def test_exclude_sft_removes_the_distilled_pairs_by_content(prepare, small_tokenizer, tmp_path, capsys):
-    report = prepare(_args(tmp_path, "--val-size", "0", "--exclude-sft", str(PUBLISHED), *SOURCES),
-                     tokenizer=small_tokenizer)
+    report = prepare(
+        _args(tmp_path, "--val-size", "0", "--exclude-sft", str(PUBLISHED), *SOURCES), tokenizer=small_tokenizer
+    )
     # rows 0 and 4 are Skywork pairs (one multi-turn, one whose trace lost its verdict), 1 a code pair shown the
     # other way round with extra spaces, 2 a Math-Step-DPO pair; 3 is in no source, 5 is not in the official layout
     assert report.excluded == {SKYWORK: 2, CODE_PREFERENCE: 1, MATH_STEP_DPO: 1}
@@ -376,38 +549,66 @@ def test_exclude_sft_removes_the_distilled_pairs_by_content(prepare, small_token
 
 def test_exclude_sft_in_the_project_layout(prepare, small_tokenizer, tmp_path):
     sft = tmp_path / "traces.jsonl"
-    sft.write_text(json.dumps({"conversation": [{"role": "user", "content": "Check if  n is even."}],
-                               "reply_a": "n % 2 == 1", "reply_b": "n % 2 == 0", "trace": "t", "label": "model_b"})
-                   + "\n")
-    report = prepare(_args(tmp_path, "--val-size", "0", "--sources", "code", "--code", str(DATA / "code.jsonl"),
-                           "--exclude-sft", str(sft)), tokenizer=small_tokenizer)
+    sft.write_text(
+        json.dumps(
+            {
+                "conversation": [{"role": "user", "content": "Check if  n is even."}],
+                "reply_a": "n % 2 == 1",
+                "reply_b": "n % 2 == 0",
+                "trace": "t",
+                "label": "model_b",
+            }
+        )
+        + "\n"
+    )
+    report = prepare(
+        _args(
+            tmp_path,
+            "--val-size",
+            "0",
+            "--sources",
+            "code",
+            "--code",
+            str(DATA / "code.jsonl"),
+            "--exclude-sft",
+            str(sft),
+        ),
+        tokenizer=small_tokenizer,
+    )
     assert report.excluded == {CODE_PREFERENCE: 1} and report.kept[CODE_PREFERENCE] == 4
     assert len(_rows(tmp_path / "out" / "train.parquet")) == 3
 
 
 def test_pair_key_ignores_order_and_whitespace_but_not_content():
     context = [{"role": "user", "content": "Name a prime."}]
-    assert pair_key(context, "Two.", " Seven.\n") == pair_key([{"role": "user", "content": "Name  a prime."}],
-                                                                "Seven.", "Two.")
+    assert pair_key(context, "Two.", " Seven.\n") == pair_key(
+        [{"role": "user", "content": "Name  a prime."}], "Seven.", "Two."
+    )
     assert pair_key(context, "Two.", "Seven.") != pair_key(context, "Two.", "Three.")
-    assert pair_key(context, "Two.", "Seven.") != pair_key([{"role": "system", "content": "Name a prime."}],
-                                                           "Two.", "Seven.")
+    assert pair_key(context, "Two.", "Seven.") != pair_key(
+        [{"role": "system", "content": "Name a prime."}], "Two.", "Seven."
+    )
 
 
 def test_summary_puts_the_paper_counts_next_to_each_drop_reason(prepare, small_tokenizer, tmp_path, capsys):
     prepare(_args(tmp_path, "--val-size", "0", *SOURCES), tokenizer=small_tokenizer)
     printed = capsys.readouterr().out
     kept_there = "dropped here but kept by the official pipeline"
-    assert (f"the paper used 54146 pairs of {SKYWORK}; {kept_there}: 3 {{'chosen and rejected contexts differ': 1, "
-            "'chosen identical to rejected': 1, 'empty reply': 1}") in printed
+    assert (
+        f"the paper used 54146 pairs of {SKYWORK}; {kept_there}: 3 {{'chosen and rejected contexts differ': 1, "
+        "'chosen identical to rejected': 1, 'empty reply': 1}"
+    ) in printed
     assert f"the paper used 8000 pairs of {CODE_PREFERENCE}; {kept_there}: 1 {{'empty reply': 1}}" in printed
     assert f"the paper used 10795 pairs of {MATH_STEP_DPO}; {kept_there}: 1" in printed
 
 
 def test_sft_pair_keys_count_the_rows_they_cannot_read():
-    project = [{"conversation": None, "reply_a": "a", "reply_b": "b", "trace": "t", "label": "model_a"}, None,
-               {"conversation": "q", "reply_a": 1, "reply_b": "b", "trace": "t", "label": "model_a"},
-               {"conversation": "q", "reply_a": "b ", "reply_b": "a", "trace": "t", "label": "model_b"}]
+    project = [
+        {"conversation": None, "reply_a": "a", "reply_b": "b", "trace": "t", "label": "model_a"},
+        None,
+        {"conversation": "q", "reply_a": 1, "reply_b": "b", "trace": "t", "label": "model_a"},
+        {"conversation": "q", "reply_a": "b ", "reply_b": "a", "trace": "t", "label": "model_b"},
+    ]
     assert sft_pair_keys(project, "traces") == ({("user: q", ("a", "b"))}, 3)
     published = [json.loads(line) for line in PUBLISHED.read_text().splitlines()]
     broken = [{"context_messages": None, "winner": "w"}, {"context_messages": [{"role": "user"}], "winner": "w"}]

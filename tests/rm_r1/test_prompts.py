@@ -20,8 +20,21 @@ def test_instruct_family_is_system_then_user_with_the_chain_of_rubrics_structure
     messages = build_judge_messages("What is 2+2?", "It is 4.", "It is 5.")
     assert [m["role"] for m in messages] == ["system", "user"]
     system, user = messages[0]["content"], messages[1]["content"]
-    for tag in ("<type>", "<rubric>", "<justify>", "<eval>", "<quote_A>", "<summary_A>", "<quote_B>", "<summary_B>",
-                "<solution>", "<type>Chat</type>", "<type>Reasoning</type>", VERDICT_TAGS["A"], VERDICT_TAGS["B"]):
+    for tag in (
+        "<type>",
+        "<rubric>",
+        "<justify>",
+        "<eval>",
+        "<quote_A>",
+        "<summary_A>",
+        "<quote_B>",
+        "<summary_B>",
+        "<solution>",
+        "<type>Chat</type>",
+        "<type>Reasoning</type>",
+        VERDICT_TAGS["A"],
+        VERDICT_TAGS["B"],
+    ):
         assert tag in system, tag
     assert "{" not in system  # every placeholder was filled
     assert user.index("What is 2+2?") < user.index("It is 4.") < user.index("It is 5.")
@@ -48,8 +61,7 @@ def test_a_question_string_and_a_one_message_list_give_the_same_prompt():
 def test_multi_turn_shows_the_whole_dialogue_once_per_side(family):
     text = build_judge_messages(MULTI_TURN, "Two.", "Nine.", family=family)[-1]["content"]
     for side, reply in (("A", "Two."), ("B", "Nine.")):
-        dialogue = (f"User: Name a prime.\n\nChatbot {side}: Seven.\n\nUser: And an even one?\n\n"
-                    f"Chatbot {side}: {reply}")
+        dialogue = f"User: Name a prime.\n\nChatbot {side}: Seven.\n\nUser: And an even one?\n\nChatbot {side}: {reply}"
         assert dialogue in text
     assert text.index("Chatbot A: Two.") < text.index("Chatbot B: Seven.")
     assert text.count("Name a prime.") == 2
@@ -93,9 +105,10 @@ def test_user_prompt_files(tmp_path):
     system = tmp_path / "my_system.txt"
     system.write_text("Judge them. Answer {verdict_a} or {verdict_b}. Keep {braces}.\n", encoding="utf-8")
     messages = build_judge_messages("q", "a", "b", prompt_file=str(system))
-    assert messages[0] == {"role": "system",
-                           "content": "Judge them. Answer <answer>[[A]]</answer> or <answer>[[B]]</answer>. "
-                                      "Keep {braces}."}
+    assert messages[0] == {
+        "role": "system",
+        "content": "Judge them. Answer <answer>[[A]]</answer> or <answer>[[B]]</answer>. Keep {braces}.",
+    }
     user = tmp_path / "my_user.txt"
     user.write_text("Compare:\n{conversation}\nVerdict: {verdict_b} or {verdict_a}", encoding="utf-8")
     (message,) = build_judge_messages("q", "a", "b", family="reasoning", prompt_file=user)

@@ -126,7 +126,7 @@ def test_compute_score_rule_is_a_reward_kwarg():
 
 def _reference_strict_tail(text: str, side: str) -> bool:
     """The reference rule written out independently: the labelled tag in the window, the other one absent."""
-    window = text[len(text) - 80:] if len(text) > 80 else text
+    window = text[len(text) - 80 :] if len(text) > 80 else text
     mine, other = (A, B) if side == "A" else (B, A)
     return window.find(mine) != -1 and window.find(other) == -1
 

@@ -33,17 +33,27 @@ def _batch(tokenizer):
     from verl import DataProto
 
     prompts = [tokenizer(p, add_special_tokens=False)["input_ids"] for p, _, _, _ in SAMPLES]
-    responses = [tokenizer(r, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if end else [])
-                 for _, r, end, _ in SAMPLES]
+    responses = [
+        tokenizer(r, add_special_tokens=False)["input_ids"] + ([tokenizer.eos_token_id] if end else [])
+        for _, r, end, _ in SAMPLES
+    ]
     width_p, width_r = max(map(len, prompts)), max(map(len, responses)) + 3
     pad = tokenizer.pad_token_id
     prompt_ids = torch.tensor([[pad] * (width_p - len(p)) + p for p in prompts])
     response_ids = torch.tensor([r + [pad] * (width_r - len(r)) for r in responses])
-    mask = torch.tensor([[0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
-                         for p, r in zip(prompts, responses)])
+    mask = torch.tensor(
+        [
+            [0] * (width_p - len(p)) + [1] * len(p) + [1] * len(r) + [0] * (width_r - len(r))
+            for p, r in zip(prompts, responses)
+        ]
+    )
     data = DataProto.from_dict(
-        tensors={"prompts": prompt_ids, "responses": response_ids, "attention_mask": mask,
-                 "input_ids": torch.cat([prompt_ids, response_ids], dim=1)},
+        tensors={
+            "prompts": prompt_ids,
+            "responses": response_ids,
+            "attention_mask": mask,
+            "input_ids": torch.cat([prompt_ids, response_ids], dim=1),
+        },
         non_tensors={
             "data_source": np.array(["skywork"] * len(SAMPLES), dtype=object),
             "reward_model": np.array([{"style": "rule", "ground_truth": s[3]} for s in SAMPLES], dtype=object),
@@ -58,14 +68,19 @@ def _config(model_dir, manager: str, rule: str):
     and rule under test."""
     from hydra import compose, initialize_config_dir
 
-    overrides = [f"actor_rollout_ref.model.path={model_dir}", "reward.num_workers=1",
-                 f"reward.custom_reward_function.reward_kwargs.rule={rule}"]
+    overrides = [
+        f"actor_rollout_ref.model.path={model_dir}",
+        "reward.num_workers=1",
+        f"reward.custom_reward_function.reward_kwargs.rule={rule}",
+    ]
     if manager == "naive":
         overrides += ["reward.reward_manager.source=register", "reward.reward_manager.name=naive"]
     with initialize_config_dir(str(CONFIGS), version_base=None):
         config = compose("grpo_instruct_7b", overrides=overrides)
-    assert (config.reward.custom_reward_function.path, config.reward.reward_manager.name) == ("pkg://rm_r1.reward",
-                                                                                              manager)
+    assert (config.reward.custom_reward_function.path, config.reward.reward_manager.name) == (
+        "pkg://rm_r1.reward",
+        manager,
+    )
     return config
 
 
@@ -76,8 +91,12 @@ def test_compute_score_runs_in_verls_reward_loop(small_tokenizer, tmp_path):
 
     small_tokenizer.save_pretrained(tmp_path)
     data, response_lengths = _batch(small_tokenizer)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}},
+    )
     try:
         for (manager, rule), expected in EXPECTED.items():
             loop = RewardLoopManager(_config(tmp_path, manager, rule))

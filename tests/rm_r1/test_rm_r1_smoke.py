@@ -60,16 +60,23 @@ def test_grpo_config_has_the_papers_settings(name):
     assert rollout.val_kwargs.do_sample is False  # one greedy verdict per held-out pair
     assert cfg.trainer.val_before_train and cfg.trainer.test_freq > 0 and cfg.data.val_files
     reward = cfg.reward
-    assert (reward.custom_reward_function.path, reward.custom_reward_function.name) == ("pkg://rm_r1.reward",
-                                                                                        "compute_score")
+    assert (reward.custom_reward_function.path, reward.custom_reward_function.name) == (
+        "pkg://rm_r1.reward",
+        "compute_score",
+    )
     assert reward.custom_reward_function.reward_kwargs.rule == "strict_tail"
     assert (reward.reward_manager.source, reward.reward_manager.name, reward.reward_manager.module.path) == (
-        "importlib", "SpecialTokenTextRewardManager", "pkg://rm_r1.reward")
+        "importlib",
+        "SpecialTokenTextRewardManager",
+        "pkg://rm_r1.reward",
+    )
     model, family, lr, nodes = GRPO[name]
     assert actor.optim.lr == lr and (cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node) == (nodes, 8)
     assert cfg.actor_rollout_ref.model.path == model
-    assert (cfg.data.train_files, cfg.data.val_files) == (f"data/rm_r1/{family}/train.parquet",
-                                                          f"data/rm_r1/{family}/val.parquet")
+    assert (cfg.data.train_files, cfg.data.val_files) == (
+        f"data/rm_r1/{family}/train.parquet",
+        f"data/rm_r1/{family}/val.parquet",
+    )
     assert cfg.trainer.experiment_name == name
     assert cfg.trainer.default_local_dir == f"checkpoints/rm_r1/{name}"
     assert actor.fsdp_config.param_offload is actor.fsdp_config.optimizer_offload is name.endswith("32b")
@@ -100,7 +107,7 @@ def test_setting_config_is_thin_and_commented(name):
     assert list(raw.defaults) == [base, "_self_"] and list(raw.hydra.searchpath) == ["pkg://verl.trainer.config"]
     shared = OmegaConf.load(CONFIGS / f"{base}.yaml")
     lines = path.read_text().splitlines()
-    body = lines[lines.index("defaults:"):]
+    body = lines[lines.index("defaults:") :]
     for number, line in enumerate(body):
         if line.strip().startswith(("-", "#")) or not line.strip():
             continue
@@ -142,8 +149,12 @@ def _run_launcher(setting: str, stub_dir: Path, env: dict[str, str], *args: str)
         path = stub_dir / tool
         path.write_text(f"#!{sys.executable}\n{stub}")
         path.chmod(0o755)
-    done = subprocess.run(["bash", str(RECIPES / f"run_{setting}.sh"), *args], capture_output=True, text=True,
-                          env={**os.environ, "PATH": f"{stub_dir}:{os.environ['PATH']}", **env})
+    done = subprocess.run(
+        ["bash", str(RECIPES / f"run_{setting}.sh"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{stub_dir}:{os.environ['PATH']}", **env},
+    )
     assert done.returncode == 0, done.stderr
     recorded = json.loads(record.read_text())
     return recorded["argv"], Path(recorded["cwd"])
@@ -153,13 +164,14 @@ def composed_from(argv: list[str]):
     """The config a recorded trainer command line composes: its --config-path/--config-name and the overrides after."""
     name = argv.index("--config-name")
     with initialize_config_dir(argv[argv.index("--config-path") + 1], version_base=None):
-        return compose(argv[name + 1], overrides=argv[name + 2:])
+        return compose(argv[name + 1], overrides=argv[name + 2 :])
 
 
 @pytest.mark.parametrize("setting", [*GRPO, *SFT])
 def test_launcher_help_lists_the_variables_and_the_settings_defaults(setting):
-    out = subprocess.run(["bash", str(RECIPES / f"run_{setting}.sh"), "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        ["bash", str(RECIPES / f"run_{setting}.sh"), "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for variable in VARIABLES:
         assert variable in out
     assert ("ray start --head" in out and "ray start --address" in out) if setting in GRPO else "NODE_RANK" in out
@@ -178,30 +190,52 @@ def test_grpo_launchers_compose_the_papers_setting(setting, tmp_path):
     model, family, lr, nodes = GRPO[setting]
     argv, cwd = _run_launcher(setting, tmp_path, {}, "trainer.test_freq=5")
     # the launcher only names the setting's config: every value comes from the YAML (one place for each)
-    assert argv == ["-m", "verl.trainer.main_ppo", "--config-path", str(CONFIGS), "--config-name", setting,
-                    "trainer.test_freq=5"]
+    assert argv == [
+        "-m",
+        "verl.trainer.main_ppo",
+        "--config-path",
+        str(CONFIGS),
+        "--config-name",
+        setting,
+        "trainer.test_freq=5",
+    ]
     assert cwd == ROOT  # the configs' relative paths are relative to the repository root
     cfg = composed_from(argv)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     assert cfg.actor_rollout_ref.model.path == model
-    assert (cfg.data.train_files, cfg.data.val_files) == (f"data/rm_r1/{family}/train.parquet",
-                                                          f"data/rm_r1/{family}/val.parquet")
+    assert (cfg.data.train_files, cfg.data.val_files) == (
+        f"data/rm_r1/{family}/train.parquet",
+        f"data/rm_r1/{family}/val.parquet",
+    )
     assert (cfg.actor_rollout_ref.actor.optim.lr, cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node) == (lr, nodes, 8)
     assert cfg.trainer.experiment_name == setting and cfg.trainer.default_local_dir == f"checkpoints/rm_r1/{setting}"
     assert list(cfg.trainer.logger) == ["console", "wandb"] and cfg.trainer.test_freq == 5
     assert cfg.reward.custom_reward_function.reward_kwargs.rule == "strict_tail"
     assert cfg.actor_rollout_ref.actor.fsdp_config.optimizer_offload is setting.endswith("32b")
 
-    argv, _ = _run_launcher(setting, tmp_path, {"MODEL_PATH": "/m", "NNODES": "3", "GPUS_PER_NODE": "4",
-                                                "LOGGER": "[console]", "OUTPUT_DIR": "/out",
-                                                "VERDICT_RULE": "last_answer", "TRAIN_FILE": "/t.parquet",
-                                                "VAL_FILE": "/v.parquet"})
+    argv, _ = _run_launcher(
+        setting,
+        tmp_path,
+        {
+            "MODEL_PATH": "/m",
+            "NNODES": "3",
+            "GPUS_PER_NODE": "4",
+            "LOGGER": "[console]",
+            "OUTPUT_DIR": "/out",
+            "VERDICT_RULE": "last_answer",
+            "TRAIN_FILE": "/t.parquet",
+            "VAL_FILE": "/v.parquet",
+        },
+    )
     cfg = composed_from(argv)
     assert (cfg.actor_rollout_ref.model.path, cfg.trainer.nnodes, cfg.trainer.n_gpus_per_node) == ("/m", 3, 4)
-    assert (cfg.data.train_files, cfg.data.val_files, cfg.trainer.default_local_dir) == ("/t.parquet", "/v.parquet",
-                                                                                         "/out")
+    assert (cfg.data.train_files, cfg.data.val_files, cfg.trainer.default_local_dir) == (
+        "/t.parquet",
+        "/v.parquet",
+        "/out",
+    )
     assert list(cfg.trainer.logger) == ["console"]
     assert cfg.reward.custom_reward_function.reward_kwargs.rule == "last_answer"
 
@@ -212,8 +246,13 @@ def test_sft_launchers_compose_and_link_the_final_model(setting, tmp_path):
     out = tmp_path / "ckpt"
     argv, cwd = _run_launcher(setting, tmp_path, {"OUTPUT_DIR": str(out), "NNODES": "2", "NODE_RANK": "0"})
     # torchrun's layout is the composed config's: the setting's values, the variables, then the arguments
-    assert argv[:5] == ["--nnodes=2", "--nproc_per_node=8", "--node_rank=0", "--master_addr=127.0.0.1",
-                        "--master_port=29500"]
+    assert argv[:5] == [
+        "--nnodes=2",
+        "--nproc_per_node=8",
+        "--node_rank=0",
+        "--master_addr=127.0.0.1",
+        "--master_port=29500",
+    ]
     assert argv[5:11] == ["-m", "verl.trainer.sft_trainer", "--config-path", str(CONFIGS), "--config-name", setting]
     assert cwd == ROOT
     cfg = composed_from(argv)
@@ -223,8 +262,13 @@ def test_sft_launchers_compose_and_link_the_final_model(setting, tmp_path):
     assert (out / "final_hf").resolve() == (out / "global_step_3" / "huggingface").resolve()
 
     (tmp_path / "again").mkdir()
-    argv, _ = _run_launcher(setting, tmp_path / "again", {}, "trainer.n_gpus_per_node=4",
-                            f"trainer.default_local_dir={tmp_path / 'from_args'}")
+    argv, _ = _run_launcher(
+        setting,
+        tmp_path / "again",
+        {},
+        "trainer.n_gpus_per_node=4",
+        f"trainer.default_local_dir={tmp_path / 'from_args'}",
+    )
     assert argv[:2] == ["--nnodes=1", "--nproc_per_node=4"]
     assert (tmp_path / "from_args" / "final_hf").resolve() == (tmp_path / "from_args/global_step_3/huggingface")
 
