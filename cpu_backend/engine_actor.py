@@ -152,8 +152,9 @@ def _use_cpu_platform() -> None:
 
     if not isinstance(get_platform(), CpuPlatform):
         set_platform(CpuPlatform())
-    engines = EngineRegistry._engines["language_model"]
-    if "cpu" not in engines["fsdp2"]:
+    try:
+        EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
+    except ValueError:  # registered for cuda and npu only
         EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
             FSDPEngineWithLMHead
         )
