@@ -1,9 +1,8 @@
 """verl's own FSDP engine worker as the actor / reference worker group, in process on CPU (tests and smoke runs only).
 
-Unlike ``cpu_backend.actor`` (which re-implements the worker over a plain transformers model), this runs verl 0.9.1's
-real ``ActorRolloutRefWorker`` (``verl.workers.engine_workers``) with role ``actor``: its micro-batching, padding
-removal, ``ppo_loss`` aggregation, FSDP2 wrapping, optimizer, LR schedule and checkpoint format are verl's. What
-differs from a GPU run, and only this:
+This runs verl 0.9.1's real ``ActorRolloutRefWorker`` (``verl.workers.engine_workers``) with role ``actor``: its
+micro-batching (and the asserts on it), padding removal, ``ppo_loss`` aggregation, FSDP2 wrapping, optimizer, LR
+schedule and checkpoint format are verl's. What differs from a GPU run, and only this:
 
 * verl 0.9.1 registers no CPU platform (its platform layer knows ``nvidia``, ``huawei`` and ``amd`` and falls back to
   ``nvidia``, i.e. ``torch.cuda`` and NCCL). :class:`CpuPlatform` is registered through verl's own
@@ -18,7 +17,9 @@ differs from a GPU run, and only this:
   ``CPUOffloadPolicy(pin_memory=True)``, and pinned memory needs an accelerator.
 
 The rollout (HF ``generate()``) keeps its own model; :meth:`EngineActorWorkerGroup.sync_weights_to` copies the
-actor's weights into it the way verl's ``update_weights`` reads them (``engine.get_per_tensor_param()``).
+actor's weights into it the way verl's ``update_weights`` reads them (``engine.get_per_tensor_param()``). With
+``replicas`` (shared with the rollout and the checkpoint manager) every actor and reference call refuses to run
+while the rollout replicas are awake, as on a GPU node (``cpu_backend.replicas``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from tensordict import TensorDict
 from transformers import PreTrainedModel
 from verl.plugin.platform.platform_base import PlatformBase
 from verl.plugin.platform.platform_manager import PlatformRegistry, get_platform, set_platform
+
+from cpu_backend.replicas import RolloutReplicas
 
 __all__ = ["ENGINE_CPU_OVERRIDES", "CpuPlatform", "EngineActorWorkerGroup", "check_engine_cpu_config"]
 
@@ -173,8 +176,9 @@ def _init_single_process_group() -> None:
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
 
 
-def check_engine_cpu_config(config: DictConfig) -> None:
-    """Raise ``ValueError`` naming each ``actor_rollout_ref`` key that verl's FSDP engine cannot run with on CPU."""
+def check_engine_cpu_config(config: DictConfig, with_reference: bool = False) -> None:
+    """Raise ``ValueError`` naming each ``actor_rollout_ref`` key that verl's FSDP engine cannot run with on CPU, or
+    that verl's worker would reject with a bare assertion (the micro-batch settings, checked here by name)."""
     problems = []
     if config.actor.strategy != "fsdp2":
         problems.append(
@@ -187,6 +191,20 @@ def check_engine_cpu_config(config: DictConfig) -> None:
             "actor_rollout_ref.model.override_config.attn_implementation must be sdpa or eager on CPU, got "
             f"{attention!r} (verl's default flash_attention_2 needs CUDA)"
         )
+    dynamic = bool(config.actor.use_dynamic_bsz)
+    if dynamic != bool(config.rollout.log_prob_use_dynamic_bsz):  # verl/workers/engine_workers.py:615
+        problems.append(
+            "actor_rollout_ref.actor.use_dynamic_bsz and actor_rollout_ref.rollout.log_prob_use_dynamic_bsz must be "
+            f"equal, got {config.actor.use_dynamic_bsz} and {config.rollout.log_prob_use_dynamic_bsz}"
+        )
+    # verl/workers/engine_workers.py:636 (actor); the reference's becomes its ppo_micro_batch_size_per_gpu
+    # (engine_workers.py:547-553), which verl/workers/config/actor.py:207 asserts
+    sections = ("rollout", "ref") if with_reference else ("rollout",)
+    for section in sections:
+        if not dynamic and config[section].get("log_prob_micro_batch_size_per_gpu") is None:
+            problems.append(
+                f"actor_rollout_ref.{section}.log_prob_micro_batch_size_per_gpu must be set without dynamic batch size"
+            )
     if problems:
         raise ValueError("config not runnable on verl's FSDP engine on CPU:\n  " + "\n  ".join(problems))
 
@@ -198,13 +216,14 @@ class EngineActorWorkerGroup:
 
     ``config`` is the ``actor_rollout_ref`` section composed with :data:`ENGINE_CPU_OVERRIDES`; its
     ``actor.optim.total_training_steps`` must be set. The workers get a copy (verl's init_model edits its config, and
-    on a cluster it only ever sees a serialized copy).
+    on a cluster it only ever sees a serialized copy). With ``replicas``, ``compute_log_prob``,
+    ``compute_ref_log_prob`` and ``update_actor`` raise while the rollout replicas are awake.
     """
 
-    def __init__(self, config: DictConfig, with_reference: bool = False):
+    def __init__(self, config: DictConfig, with_reference: bool = False, replicas: RolloutReplicas | None = None):
         from verl.workers.engine_workers import ActorRolloutRefWorker
 
-        check_engine_cpu_config(config)
+        check_engine_cpu_config(config, with_reference)
         _use_cpu_platform()
         _init_single_process_group()
         self.actor_worker = ActorRolloutRefWorker(copy.deepcopy(config), role="actor")
@@ -223,10 +242,16 @@ class EngineActorWorkerGroup:
                 ref_config.rollout[key] = config.ref[key]
             self.ref_worker = ActorRolloutRefWorker(ref_config, role="actor")
             self.ref_worker.init_model()
+        self.replicas = replicas
         self._dispatch_info: dict[str, list[int]] = {"actor": [0], "ref": [0]}
+
+    def _require_replicas_asleep(self, call: str) -> None:
+        if self.replicas is not None:
+            self.replicas.require_asleep(call)
 
     def compute_log_prob(self, data: TensorDict) -> TensorDict:
         """Actor log-probs (and entropy when ``calculate_entropy``) of a no-padding TensorDict."""
+        self._require_replicas_asleep("compute_log_prob")
         return self.actor_worker.compute_log_prob(data)
 
     def compute_ref_log_prob(self, data: TensorDict) -> TensorDict:
@@ -236,10 +261,12 @@ class EngineActorWorkerGroup:
                 "compute_ref_log_prob called but no reference worker was built: it is built only when "
                 "actor_rollout_ref.actor.use_kl_loss or algorithm.use_kl_in_reward is on"
             )
+        self._require_replicas_asleep("compute_ref_log_prob")
         return self.ref_worker.compute_log_prob(data)
 
     def update_actor(self, data: TensorDict) -> TensorDict:
         """verl's PPO update over the mini-batches the trainer's non-tensor entries describe."""
+        self._require_replicas_asleep("update_actor")
         return self.actor_worker.update_actor(data)
 
     def save_checkpoint(

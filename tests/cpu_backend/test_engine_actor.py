@@ -1,5 +1,6 @@
 """verl's real FSDP engine worker, run in process on CPU, against independent float64 computations: log-probs of a plain
-per-sequence forward, the PPO gradient of a hand-written loss, a checkpoint round trip and the rollout weight sync."""
+per-sequence forward, the PPO gradient of a hand-written loss, a checkpoint round trip and the rollout weight sync; and
+the rules a GPU node enforces: no actor call beside awake rollout replicas, micro-batch sizes set and dividing."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from verl.utils import tensordict_utils as tu
 from verl.workers.utils.padding import no_padding_2_padding
 
 from cpu_backend import compose_cpu_config
-from cpu_backend.engine_actor import ENGINE_CPU_OVERRIDES, EngineActorWorkerGroup, check_engine_cpu_config
-from tests.cpu_backend.conftest import base_overrides
-from tests.cpu_backend.test_actor import BATCH, no_padding, padded_batch, reference_log_probs
+from cpu_backend.engine_actor import EngineActorWorkerGroup, check_engine_cpu_config
+from cpu_backend.replicas import RolloutReplicas
+from tests.cpu_backend.conftest import BATCH, base_overrides, no_padding, padded_batch, reference_log_probs
 
 # fp32 forward of a 2-layer model with logits of order 10, against float64: rounding stays near 1e-5. The entropy,
 # logsumexp(l) - sum(p * l), subtracts two such numbers and loses one more digit.
@@ -28,8 +29,6 @@ def engine_config(tiny_model_dir):
     config = compose_cpu_config(
         overrides=[
             *base_overrides(tiny_model_dir),
-            *ENGINE_CPU_OVERRIDES,
-            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2",
             "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2",
         ]
     )
@@ -205,9 +204,56 @@ def test_sync_weights_to_gives_the_rollout_the_actor_weights(engine_config, smal
 
 
 def test_config_that_cannot_run_on_cpu_is_named(tiny_model_dir):
-    config = compose_cpu_config(overrides=base_overrides(tiny_model_dir)).actor_rollout_ref
+    config = compose_cpu_config(
+        overrides=[
+            *base_overrides(tiny_model_dir),
+            "actor_rollout_ref.actor.strategy=fsdp",
+            "++actor_rollout_ref.model.override_config.attn_implementation=flash_attention_2",
+            "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=null",
+            "actor_rollout_ref.rollout.log_prob_use_dynamic_bsz=true",
+        ]
+    ).actor_rollout_ref
     with pytest.raises(ValueError) as error:
-        check_engine_cpu_config(config)
+        check_engine_cpu_config(config, with_reference=True)
     message = str(error.value)
     assert "actor_rollout_ref.actor.strategy must be fsdp2, got 'fsdp'" in message
     assert "attn_implementation must be sdpa or eager on CPU, got 'flash_attention_2'" in message
+    assert "use_dynamic_bsz and actor_rollout_ref.rollout.log_prob_use_dynamic_bsz must be equal" in message
+    assert "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu must be set" in message
+    config.rollout.log_prob_use_dynamic_bsz = False  # now the actor's own log-prob micro-batch size is missing
+    with pytest.raises(ValueError, match=r"actor_rollout_ref\.rollout\.log_prob_micro_batch_size_per_gpu must be set"):
+        EngineActorWorkerGroup(config)
+
+
+def test_actor_runs_only_while_replicas_sleep_and_on_batches_that_divide_into_micro_batches(
+    engine_config, small_tokenizer
+):
+    """verl never runs the actor beside awake rollout replicas (verl/workers/engine_workers.py:728-733: sleep before
+    update_weights, awake after it), and asserts that a log-prob batch splits into micro-batches
+    (verl/workers/engine/utils.py:125), which the trainer pads for."""
+    config = copy.deepcopy(engine_config)
+    config.rollout.log_prob_micro_batch_size_per_gpu = 3
+    config.ref.log_prob_micro_batch_size_per_gpu = 3
+    config.actor.ppo_micro_batch_size_per_gpu = 1
+    replicas = RolloutReplicas()  # asleep, as init_workers leaves them
+    group = EngineActorWorkerGroup(config, with_reference=True, replicas=replicas)
+    four = padded_batch(len(small_tokenizer), temperature=1.0, seed=1)
+    for reference in (False, True):
+        with pytest.raises(AssertionError, match="divisible by force_group_size \\* micro_batch_size_per_gpu"):
+            engine_log_probs(group, four, reference=reference)
+    three = four[:3]
+    three.batch["old_log_probs"] = engine_log_probs(group, three)["log_probs"]
+    three.batch["advantages"] = torch.tensor([1.0, -1.0, 0.5])[:, None] * three.batch["response_mask"]
+
+    replicas.wake()
+    for call in ("compute_log_prob", "compute_ref_log_prob"):
+        with pytest.raises(RuntimeError, match=f"{call} ran while the rollout replicas are awake"):
+            engine_log_probs(group, three, reference=call == "compute_ref_log_prob")
+    with pytest.raises(RuntimeError, match="update_actor ran while the rollout replicas are awake"):
+        update(group, three, mini_batch_size=3)
+    replicas.sleep()
+    assert metrics_have_loss(update(group, three, mini_batch_size=3))
+
+
+def metrics_have_loss(metrics: dict) -> bool:
+    return "actor/pg_loss" in metrics and all(value == value for value in metrics["actor/pg_loss"])  # not NaN
