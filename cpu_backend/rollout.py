@@ -7,9 +7,9 @@ template exactly as on GPU, outputs are padded and laid out by verl's code, and 
 through Ray, but as Ray calls it: the reward worker lives on its own event loop in a thread that is not the main
 thread (a Ray async actor's loop), so a reward function that needs the main thread (e.g. a SIGALRM timeout) fails
 here as it would on a cluster. Only the LLM server is replaced: ``HFGenerateClient`` answers the agent loop's
-``generate`` requests with ``model.generate()`` on the actor's own model, so no weight sync is needed:
-``InProcessCheckpointManager`` only records calls and tracks whether the replicas are asleep
-(``cpu_backend.replicas``). Real training uses verl's Ray/vLLM workers.
+``generate`` requests with ``model.generate()`` on the rollout's own copy of the model; ``InProcessCheckpointManager``
+copies the actor's weights into it on ``update_weights`` (as verl's checkpoint engine feeds vLLM) and tracks whether
+the replicas are asleep (``cpu_backend.replicas``). Real training uses verl's Ray/vLLM workers.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import threading
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -221,15 +222,23 @@ async def _build(cls: type, *args: Any) -> _LocalActorHandle:
 
 
 class InProcessCheckpointManager:
-    """Stands for verl's ``CheckpointEngineManager``: the rollout shares the actor's model, so nothing is copied.
+    """Stands for verl's ``CheckpointEngineManager``.
 
-    ``update_weights(global_steps)`` tells the rollout client the weights' version (vLLM servers report it as
+    ``update_weights(global_steps)`` copies the actor's weights into the rollout's model with ``sync_weights``
+    (``EngineActorWorkerGroup.sync_weights_to``; while the replicas still sleep, as verl requires,
+    verl/workers/engine_workers.py:728-733), tells the rollout client the weights' version (vLLM servers report it as
     ``global_steps``), wakes ``replicas`` and records the call; ``sleep_replicas()`` puts them to sleep and is counted.
     """
 
-    def __init__(self, client: HFGenerateClient, replicas: RolloutReplicas | None = None):
+    def __init__(
+        self,
+        client: HFGenerateClient,
+        replicas: RolloutReplicas | None = None,
+        sync_weights: Callable[[PreTrainedModel], None] | None = None,
+    ):
         self.client = client
         self.replicas = replicas if replicas is not None else RolloutReplicas()
+        self.sync_weights = sync_weights
         self.sleep_calls = 0
         self.update_calls: list[int | None] = []
 
@@ -239,7 +248,9 @@ class InProcessCheckpointManager:
         self.sleep_calls += 1
 
     def update_weights(self, global_steps: int | None = None) -> None:
-        """Record the new weights version and wake the replicas (the rollout already uses the updated model)."""
+        """Give the rollout the actor's current weights, record their version and wake the replicas."""
+        if self.sync_weights is not None:
+            self.sync_weights(self.client.model)
         self.client.global_steps = global_steps
         self.replicas.wake()
         self.update_calls.append(global_steps)

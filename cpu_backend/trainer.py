@@ -1,8 +1,9 @@
 """Build verl's classic ``RayPPOTrainer`` (or a subclass) on the in-process CPU backend (smoke runs and tests only).
 
 ``build_cpu_trainer`` constructs the trainer as verl's task runner would, but instead of ``init_workers()`` (Ray
-resource pools, FSDP workers, vLLM servers) it attaches the in-process objects of this package. The trainer's own
-``fit()`` then runs unchanged on CPU. Real training uses verl's Ray/vLLM workers.
+resource pools, FSDP workers, vLLM servers) it attaches the in-process objects of this package: verl's own FSDP
+engine worker as the actor (``engine_actor``) and HF ``generate()`` behind verl's agent loop as the rollout. The
+trainer's own ``fit()`` then runs unchanged on CPU. Real training uses verl's Ray/vLLM workers.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+import torch
 from omegaconf import DictConfig
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
 from verl.single_controller.ray.base import ResourcePoolManager
 from verl.trainer.distillation import is_distillation_enabled
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
-from verl.trainer.ppo.utils import Role, need_critic
+from verl.trainer.ppo.utils import Role, need_critic, need_reference_policy
 
-from cpu_backend.actor import CpuActorRolloutWorkerGroup
+from cpu_backend.engine_actor import ENGINE_CPU_OVERRIDES, EngineActorWorkerGroup, check_engine_cpu_config
 from cpu_backend.replicas import RolloutReplicas
 from cpu_backend.rollout import HFGenerateClient, InProcessAgentLoopManager, InProcessCheckpointManager
 
@@ -34,9 +36,11 @@ CPU_OVERRIDES: tuple[str, ...] = (
     "actor_rollout_ref.rollout.name=hf",
     "actor_rollout_ref.rollout.agent.num_workers=1",
     "reward.num_workers=1",
+    *ENGINE_CPU_OVERRIDES,
 )
 """Hydra overrides every CPU run needs: the classic trainer, one CPU "GPU", no batch balancing across ranks, no
-dataloader worker processes, one in-process agent-loop worker (validation pads batches to that count)."""
+dataloader worker processes, one in-process agent-loop worker (validation pads batches to that count), and what
+verl's FSDP engine needs on CPU (``engine_actor.ENGINE_CPU_OVERRIDES``)."""
 
 TrainerT = TypeVar("TrainerT", bound=RayPPOTrainer)
 
@@ -75,6 +79,7 @@ def check_cpu_config(config: DictConfig) -> None:
         problems.append("actor_rollout_ref.rollout.multi_turn.enable must be False (single-turn generation only)")
     if problems:
         raise ValueError("config not runnable on the CPU backend:\n  " + "\n  ".join(problems))
+    check_engine_cpu_config(config.actor_rollout_ref, with_reference=need_reference_policy(config))
 
 
 def build_cpu_trainer(
@@ -92,15 +97,17 @@ def build_cpu_trainer(
     trainer's datasets. ``with_rewards=False`` skips verl's reward loop (no ``rm_scores``; for trainers that score
     responses themselves). ``trainer_kwargs`` go to the constructor (datasets, collate_fn, subclass arguments).
 
-    After construction the trainer has ``actor_rollout_wg`` (a ``CpuActorRolloutWorkerGroup``, also
-    ``ref_policy_wg`` when a KL term is on), ``async_rollout_manager`` (``InProcessAgentLoopManager``),
-    ``checkpoint_manager`` (``InProcessCheckpointManager``) and ``reward_loop_manager = None``; call ``fit()``.
+    After construction the trainer has ``actor_rollout_wg`` (an ``EngineActorWorkerGroup``: verl's FSDP engine
+    worker; also ``ref_policy_wg`` when a KL term is on), ``async_rollout_manager`` (``InProcessAgentLoopManager``
+    over its own copy of the model, which sees the actor's weights only through ``checkpoint_manager.update_weights``,
+    as vLLM does) and ``checkpoint_manager`` (``InProcessCheckpointManager``), ``reward_loop_manager = None``; call
+    ``fit()``. The engine makes the CPU platform, a gloo process group and its environment variables process-wide.
     """
     check_cpu_config(config)
     trainer = trainer_cls(
         config=config,
         tokenizer=tokenizer,
-        role_worker_mapping={Role.ActorRollout: CpuActorRolloutWorkerGroup},
+        role_worker_mapping={Role.ActorRollout: EngineActorWorkerGroup},
         resource_pool_manager=ResourcePoolManager(resource_pool_spec={"cpu": [1]}, mapping={Role.ActorRollout: "cpu"}),
         device_name="cpu",
         **trainer_kwargs,
@@ -108,11 +115,8 @@ def build_cpu_trainer(
     # What init_workers() would set; built after the trainer so actor.optim.total_training_steps is filled in.
     # One sleep/wake state for actor, rollout and checkpoint manager; init_workers() leaves the replicas asleep.
     replicas = RolloutReplicas()
-    worker_group = CpuActorRolloutWorkerGroup.from_pretrained(
-        trainer.config.actor_rollout_ref,
-        tokenizer=tokenizer,
-        with_reference=trainer.use_reference_policy,
-        replicas=replicas,
+    worker_group = EngineActorWorkerGroup(
+        trainer.config.actor_rollout_ref, with_reference=trainer.use_reference_policy, replicas=replicas
     )
     trainer.actor_rollout_wg = worker_group
     if trainer.use_reference_policy:
@@ -121,9 +125,12 @@ def build_cpu_trainer(
     trainer.teacher_model_manager = None
     trainer.distillation_config = None
     trainer.async_rollout_mode = True
-    client = HFGenerateClient(worker_group.model, trainer.config.actor_rollout_ref.rollout)
+    rollout_model = AutoModelForCausalLM.from_pretrained(
+        trainer.config.actor_rollout_ref.model.path, dtype=torch.float32
+    ).eval()
+    client = HFGenerateClient(rollout_model, trainer.config.actor_rollout_ref.rollout)
     trainer.async_rollout_manager = InProcessAgentLoopManager(
         trainer.config, client, with_rewards=with_rewards, replicas=replicas
     )
-    trainer.checkpoint_manager = InProcessCheckpointManager(client, replicas)
+    trainer.checkpoint_manager = InProcessCheckpointManager(client, replicas, sync_weights=worker_group.sync_weights_to)
     return trainer

@@ -1,7 +1,7 @@
 """``python -m rlpr.smoke``: the RLPR loop on CPU in a few minutes (the README's main job).
 
 Runs ``RLPRTrainer`` (verl's real classic trainer loop) on the in-process CPU backend (``cpu_backend``: HF
-``generate()`` and a transformers actor instead of verl's Ray/vLLM workers — for smoke runs and tests only) with
+``generate()`` instead of vLLM, verl's own FSDP engine worker as the actor, no Ray — for smoke runs and tests only) with
 ``configs/rlpr/smoke_cpu.yaml``: a tiny Qwen2 model over the real Qwen2.5 tokenizer (rebuilt offline, first 8,192
 ranks) and the bundled sample (``rlpr/data/sample.jsonl``). A random tiny model never writes
 ``<think>…</think><answer>…</answer>``, so it is first warm-started with a few seconds of supervised fitting on the

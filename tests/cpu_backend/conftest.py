@@ -1,4 +1,5 @@
-"""Fixtures for the CPU backend tests: a saved tiny model folder, composed configs, a toy verl dataset."""
+"""Fixtures for the CPU backend tests: a saved tiny model folder, composed configs, a toy verl dataset, and a padded
+batch with an independent per-sequence log-prob computation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+from verl import DataProto
+from verl.utils import tensordict_utils as tu
+from verl.utils.model import compute_position_id_with_mask
+from verl.workers.utils.padding import left_right_2_no_padding
 
 TOY_REWARD = Path(__file__).with_name("toy_reward.py")
 
@@ -84,3 +90,57 @@ def grpo_config(tiny_model_dir):
     config = compose_cpu_config(overrides=base_overrides(tiny_model_dir))
     config.actor_rollout_ref.actor.optim.total_training_steps = 10
     return config
+
+
+BATCH, PROMPT, RESPONSE = 4, 6, 5
+
+
+def padded_batch(vocab: int, temperature: float, seed: int = 0) -> DataProto:
+    """Left-padded prompts and right-padded responses of different lengths, as verl's rollout lays them out."""
+    gen = torch.Generator().manual_seed(seed)
+    prompts = torch.randint(0, vocab, (BATCH, PROMPT), generator=gen)
+    responses = torch.randint(0, vocab, (BATCH, RESPONSE), generator=gen)
+    prompt_mask = torch.ones(BATCH, PROMPT, dtype=torch.long)
+    prompt_mask[0, :2] = 0
+    prompt_mask[2, :1] = 0
+    response_mask = torch.ones(BATCH, RESPONSE, dtype=torch.long)
+    response_mask[1, 3:] = 0
+    response_mask[3, 1:] = 0
+    attention_mask = torch.cat([prompt_mask, response_mask], dim=1)
+    return DataProto.from_single_dict(
+        {
+            "prompts": prompts,
+            "responses": responses,
+            "input_ids": torch.cat([prompts, responses], dim=1),
+            "attention_mask": attention_mask,
+            "position_ids": compute_position_id_with_mask(attention_mask),
+            "response_mask": response_mask,
+        },
+        meta_info={"temperature": temperature},
+    )
+
+
+def no_padding(batch: DataProto, **non_tensor):
+    """The no-padding TensorDict verl's trainer sends its workers, with ``non_tensor`` entries assigned."""
+    data = left_right_2_no_padding(batch.to_tensordict())
+    tu.assign_non_tensor(data, **non_tensor)
+    return data
+
+
+def reference_log_probs(model, batch: DataProto, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain per-sequence forward without padding: log_softmax(logits / T) of each response token, and the entropy."""
+    size, length = batch.batch["response_mask"].shape
+    log_probs = torch.zeros(size, length, dtype=torch.float64)
+    entropy = torch.zeros(size, length, dtype=torch.float64)
+    n_prompt_columns = batch.batch["prompts"].shape[1]
+    for i in range(size):
+        mask = batch.batch["attention_mask"][i].bool()
+        ids = batch.batch["input_ids"][i][mask]
+        n_prompt = int(batch.batch["attention_mask"][i, :n_prompt_columns].sum())
+        n_response = int(batch.batch["response_mask"][i].sum())
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids[None]).logits[0].double() / temperature, dim=-1)
+        rows = logp[n_prompt - 1 : n_prompt + n_response - 1]
+        log_probs[i, :n_response] = rows.gather(-1, ids[n_prompt:, None])[:, 0]
+        entropy[i, :n_response] = -(rows.exp() * rows).sum(-1)
+    return log_probs, entropy

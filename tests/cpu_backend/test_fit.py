@@ -1,4 +1,5 @@
-"""verl's real RayPPOTrainer.fit() (classic trainer, GRPO) on the CPU backend: runs, logs, checkpoints, resumes."""
+"""verl's real RayPPOTrainer.fit() (classic trainer, GRPO) on the CPU backend, with verl's FSDP engine worker as the
+actor: runs, logs, gives the rollout the new weights only through update_weights, checkpoints, resumes."""
 
 from __future__ import annotations
 
@@ -59,14 +60,19 @@ def test_fit_two_grpo_steps_then_resume(tiny_model_dir, toy_parquet, small_token
     assert trainer.checkpoint_manager.update_calls == [0, 1, 2]
     assert trainer.checkpoint_manager.sleep_calls == 2
 
-    for step in (1, 2):
+    for step in (1, 2):  # verl's FSDP checkpoint: model, optimizer and extra (LR scheduler, RNG) shards
         folder = checkpoints / f"global_step_{step}"
-        assert (folder / "actor" / "huggingface" / "config.json").exists()
-        assert (folder / "actor" / "train_state.pt").exists() and (folder / "data.pt").exists()
+        assert (folder / "actor" / "huggingface" / "config.json").exists() and (folder / "data.pt").exists()
+        for part in ("model", "optim", "extra_state"):
+            assert (folder / "actor" / f"{part}_world_size_1_rank_0.pt").exists(), part
     assert (checkpoints / "latest_checkpointed_iteration.txt").read_text() == "2"
+    # The rollout has its own model, which received the trained actor weights through update_weights.
     initial = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).state_dict()
-    trained = AutoModelForCausalLM.from_pretrained(str(checkpoints / "global_step_2" / "actor" / "huggingface"))
-    assert any(not torch.equal(initial[k], v) for k, v in trained.state_dict().items())
+    rollout = trainer.checkpoint_manager.client.model.state_dict()
+    assert any(not torch.equal(initial[k], v) for k, v in rollout.items())
+    actor = trainer.actor_rollout_wg.actor_worker.actor.engine.module.state_dict()
+    for name, value in rollout.items():
+        torch.testing.assert_close(value, actor[name].full_tensor(), rtol=0, atol=0)
 
     # Resume: a new trainer finds global_step_2, restores it and runs only step 3. Its greedy validation before
     # training sees the step-2 weights, so it reproduces the first run's final validation exactly.

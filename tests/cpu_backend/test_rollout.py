@@ -12,7 +12,7 @@ from verl import DataProto
 from verl.utils import tensordict_utils as tu
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
 
-from cpu_backend import CpuActorRolloutWorkerGroup, HFGenerateClient, InProcessAgentLoopManager
+from cpu_backend import EngineActorWorkerGroup, HFGenerateClient, InProcessAgentLoopManager
 from tests.cpu_backend.toy_reward import compute_score
 
 MESSAGES = [
@@ -113,11 +113,12 @@ def test_rollout_log_probs_equal_the_actor_forward(grpo_config, model, small_tok
     config = copy.deepcopy(grpo_config)
     config.actor_rollout_ref.rollout.temperature = 0.8
     config.actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu = 3
-    group = CpuActorRolloutWorkerGroup(config.actor_rollout_ref, model)
-    out = make_manager(config, group.model).generate_sequences(gen_batch())
+    group = EngineActorWorkerGroup(config.actor_rollout_ref)  # verl's worker, over the same initial weights
+    out = make_manager(config, model).generate_sequences(gen_batch())
 
     out.meta_info["temperature"] = 0.8
     data = left_right_2_no_padding(out.select(batch_keys=list(out.batch.keys())).to_tensordict())
+    tu.assign_non_tensor(data, calculate_entropy=False, compute_loss=False)  # as the trainer sends it
     actor = no_padding_2_padding(tu.get(group.compute_log_prob(data), "log_probs"), data)
     mask = out.batch["response_mask"].bool()
     torch.testing.assert_close(out.batch["rollout_log_probs"][mask], actor[mask], atol=1e-4, rtol=1e-4)
