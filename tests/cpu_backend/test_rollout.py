@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from omegaconf import open_dict
 from transformers import AutoModelForCausalLM
 from verl import DataProto
 from verl.utils import tensordict_utils as tu
@@ -153,6 +154,8 @@ def test_rlpr_grader_skips_marked_training_rollouts_through_the_reward_loop(grpo
     config = copy.deepcopy(grpo_config)
     config.reward.custom_reward_function.path = "pkg://rlpr.validation"
     config.reward.custom_reward_function.name = "compute_score"
+    with open_dict(config):  # the test rows' source "toy" is no benchmark
+        config.reward.custom_reward_function.reward_kwargs = {"unknown_source_answer_type": "math"}
     manager = make_manager(config, model)
     training = gen_batch()
     mark_training_rollouts(training)
