@@ -402,11 +402,11 @@ def test_marked_training_rollouts_are_not_graded(monkeypatch):
 
 @pytest.mark.parametrize("recipe", ["qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"])
 def test_recipe_reward_kwargs_are_accepted(recipe):
-    from pathlib import Path
+    from rlpr.main import compose_recipe
 
-    config = OmegaConf.load(Path(__file__).parents[2] / "configs" / "rlpr" / f"{recipe}.yaml")
-    kwargs = dict(config.reward.custom_reward_function.reward_kwargs)  # as verl/trainer/ppo/reward.py:82 does
-    kwargs["format_mode"] = config.rlpr.format_mode
+    config = compose_recipe(recipe)  # the recipe on the shared base, as the entry point composes it
+    kwargs = OmegaConf.to_container(config.reward.custom_reward_function.reward_kwargs, resolve=True)
+    assert kwargs["format_mode"] == config.rlpr.format_mode  # as verl/trainer/ppo/reward.py:82 passes them
     assert _score("Math-500_Avg2", "<think>t</think> <answer>4</answer>", "4", None, **kwargs)["acc"] == 1.0
     if recipe == "smoke_cpu":
         assert _score("sample/chemistry", "<answer>NaCl</answer>", "NaCl", None, **kwargs)["acc"] == 1.0
