@@ -33,18 +33,19 @@ DEFAULT_MAX_PROMPT_LENGTH = 2048
 
 def local_rows(path: str, prompt_key: str, reference_key: str, drops: Counter) -> list[dict[str, Any]]:
     """(source, index, context messages, reference) items of a local file; unusable rows counted in ``drops``."""
-    table = load_table(path)
-    missing = [k for k in (prompt_key, reference_key) if k not in table.column_names]
+    table = load_table(path)  # a local file: a list of dicts; a hub dataset: a datasets.Dataset
+    columns = set(table.column_names) if hasattr(table, "column_names") else {k for row in table for k in row}
+    missing = [k for k in (prompt_key, reference_key) if k not in columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; it has {sorted(table.column_names)}")
+        raise ValueError(f"{path}: missing column(s) {missing}; it has {sorted(columns)}")
     items = []
     for index, row in enumerate(table):
-        reference = row[reference_key]
+        reference = row.get(reference_key)
         if not isinstance(reference, str) or not reference.strip():
             drops[f"{path}: empty or non-string reference"] += 1
             continue
         try:
-            context = context_messages(row[prompt_key])
+            context = context_messages(row.get(prompt_key))
         except ValueError:
             drops[f"{path}: prompt is neither a question nor a message list ending with a user turn"] += 1
             continue
