@@ -44,3 +44,13 @@ def tiny_model(small_tokenizer, tmp_path_factory):
     from offline_models import load_tiny_qwen2
 
     return load_tiny_qwen2(small_tokenizer, tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+@pytest.fixture
+def restore_threads():
+    """The smoke commands set torch to one thread (right for a tiny model on 2 cores); restore it afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)

@@ -163,16 +163,6 @@ def test_continue_command_replaces_the_step_count():
 # the RLPR smoke command, end to end (small: a short warm start, two steps, then one more)
 
 
-@pytest.fixture
-def restore_threads():
-    """The smoke commands set torch to one thread (right for a tiny model on 2 cores); restore it afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done(tmp_path, monkeypatch, capsys, restore_threads):
     from rlpr import smoke

@@ -110,15 +110,6 @@ def test_prepare_data_refuses_an_unwritable_folder(small_tokenizer, tmp_path):
     assert not (blocked.parent / "out").exists()
 
 
-@pytest.fixture
-def restore_threads():
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
-
-
 def _warm_judge(tokenizer, files: list[Path], out: Path, prompt_file: Path) -> Path:
     """A tiny random judge warm-started to answer judge prompts of the smoke's questions with either verdict."""
     from cpu_backend import warm_start
