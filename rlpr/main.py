@@ -15,12 +15,9 @@ keys with the nearest valid one, value types, verl's ``validate_config``, the RL
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from pprint import pprint
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -131,82 +128,23 @@ def check_training_data(config: DictConfig, tokenizer) -> list[str]:
 
 
 def rlpr_task_runner_class() -> type:
-    """verl's classic task runner (``verl.trainer.main_ppo_v0.TaskRunner``) with data checks and ``RLPRTrainer``.
+    """verl's classic task runner (``rlpr.task_runner``) with the RLPR config check, the training-data checks
+    (``check_training_data``) and ``RLPRTrainer``. Run it in a Ray actor (``rlpr.task_runner.run_classic``)."""
+    from rlpr.task_runner import classic_task_runner_class
+    from rlpr.trainer import RLPRTrainer
 
-    Built on first use, so that importing this module (``--help``, ``--cfg job``, ``compose_recipe``) does not import
-    verl's trainer and workers. Run it in a Ray actor: ``ray.remote(rlpr_task_runner_class())``.
-    """
-    from verl.trainer.main_ppo_v0 import BaseTaskRunner
-
-    class _RLPRTaskRunner(BaseTaskRunner):
-        def run(self, config: DictConfig) -> None:
-            from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
-            from verl.utils.config import omega_conf_to_dataclass
-            from verl.utils.dataset.rl_dataset import collate_fn
-
-            from rlpr.trainer import RLPRTrainer
-
-            print(f"RLPRTaskRunner hostname: {socket.gethostname()}, PID: {os.getpid()}")
-            pprint(OmegaConf.to_container(config, resolve=True))
-            OmegaConf.resolve(config)
-
-            _, ray_worker_group_cls = self.add_actor_rollout_worker(config)
-            self.add_critic_worker(config)
-            self.add_reward_model_resource_pool(config)
-            self.add_teacher_model_resource_pool(config)
-            check_config(config)
-
-            model_config = omega_conf_to_dataclass(config.actor_rollout_ref.model)
-            tokenizer, processor = model_config.tokenizer, model_config.processor
-            train_files = check_training_data(config, tokenizer)
-
-            train_dataset = create_rl_dataset(
-                train_files,
-                config.data,
-                tokenizer,
-                processor,
-                is_train=True,
-                max_samples=config.data.get("train_max_samples", -1),
-            )
-            val_dataset = create_rl_dataset(
-                config.data.val_files,
-                config.data,
-                tokenizer,
-                processor,
-                is_train=False,
-                max_samples=config.data.get("val_max_samples", -1),
-            )
-            trainer = RLPRTrainer(
-                config=config,
-                tokenizer=tokenizer,
-                processor=processor,
-                role_worker_mapping=self.role_worker_mapping,
-                resource_pool_manager=self.init_resource_pool_mgr(config),
-                ray_worker_group_cls=ray_worker_group_cls,
-                train_dataset=train_dataset,
-                val_dataset=val_dataset,
-                collate_fn=collate_fn,
-                train_sampler=create_rl_sampler(config.data, train_dataset),
-            )
-            trainer.init_workers()
-            trainer.fit()
-
-    _RLPRTaskRunner.__name__ = _RLPRTaskRunner.__qualname__ = "RLPRTaskRunner"
-    return _RLPRTaskRunner
+    return classic_task_runner_class(RLPRTrainer, check_config, check_training_data, name="RLPRTaskRunner")
 
 
 def run_rlpr(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Check the config and make its paths absolute, then train through verl's ``run_ppo`` (it starts Ray, or joins a
     running cluster)."""
-    import ray
-    from verl.trainer.main_ppo import run_ppo
-    from verl.utils.device import auto_set_device
+    from rlpr.task_runner import run_classic
 
     check_config(config, choices)
     config_check.resolve_paths(config)
     print(f"RLPR checkpoints, rlpr_state.pt and the r' cache: {config.trainer.default_local_dir}")
-    auto_set_device(config)
-    run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(rlpr_task_runner_class()))
+    run_classic(config, rlpr_task_runner_class())
 
 
 def usage() -> str:

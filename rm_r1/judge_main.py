@@ -1,10 +1,12 @@
 """Entry point of the judge-as-reward recipes: ``python -m rm_r1.judge_main --config-name <setting> [key=value ...]``.
 
 The settings are the YAML files of ``configs/judge_reward/`` (``served_judge_7b``: verl serves the judge;
-``external_judge``: any OpenAI-compatible judge server). Like ``rm_r1.main``, it only checks before anything starts
-(unknown keys, bad values, legacy reward keys: ``rlpr.config_check``; verl's classic trainer, ``trainer.use_v1=false``),
-makes the paths absolute and hands the config to verl's ``verl.trainer.main_ppo.main``. ``--preflight`` is what the
-launchers in ``recipes/judge_reward/`` run first.
+``external_judge``: any OpenAI-compatible judge server). Before anything starts it checks the config (unknown keys,
+bad values, legacy reward keys, verl's ``validate_config``: ``rlpr.config_check``; verl's classic trainer,
+``trainer.use_v1=false``) and makes the paths absolute; then it trains through verl's ``run_ppo`` with verl's classic
+task runner (``rlpr.task_runner``), which builds ``rm_r1.judge_trainer.JudgeRewardTrainer`` (``RayPPOTrainer`` plus
+the judge's ``judge/*`` step metrics) in place of ``RayPPOTrainer``. ``--preflight`` is what the launchers in
+``recipes/judge_reward/`` run first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from omegaconf import DictConfig
 from rlpr import config_check
 from rlpr.config_paths import recipe_config_dir
 from rlpr.reporting import quiet_known_warnings
+from rlpr.task_runner import run_classic
 
 CONFIG_DIR = recipe_config_dir("judge_reward")
 DEFAULT_SETTING = "served_judge_7b"
@@ -49,6 +52,15 @@ def resolve_judge_paths(config: DictConfig) -> None:
         kwargs["prompt_file"] = os.path.abspath(os.path.expanduser(kwargs["prompt_file"]))
 
 
+def judge_task_runner_class() -> type:
+    """verl's classic task runner (``rlpr.task_runner``, verl's own config check) building ``JudgeRewardTrainer``
+    (``rm_r1.judge_trainer``: the judge's work as step metrics)."""
+    from rlpr.task_runner import classic_task_runner_class
+    from rm_r1.judge_trainer import JudgeRewardTrainer
+
+    return classic_task_runner_class(JudgeRewardTrainer, name="JudgeRewardTaskRunner")
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name=DEFAULT_SETTING, version_base=None)
 def _hydra_main(config: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
@@ -62,9 +74,7 @@ def _hydra_main(config: DictConfig) -> None:
     config_check.resolve_paths(config)
     resolve_judge_paths(config)
     print(f"judge reward {name}: checkpoints in {config.trainer.default_local_dir}")
-    from verl.trainer.main_ppo import main as verl_ppo_main
-
-    verl_ppo_main(config)
+    run_classic(config, judge_task_runner_class())
 
 
 def main() -> None:

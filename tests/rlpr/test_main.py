@@ -141,9 +141,11 @@ def test_the_entry_bounds_references_by_the_scoring_budget(tmp_path, small_token
 def test_task_runner_builds_on_verls_base_runner():
     from verl.trainer.main_ppo_v0 import BaseTaskRunner
 
+    from rlpr.trainer import RLPRTrainer
+
     runner = rlpr_task_runner_class()
     assert issubclass(runner, BaseTaskRunner) and runner.__name__ == "RLPRTaskRunner"
-    assert runner.run is not BaseTaskRunner.run
+    assert runner.run is not BaseTaskRunner.run and runner.trainer_cls is RLPRTrainer
 
 
 def _run_main(argv: list[str], monkeypatch, capsys) -> str:
