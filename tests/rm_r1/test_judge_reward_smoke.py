@@ -1,6 +1,7 @@
-"""CPU smoke run of the whole judge-as-reward loop: verl's classic RayPPOTrainer.fit() on the CPU backend with a tiny
-policy, rewards from rm_r1.judge_reward through verl's own reward loop, and a tiny warm-started judge behind
-``python -m rm_r1.serve_judge`` (started and stopped here). Also the data preparation it uses."""
+"""CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()`` (verl's classic RayPPOTrainer plus
+the judge's step metrics) on the CPU backend with a tiny policy, rewards from rm_r1.judge_reward through verl's own
+reward loop, and a tiny warm-started judge behind ``python -m rm_r1.serve_judge`` (started and stopped here). Also the
+data preparation it uses."""
 
 from __future__ import annotations
 
@@ -132,11 +133,11 @@ def _warm_judge(tokenizer, files: list[Path], out: Path, prompt_file: Path) -> P
 @pytest.mark.slow
 def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_path, monkeypatch, restore_threads):
     import torch
-    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
     from offline_models import build_tiny_qwen2
     from rlpr.reporting import read_metrics
+    from rm_r1.judge_trainer import JudgeRewardTrainer
 
     torch.set_num_threads(1)
     started = time.monotonic()
@@ -198,7 +199,7 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
                 "trainer.logger=[console,file]",
             ],
         )
-        trainer = build_cpu_trainer(RayPPOTrainer, config, small_tokenizer)
+        trainer = build_cpu_trainer(JudgeRewardTrainer, config, small_tokenizer)
         fit_started = time.monotonic()
         monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(tmp_path / "metrics.jsonl"))
         trainer.fit()
@@ -209,7 +210,7 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
     assert server.returncode == 0  # stopped by SIGTERM, cleanly
 
     k, orders = 2, 2
-    per_step = {}
+    varied, dumped = {}, {}
     for step in (1, 2):
         samples = [json.loads(x) for x in (tmp_path / "rollouts" / f"{step}.jsonl").read_text().splitlines()]
         assert len(samples) == 2 * 4  # 2 prompts x 4 replies
@@ -223,18 +224,26 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
         groups = defaultdict(set)
         for sample in samples:
             groups[sample["input"]].add(sample["score"])
-        per_step[step] = {
-            "calls_per_sample": sum(s["judge_calls"] for s in samples) / len(samples),
-            "failed": sum(s["judge_failed"] for s in samples),
-            "agreement": sum(s["judge_agreement"] for s in samples) / len(samples),
-            "groups_with_varied_rewards": sum(len(v) > 1 for v in groups.values()),
+        calls, failed = sum(s["judge_calls"] for s in samples), sum(s["judge_failed"] for s in samples)
+        voted = [s["judge_agreement"] for s in samples if s["judge_votes"] > 0]
+        dumped[step] = {  # the judge/* step metrics, computed from the rollout dump
+            "judge/calls_total": calls,
+            "judge/calls_per_sample": calls / len(samples),
+            "judge/failed_total": failed,
+            "judge/failed_frac": failed / calls,
+            "judge/agreement_mean": sum(voted) / len(voted) if voted else 0.0,
+            "judge/truncated_total": sum(s["judge_truncated"] for s in samples),
+            "judge/neutral_frac": sum(s["judge_neutral"] for s in samples) / len(samples),
         }
+        varied[step] = sum(len(v) > 1 for v in groups.values())
     # the warm-started judge samples both verdicts: rewards differ inside some group, so GRPO has a signal
-    assert any(s["groups_with_varied_rewards"] for s in per_step.values()), per_step
-    assert all(s["calls_per_sample"] == 4 for s in per_step.values())
+    assert any(varied.values()), varied
+    assert all(d["judge/calls_per_sample"] == 4 for d in dumped.values())
 
     logged, bad = read_metrics(tmp_path / "metrics.jsonl")
     assert bad == 0 and {1, 2} <= set(logged)
+    for step in (1, 2):  # JudgeRewardTrainer logs the judge's work on each training step (means of <= 8 numbers)
+        assert {key: logged[step].get(key) for key in dumped[step]} == pytest.approx(dumped[step], rel=1e-12), step
     for step in (0, 2):  # validation logs the judge's counts per data source
         metrics = logged[step]
         calls = [v for key, v in metrics.items() if key.startswith("val-aux/") and "/judge_calls/mean" in key]
@@ -244,6 +253,6 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
     assert any(logged[s]["critic/advantages/max"] > 0 for s in (1, 2))
     total = time.monotonic() - started
     print(
-        f"\njudge-reward smoke: {per_step}; data and judge warm start {prepared:.1f} s, fit {fit_seconds:.1f} s, "
-        f"whole test {total:.1f} s"
+        f"\njudge-reward smoke: {dumped}, groups with varied rewards {varied}; data and judge warm start "
+        f"{prepared:.1f} s, fit {fit_seconds:.1f} s, whole test {total:.1f} s"
     )
