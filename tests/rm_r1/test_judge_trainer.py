@@ -89,6 +89,7 @@ def test_the_trainer_adds_the_metrics_that_verl_reduces_into_the_step(monkeypatc
 
 
 def test_entry_point_trains_the_judge_reward_trainer(monkeypatch, tmp_path):
+    import ray
     import verl.trainer.main_ppo
     from hydra.core.global_hydra import GlobalHydra
     from verl.trainer.main_ppo_v0 import BaseTaskRunner
@@ -110,4 +111,6 @@ def test_entry_point_trains_the_judge_reward_trainer(monkeypatch, tmp_path):
     runner_cls = runner.__ray_actor_class__  # run_ppo gets the Ray actor class
     assert issubclass(runner_cls, BaseTaskRunner) and runner_cls.__name__ == "JudgeRewardTaskRunner"
     assert runner_cls.trainer_cls is JudgeRewardTrainer
+    shipped = ray.cloudpickle.loads(ray.cloudpickle.dumps(runner_cls))  # how Ray sends it to the actor's process
+    assert shipped.trainer_cls is JudgeRewardTrainer and shipped.__name__ == "JudgeRewardTaskRunner"
     assert config.trainer.default_local_dir.startswith(str(tmp_path))  # checked and resolved before Ray
