@@ -21,7 +21,8 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
@@ -152,19 +153,13 @@ class ChatClient:
         if session is None:
             with self.session() as own:
                 return self.complete(payload, parse, own)
-        problem = ""
+        problems: list[str] = []
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self._delay(attempt))
-            try:
-                try:
-                    response = session.post(self.url, json=payload)
-                except httpx.HTTPError as error:
-                    raise _FailedTry(f"{type(error).__name__}: {error}") from error
-                return self._read(response, parse)
-            except _FailedTry as failed:
-                problem = self._log(attempt, failed)
-        raise self._gave_up(problem)
+            with self._try(attempt, problems):
+                return self._read(session.post(self.url, json=payload), parse)
+        raise self._gave_up(problems[-1])
 
     async def acomplete(
         self,
@@ -176,20 +171,15 @@ class ChatClient:
         if session is None:
             async with self.async_session() as own:
                 return await self.acomplete(payload, parse, own)
-        problem = ""
+        problems: list[str] = []
         for attempt in range(self.retries + 1):
             if attempt:
                 await asyncio.sleep(self._delay(attempt))
-            try:
+            with self._try(attempt, problems):
                 async with self._bound():
-                    try:
-                        response = await session.post(self.url, json=payload)
-                    except httpx.HTTPError as error:
-                        raise _FailedTry(f"{type(error).__name__}: {error}") from error
+                    response = await session.post(self.url, json=payload)
                 return self._read(response, parse)
-            except _FailedTry as failed:
-                problem = self._log(attempt, failed)
-        raise self._gave_up(problem)
+        raise self._gave_up(problems[-1])
 
     def _delay(self, attempt: int) -> float:
         return self.backoff * 2 ** (attempt - 1)
@@ -218,9 +208,17 @@ class ChatClient:
         except ValueError as error:
             raise _FailedTry(f"unusable reply ({error})") from error
 
-    def _log(self, attempt: int, failed: _FailedTry) -> str:
-        logger.warning("chat completion try %d/%d at %s failed: %s", attempt + 1, self.retries + 1, self.url, failed)
-        return str(failed)
+    @contextmanager
+    def _try(self, attempt: int, problems: list[str]) -> Iterator[None]:
+        """Around one try: a failure that another try may fix is logged and added to ``problems``."""
+        try:
+            yield
+        except (httpx.HTTPError, _FailedTry) as failed:  # httpx's: a timeout, a refused connection, ...
+            problem = str(failed) if isinstance(failed, _FailedTry) else f"{type(failed).__name__}: {failed}"
+            logger.warning(
+                "chat completion try %d/%d at %s failed: %s", attempt + 1, self.retries + 1, self.url, problem
+            )
+            problems.append(problem)
 
     def _gave_up(self, problem: str) -> ChatError:
         return ChatError(f"gave up after {self.retries + 1} attempts on {self.url}; last: {problem}")
