@@ -129,6 +129,13 @@ def test_failures_are_counted_and_get_the_neutral_reward(openai_server):
     assert len(server.bodies) == 2 and result["judge_failed"] == 2.0 and result["score"] == 0.0  # pairwise neutral
 
 
+def test_a_malformed_reply_is_retried_like_a_busy_server(openai_server):
+    answers = iter([b"<html>proxy error</html>"])
+    server = openai_server(lambda body: next(answers, VERDICT_TAGS[policy_side(body)]))
+    result = score(server, retries=1, backoff=0.0)
+    assert len(server.bodies) == 2 and (result["judge_failed"], result["score"]) == (0.0, 1.0)
+
+
 def test_unparsable_verdicts_are_failures_that_cast_no_vote(openai_server):
     answers = iter([VERDICT_TAGS["A"] + VERDICT_TAGS["B"], "no verdict", None])
 
@@ -243,6 +250,7 @@ def test_requests_in_flight_are_bounded(openai_server):
         ({"family": "chat"}, "prompt family"),
         ({"temprature": 0.5}, "temprature"),
         ({"base_url": None}, "needs an endpoint"),
+        ({"base_url": "127.0.0.1:9/v1"}, "base_url must be an http"),
     ],
 )
 def test_bad_settings_are_named(kwargs, message):
