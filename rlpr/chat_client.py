@@ -98,17 +98,17 @@ class ChatClient:
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"chat base_url must be an http(s) URL such as http://host:8000/v1, got {self.base_url!r}")
+            raise ValueError(f"base_url must be an http(s) URL such as http://host:8000/v1, got {self.base_url!r}")
         if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"chat model must be a non-empty str, got {self.model!r}")
+            raise ValueError(f"model must be a non-empty str, got {self.model!r}")
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ValueError(f"chat concurrency must be a positive int, got {self.concurrency!r}")
+            raise ValueError(f"concurrency must be a positive int, got {self.concurrency!r}")
         if not self.timeout > 0:
-            raise ValueError(f"chat timeout must be > 0 seconds, got {self.timeout!r}")
+            raise ValueError(f"timeout must be > 0 seconds, got {self.timeout!r}")
         if not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"chat retries must be a non-negative int, got {self.retries!r}")
+            raise ValueError(f"retries must be a non-negative int, got {self.retries!r}")
         if not self.backoff >= 0:
-            raise ValueError(f"chat backoff must be >= 0 seconds, got {self.backoff!r}")
+            raise ValueError(f"backoff must be >= 0 seconds, got {self.backoff!r}")
 
     @property
     def url(self) -> str:

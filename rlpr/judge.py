@@ -84,7 +84,10 @@ class JudgeConfig:
     max_tokens: int | None = None  # None: the protocol's budget (PAPER_MAX_TOKENS or ANSWER_MAX_TOKENS)
 
     def __post_init__(self) -> None:
-        self.client()  # checks the endpoint settings
+        try:
+            self.client()  # checks the endpoint settings
+        except ValueError as error:
+            raise ValueError(f"judge {error}") from error
         if self.protocol not in JUDGE_PROTOCOLS:
             raise ValueError(f"judge protocol must be one of {JUDGE_PROTOCOLS}, got {self.protocol!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):

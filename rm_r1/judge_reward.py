@@ -226,15 +226,18 @@ def chat_client(settings: JudgeSettings, router_address: str | None, tokenizer: 
     model = settings.model or getattr(tokenizer, "name_or_path", None)
     if not model:
         raise ValueError("reward.custom_reward_function.reward_kwargs.model: the judge's served model name is needed")
-    return ChatClient(
-        base_url,
-        model,
-        api_key=settings.api_key,
-        timeout=settings.timeout,
-        retries=settings.retries,
-        backoff=settings.backoff,
-        concurrency=settings.concurrency,
-    )
+    try:
+        return ChatClient(
+            base_url,
+            model,
+            api_key=settings.api_key,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            backoff=settings.backoff,
+            concurrency=settings.concurrency,
+        )
+    except ValueError as error:
+        raise ValueError(f"reward_kwargs.{error}") from error
 
 
 async def judge_sample(
