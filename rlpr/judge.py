@@ -10,24 +10,19 @@ Two protocols (``JudgeConfig.protocol``):
 * ``answer`` (this project's earlier protocol): the judge sees only the extracted answer next to the reference and
   replies with one word, YES or NO (``ANSWER_MAX_TOKENS``); multiple-choice questions are not judged.
 
-A request that fails (connection error, timeout, HTTP 5xx/429, unreadable reply, no verdict) is retried ``retries``
-times; when every try fails, ``LLMJudge.judge`` raises ``JudgeError`` so the caller can count the failure instead of
-scoring it 0.
+The requests go through ``rlpr.chat_client.ChatClient``: a try that fails (connection error, timeout, a busy
+server's status, unreadable reply, no verdict) is made again up to ``retries`` times; when no try gives a verdict, or
+the server refuses the request, ``LLMJudge.judge`` raises ``JudgeError`` so the caller can count the failure instead
+of scoring it 0.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-import weakref
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-import httpx
-
-logger = logging.getLogger(__name__)
+from rlpr.chat_client import ChatClient, ChatError
 
 JUDGE_PROTOCOLS = ("paper", "answer")
 PAPER_MAX_TOKENS = 12288
@@ -64,8 +59,9 @@ _LETTER = re.compile(r"\(?([A-Pa-p])\)?\.?")
 _NO_CHOICE = "none"
 
 
-class JudgeError(RuntimeError):
-    """The judge gave no usable verdict after all retries."""
+class JudgeError(ValueError):
+    """The judge gave no usable verdict: a reply without one (which the chat client retries), or no reply after all
+    tries."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class JudgeConfig:
 
     ``base_url`` is the API root that ``/chat/completions`` is appended to (e.g. ``http://host:8000/v1``);
     ``concurrency`` bounds the requests in flight per event loop; ``timeout_s`` applies to each request;
-    ``retries`` is the number of extra tries after a failed one.
+    ``retries`` is the number of extra tries after a failed one, the n-th after ``retry_delay_s * 2**(n - 1)`` s.
     """
 
     base_url: str
@@ -88,18 +84,10 @@ class JudgeConfig:
     max_tokens: int | None = None  # None: the protocol's budget (PAPER_MAX_TOKENS or ANSWER_MAX_TOKENS)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.base_url, str) or not self.base_url.startswith(("http://", "https://")):
-            raise ValueError(f"judge base_url must be an http(s) URL, got {self.base_url!r}")
-        if not isinstance(self.model, str) or not self.model:
-            raise ValueError(f"judge model must be a non-empty str, got {self.model!r}")
-        if not isinstance(self.concurrency, int) or self.concurrency < 1:
-            raise ValueError(f"judge concurrency must be a positive int, got {self.concurrency!r}")
-        if not self.timeout_s > 0:
-            raise ValueError(f"judge timeout_s must be positive, got {self.timeout_s!r}")
-        if not isinstance(self.retries, int) or self.retries < 0:
-            raise ValueError(f"judge retries must be a non-negative int, got {self.retries!r}")
-        if self.retry_delay_s < 0:
-            raise ValueError(f"judge retry_delay_s must be >= 0, got {self.retry_delay_s!r}")
+        try:
+            self.client()  # checks the endpoint settings
+        except ValueError as error:
+            raise ValueError(f"judge {error}") from error
         if self.protocol not in JUDGE_PROTOCOLS:
             raise ValueError(f"judge protocol must be one of {JUDGE_PROTOCOLS}, got {self.protocol!r}")
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):
@@ -112,9 +100,17 @@ class JudgeConfig:
             return self.max_tokens
         return PAPER_MAX_TOKENS if self.protocol == "paper" else ANSWER_MAX_TOKENS
 
-    @property
-    def url(self) -> str:
-        return self.base_url.rstrip("/") + "/chat/completions"
+    def client(self) -> ChatClient:
+        """The chat client of the judge's endpoint."""
+        return ChatClient(
+            self.base_url,
+            self.model,
+            api_key=self.api_key,
+            timeout=self.timeout_s,
+            retries=self.retries,
+            backoff=self.retry_delay_s,
+            concurrency=self.concurrency,
+        )
 
 
 def judge_messages(question: str, reference: str, candidate: str) -> list[dict[str, str]]:
@@ -184,28 +180,12 @@ def parse_paper_verdict(reply: str, reference: str, multiple_choice: bool) -> bo
     raise JudgeError(f"judge reply does not end with a boxed {wanted}: {str(reply)[-200:]!r}")
 
 
-class _Retryable(Exception):
-    pass
-
-
-# One semaphore per (event loop, config): asyncio primitives belong to the loop that first waits on them.
-_SEMAPHORES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[JudgeConfig, asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _semaphore(config: JudgeConfig) -> asyncio.Semaphore:
-    per_loop = _SEMAPHORES.setdefault(asyncio.get_running_loop(), {})
-    if config not in per_loop:
-        per_loop[config] = asyncio.Semaphore(config.concurrency)
-    return per_loop[config]
-
-
 class LLMJudge:
     """Asks the endpoint of ``config`` for a verdict; at most ``config.concurrency`` requests at once per loop."""
 
     def __init__(self, config: JudgeConfig):
         self.config = config
+        self.client = config.client()
 
     async def judge(self, question: str, reference: str, candidate: str, *, multiple_choice: bool = False) -> bool:
         """Whether ``candidate`` is correct. ``paper`` protocol: ``candidate`` is the model's full response; a
@@ -221,35 +201,7 @@ class LLMJudge:
             if multiple_choice:
                 raise ValueError("the 'answer' judge protocol does not judge multiple-choice questions")
             messages, parse = judge_messages(question, reference, candidate), parse_verdict
-        payload = {"model": cfg.model, "messages": messages, "temperature": 0.0, "max_tokens": cfg.budget}
-        headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
-        errors: list[str] = []
-        async with _semaphore(cfg), httpx.AsyncClient(timeout=cfg.timeout_s) as client:
-            for attempt in range(cfg.retries + 1):
-                if attempt:
-                    await asyncio.sleep(cfg.retry_delay_s * attempt)
-                try:
-                    return await self._ask(client, payload, headers, parse)
-                except _Retryable as exc:
-                    errors.append(str(exc))
-                    logger.warning("judge attempt %d/%d failed: %s", attempt + 1, cfg.retries + 1, exc)
-        raise JudgeError(f"judge at {cfg.url} failed {len(errors)} times; last error: {errors[-1]}")
-
-    async def _ask(
-        self, client: httpx.AsyncClient, payload: dict, headers: dict[str, str], parse: Callable[[str], bool]
-    ) -> bool:
         try:
-            response = await client.post(self.config.url, json=payload, headers=headers)
-        except httpx.HTTPError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code}")
-        if response.status_code >= 400:
-            raise JudgeError(
-                f"judge at {self.config.url} refused the request: HTTP {response.status_code} {response.text[:200]!r}"
-            )
-        try:
-            reply = response.json()["choices"][0]["message"]["content"]
-            return parse(reply)
-        except (ValueError, KeyError, IndexError, TypeError, JudgeError) as exc:
-            raise _Retryable(f"unusable reply ({exc}): {response.text[:200]!r}") from exc
+            return await self.client.acomplete(self.client.payload(messages, max_tokens=cfg.budget), parse)
+        except ChatError as error:
+            raise JudgeError(f"judge: {error}") from error

@@ -8,15 +8,18 @@
 * ``plot_curves(...)``: a PNG of chosen metrics over steps, read back from the whole metrics file.
 * ``step_progress(...)`` / ``generation_progress(...)``: progress bars for a warm start and for CPU generation.
 * ``run_smoke(...)``: fit a CPU smoke trainer with all of the above, and say what was done and how to continue.
+* ``smoke_command(...)``: the command line of a CPU smoke run (``python -m rlpr.smoke``, ``python -m rm_r1.smoke``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import re
 import shlex
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -429,3 +432,37 @@ def run_smoke(
     ]
     print("\n".join(lines))
     return 0
+
+
+def smoke_command(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    description: str,
+    recipe: str,
+    default_output_dir: str,
+    warm_steps: int,
+    build_trainer: Callable[[Path, list[str], int], Any],
+    columns: Sequence[Column],
+    panels: dict[str, Sequence[Column]],
+) -> int:
+    """The command line of a CPU smoke run: ``--output-dir``, ``--warm-steps`` and Hydra overrides of ``recipe`` (the
+    YAML file, named in the help). Builds the trainer with ``build_trainer(output_dir, overrides, warm_steps)`` and
+    runs it with ``run_smoke`` (``argv``: the arguments, ``sys.argv[1:]`` when None). Returns the exit status."""
+    quiet_known_warnings(on_cpu=True)
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument(
+        "--output-dir", default=default_output_dir, help="data, models, checkpoints, metrics (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--warm-steps", type=int, default=warm_steps, help="supervised steps of the warm start (default: %(default)s)"
+    )
+    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides of {recipe}")
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
+    out_dir = Path(args.output_dir).resolve()
+    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)

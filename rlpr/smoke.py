@@ -14,12 +14,9 @@ rounds, step time) and a closing summary, appends verl's full metrics to ``<outp
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
-
-import torch
 
 from rlpr.reporting import Column, validation_accuracy
 
@@ -138,23 +135,19 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import quiet_known_warnings, run_smoke
+    from rlpr.reporting import smoke_command
 
-    quiet_known_warnings(on_cpu=True)
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
+    return smoke_command(
+        argv,
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        recipe="configs/rlpr/smoke_cpu.yaml",
+        default_output_dir=DEFAULT_OUTPUT_DIR,
+        warm_steps=WARM_STEPS,
+        build_trainer=build_trainer,
+        columns=TABLE,
+        panels=CURVES,
     )
-    parser.add_argument(
-        "--warm-steps", type=int, default=WARM_STEPS, help="supervised steps of the warm start (default: %(default)s)"
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/rlpr/smoke_cpu.yaml")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
-    out_dir = Path(args.output_dir).resolve()
-    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    return run_smoke(trainer, prog=PROG, argv=argv, output_dir=out_dir, columns=TABLE, panels=CURVES)
 
 
 if __name__ == "__main__":

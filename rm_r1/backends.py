@@ -1,30 +1,27 @@
 """Judge backends: chat messages in, generated texts out.
 
 * ``TransformersBackend``: a local checkpoint through ``transformers`` (CPU or GPU), batched greedy/sampled decoding.
-* ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API):
-  ``POST {base_url}/chat/completions`` with a thread pool, retries with exponential back-off and timeouts.
+* ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API) through
+  ``rlpr.chat_client.ChatClient`` (its retries, back-off and timeouts) from a thread pool.
 * ``VLLMBackend``: vLLM's offline engine on GPU; ``vllm`` is imported only when this backend is built.
 
 ``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
 can store results as they arrive. A request that failed for good yields ``text=None`` and the error, with
-``permanent=True`` when the request itself was refused (``REQUEST_ERROR_STATUS``) and resending it cannot help.
+``permanent=True`` when the request itself was refused (``rlpr.chat_client.REQUEST_ERROR_STATUS``) and resending it
+cannot help.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rlpr.chat_client import ChatClient, ChatError
+
 BACKENDS = ("hf", "openai", "vllm")
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-REQUEST_ERROR_STATUS = frozenset({400, 413, 422})
-"""Statuses that reject the request itself (e.g. a prompt longer than the server's context): the same request fails
-the same way on every try. Other failures (401/403/404: key, URL or model name; a retryable status after the last
-retry; a network error) say nothing about the request and are worth a later retry."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ class TransformersBackend:
 
 class BackendError(RuntimeError):
     """A request that failed after every retry (or with a status that retrying cannot fix); ``permanent`` when the
-    server refused the request itself (``REQUEST_ERROR_STATUS``)."""
+    server refused the request itself (``rlpr.chat_client.REQUEST_ERROR_STATUS``)."""
 
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
@@ -132,9 +129,8 @@ class BackendError(RuntimeError):
 class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server.
 
-    ``base_url`` includes the API prefix (``http://host:8000/v1``). Up to ``concurrency`` requests are in flight; a
-    request is retried ``retries`` times after a timeout, a connection error or a status in ``RETRYABLE_STATUS``,
-    waiting ``backoff * 2**attempt`` seconds in between; other statuses fail at once.
+    ``base_url`` includes the API prefix (``http://host:8000/v1``). Up to ``concurrency`` requests are in flight; each
+    is retried ``retries`` times as ``rlpr.chat_client`` says, waiting ``backoff * 2**attempt`` seconds in between.
     """
 
     def __init__(
@@ -147,64 +143,25 @@ class OpenAIBackend:
         timeout: float = 600.0,
         backoff: float = 1.0,
     ):
-        if concurrency < 1 or retries < 0 or timeout <= 0 or backoff < 0:
-            raise ValueError(
-                f"need concurrency >= 1, retries >= 0, timeout > 0, backoff >= 0; got {concurrency}, {retries}, "
-                f"{timeout}, {backoff}"
-            )
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.concurrency, self.retries, self.timeout, self.backoff = concurrency, retries, timeout, backoff
-
-    def _complete(self, client: Any, request: JudgeRequest, sampling: Sampling) -> str:
-        import httpx
-
-        payload = {
-            "model": self.model,
-            "messages": request.messages,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_new_tokens,
-            "seed": request.seed,
-        }
-        problem = ""
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = client.post(self.url, json=payload)
-            except httpx.TransportError as error:  # timeouts and connection errors
-                problem = f"{type(error).__name__}: {error}"
-                continue
-            if response.status_code in RETRYABLE_STATUS:
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                continue
-            if response.status_code != 200:
-                raise BackendError(
-                    f"HTTP {response.status_code} from {self.url}: {response.text[:200]}",
-                    permanent=response.status_code in REQUEST_ERROR_STATUS,
-                )
-            try:
-                content = response.json()["choices"][0]["message"]["content"]
-            except (ValueError, KeyError, IndexError, TypeError) as error:
-                raise BackendError(f"malformed chat completion from {self.url}: {response.text[:200]}") from error
-            if not isinstance(content, str):
-                raise BackendError(f"chat completion without text content from {self.url}: {response.text[:200]}")
-            return content
-        raise BackendError(f"gave up after {self.retries + 1} attempts on {self.url}; last: {problem}")
+        self.client = ChatClient(base_url, model, api_key, timeout, retries, backoff, concurrency)
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
-        import httpx
+        client = self.client
 
-        with httpx.Client(timeout=self.timeout, headers=self.headers) as client:
-            pool = ThreadPoolExecutor(max_workers=self.concurrency)
+        def complete(session: Any, request: JudgeRequest) -> str:
+            payload = client.payload(
+                request.messages, sampling.max_new_tokens, sampling.temperature, sampling.top_p, request.seed
+            )
+            return client.complete(payload, session=session)
+
+        with client.session() as session:
+            pool = ThreadPoolExecutor(max_workers=client.concurrency)
             try:
-                futures = {pool.submit(self._complete, client, r, sampling): i for i, r in enumerate(requests)}
+                futures = {pool.submit(complete, session, r): i for i, r in enumerate(requests)}
                 for future in as_completed(futures):
                     try:
                         yield Completion(futures[future], future.result())
-                    except BackendError as error:
+                    except ChatError as error:
                         yield Completion(futures[future], None, str(error), error.permanent)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rm_r1.backends import RETRYABLE_STATUS
+from rlpr.chat_client import ChatClient, ChatError
 from rm_r1.pointwise import MAX_SCORE, MIN_SCORE, parse_scores
 from rm_r1.prompts import SPEAKERS, build_judge_messages, check_family, context_messages
 from rm_r1.reward import check_rule, parse_verdict
@@ -212,57 +212,12 @@ def judge_context(extra_info: dict[str, Any] | None) -> str | list[dict]:
     )
 
 
-_SEMAPHORES: dict[tuple[int, int], asyncio.Semaphore] = {}
-
-
-def _bound(limit: int) -> asyncio.Semaphore:
-    # One bound per event loop (a verl reward worker runs one loop) shared by every concurrent compute_score call.
-    key = (id(asyncio.get_running_loop()), limit)
-    if key not in _SEMAPHORES:
-        _SEMAPHORES[key] = asyncio.Semaphore(limit)
-    return _SEMAPHORES[key]
-
-
-class JudgeCallError(RuntimeError):
-    """A judge request that failed for good (after the retries, or with a status retrying cannot fix)."""
-
-
-async def chat_completion(client: Any, url: str, payload: dict[str, Any], settings: JudgeSettings) -> str:
-    """The text of one ``POST url`` chat completion, retried ``settings.retries`` times after a transport error or a
-    status in ``RETRYABLE_STATUS`` with ``backoff * 2**attempt`` seconds in between. The async counterpart of
-    ``rm_r1.backends.OpenAIBackend._complete`` (which is synchronous, for a thread pool)."""
-    import httpx
-
-    problem = ""
-    for attempt in range(settings.retries + 1):
-        if attempt:
-            await asyncio.sleep(settings.backoff * 2 ** (attempt - 1))
-        async with _bound(settings.concurrency):
-            try:
-                response = await client.post(url, json=payload)
-            except httpx.TransportError as error:
-                problem = f"{type(error).__name__}: {error}"
-                continue
-        if response.status_code in RETRYABLE_STATUS:
-            problem = f"HTTP {response.status_code}: {response.text[:200]}"
-            continue
-        if response.status_code != 200:
-            raise JudgeCallError(f"HTTP {response.status_code} from {url}: {response.text[:200]}")
-        try:
-            content = response.json()["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise JudgeCallError(f"malformed chat completion from {url}: {response.text[:200]}") from error
-        if not isinstance(content, str):
-            raise JudgeCallError(f"chat completion without text content from {url}")
-        return content
-    raise JudgeCallError(f"gave up after {settings.retries + 1} attempts on {url}; last: {problem}")
-
-
-def _endpoint(settings: JudgeSettings, router_address: str | None, tokenizer: Any | None) -> tuple[str, str]:
+def chat_client(settings: JudgeSettings, router_address: str | None, tokenizer: Any | None) -> ChatClient:
+    """The judge's endpoint: verl's router when it serves the judge, else ``settings.base_url``."""
     if router_address:
-        url = f"http://{router_address}/v1/chat/completions"
+        base_url = f"http://{router_address}/v1"
     elif settings.base_url:
-        url = settings.base_url.rstrip("/") + "/chat/completions"
+        base_url = settings.base_url
     else:
         raise ValueError(
             "the judge needs an endpoint: reward.reward_model.enable=true (verl serves it and passes "
@@ -271,7 +226,18 @@ def _endpoint(settings: JudgeSettings, router_address: str | None, tokenizer: An
     model = settings.model or getattr(tokenizer, "name_or_path", None)
     if not model:
         raise ValueError("reward.custom_reward_function.reward_kwargs.model: the judge's served model name is needed")
-    return url, model
+    try:
+        return ChatClient(
+            base_url,
+            model,
+            api_key=settings.api_key,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            backoff=settings.backoff,
+            concurrency=settings.concurrency,
+        )
+    except ValueError as error:
+        raise ValueError(f"reward_kwargs.{error}") from error
 
 
 async def judge_sample(
@@ -284,9 +250,7 @@ async def judge_sample(
     tokenizer: Any | None = None,
 ) -> JudgeOutcome:
     """Judge one policy reply (see the module docstring) and return its reward and counts."""
-    import httpx
-
-    url, model = _endpoint(settings, router_address, tokenizer)
+    client = chat_client(settings, router_address, tokenizer)
     reply, truncated = truncate_reply(response, tokenizer, settings.max_response_tokens, settings.max_response_chars)
     requests: list[tuple[list[dict], bool]] = []  # (messages, policy shown as B)
     for j in range(settings.k):
@@ -303,23 +267,16 @@ async def judge_sample(
             a, b = (reference, reply) if as_b else (reply, reference)
             requests.append((build_judge_messages(conversation, a, b, settings.family, settings.prompt_file), as_b))
     digest = hashlib.sha256(reply.encode()).hexdigest()[:16]
-    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
 
     async def one(i: int, messages: list[dict]) -> str | None:
-        payload = {
-            "model": model,
-            "messages": messages,
-            "temperature": settings.temperature,
-            "top_p": settings.top_p,
-            "max_tokens": settings.max_new_tokens,
-            "seed": int(hashlib.sha256(f"{settings.seed}/{sample_id}/{digest}/{i}".encode()).hexdigest()[:7], 16),
-        }
+        seed = int(hashlib.sha256(f"{settings.seed}/{sample_id}/{digest}/{i}".encode()).hexdigest()[:7], 16)
+        payload = client.payload(messages, settings.max_new_tokens, settings.temperature, settings.top_p, seed)
         try:
-            return await chat_completion(client, url, payload, settings)
-        except JudgeCallError:
+            return await client.acomplete(payload, session=session)
+        except ChatError:
             return None
 
-    async with httpx.AsyncClient(timeout=settings.timeout, headers=headers) as client:
+    async with client.async_session() as session:
         texts = await asyncio.gather(*(one(i, messages) for i, (messages, _) in enumerate(requests)))
     if settings.mode == "pointwise":
         scores = [None if t is None else (parse_scores(t, 1) or (None,))[0] for t in texts]

@@ -15,7 +15,6 @@ further). Extra arguments are Hydra overrides of the smoke recipe.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -44,13 +43,11 @@ def sample_pairs_path() -> Path:
 
 
 def _write_atomically(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename onto ``path``, so a kill never leaves a half-written file or folder."""
+    """``write(tmp_path)`` then rename onto ``path``, so a kill never leaves a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     target = staging / path.name
     write(target)
-    if path.is_dir():
-        shutil.rmtree(path)
     os.replace(target, path)
     shutil.rmtree(staging, ignore_errors=True)
 
@@ -88,19 +85,13 @@ def prepare_model(out_dir: Path, tokenizer, train_file: Path, warm_steps: int = 
     import pandas as pd
 
     from cpu_backend import warm_start
-    from offline_models import build_tiny_qwen2
+    from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
     from rlpr.reporting import step_progress
     from rlpr.smoke import WARM_START_PROGRESS
     from rm_r1.reward import VERDICT_TAGS
 
     base = out_dir / "models" / "tiny-random"
-    if not (base / "config.json").exists():
-
-        def build(path: Path) -> None:
-            build_tiny_qwen2(tokenizer, seed=seed).save_pretrained(path)
-            tokenizer.save_pretrained(path)
-
-        _write_atomically(base, build)
+    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed), MODEL_FILES)
     prompts = pd.read_parquet(train_file)["prompt"]
     examples = [(list(p), VERDICT_TAGS[side]) for p in prompts for side in ("A", "B")]
     with step_progress(WARM_START_PROGRESS, warm_steps):
@@ -161,25 +152,19 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import quiet_known_warnings, run_smoke
+    from rlpr.reporting import smoke_command
 
-    quiet_known_warnings(on_cpu=True)
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
+    return smoke_command(
+        argv,
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        recipe="configs/rm_r1/smoke_cpu.yaml",
+        default_output_dir=DEFAULT_OUTPUT_DIR,
+        warm_steps=WARM_STEPS,
+        build_trainer=build_trainer,
+        columns=TABLE,
+        panels=CURVES,
     )
-    parser.add_argument(
-        "--warm-steps", type=int, default=WARM_STEPS, help="supervised steps of the warm start (default: %(default)s)"
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of configs/rm_r1/smoke_cpu.yaml")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
-    out_dir = Path(args.output_dir).resolve()
-    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
-    argv = sys.argv[1:] if argv is None else list(argv)
-    return run_smoke(trainer, prog=PROG, argv=argv, output_dir=out_dir, columns=TABLE, panels=CURVES)
 
 
 if __name__ == "__main__":

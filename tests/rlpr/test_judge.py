@@ -2,125 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import threading
 import time
 from collections import Counter
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
 
-class _State:
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.calls: Counter[str] = Counter()  # candidate answer -> requests seen
-        self.in_flight = 0  # requests for "slow..." candidates being served
-        self.max_in_flight = 0
-        self.bodies: list[dict] = []
-        self.headers: list[dict] = []
-
-
-def _candidate(body: dict) -> str:
-    """The first line of what is judged: the extracted answer (``answer`` protocol) or the full response (``paper``)."""
-    user = body["messages"][-1]["content"]
-    marker = "Candidate answer:\n" if "Candidate answer:\n" in user else "Student's response:\n"
-    return user.split(marker, 1)[1].split("\n", 1)[0].removeprefix("<answer>")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    state: _State
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-    def _reply(self, status: int, payload: object) -> None:
-        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self):  # noqa: N802 (http.server's naming)
-        st = self.state
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.body = body
-        cand = _candidate(body)
-        with st.lock:
-            st.calls[cand] += 1
-            n = st.calls[cand]
-            st.bodies.append(body)
-            st.headers.append(dict(self.headers))
-            st.in_flight += cand.startswith("slow")
-            st.max_in_flight = max(st.max_in_flight, st.in_flight)
-        try:
-            status, payload = self._answer(cand, n)
-        finally:
-            with st.lock:
-                st.in_flight -= cand.startswith("slow")
-        self._reply(status, payload)
-
-    def _answer(self, cand: str, n: int) -> tuple[int, object]:
-        if self.path != "/v1/chat/completions":
-            return 404, {"error": "no such path"}
-        if cand.startswith("slow"):
-            time.sleep(0.15)
-        if cand.startswith("flaky") and n == 1:
-            return 503, {"error": "busy"}
-        if cand.startswith("broken"):
-            return 500, {"error": "down"}
-        if cand.startswith("forbidden"):
-            return 403, {"error": "no"}
-        if cand.startswith("notjson"):
-            return 200, "<html>oops</html>"
-        if cand.startswith("hang"):
-            time.sleep(1.0)
-        if body_is_paper(self.body):
-            # a reasoning judge: some thinking (with a stray box), then the verdict in the LAST box
-            picked = cand.split("pick ", 1)[1][:1] if "pick " in cand else None
-            verdict = {"good": "\\boxed{Y}", "bad": "\\boxed{N}", "maybe": "Perhaps.", "nothing": "\\boxed{none}"}
-            box = f"\\boxed{{{picked}}}" if picked else next((v for k, v in verdict.items() if k in cand), "\\boxed{Y}")
-            text = "Let me check. The reference is \\boxed{?} ... " * 3 + box
-        else:
-            verdict = {"good": "YES", "bad": "NO", "maybe": "Perhaps."}
-            text = next((v for k, v in verdict.items() if k in cand), "YES")
-        return 200, {"choices": [{"message": {"role": "assistant", "content": text}}]}
-
-
-def body_is_paper(body: dict) -> bool:
-    return "Student's response:" in body["messages"][-1]["content"]
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that timed out and hung up is expected here
-        pass
-
-
-@contextmanager
-def judge_server():
-    """Yields (base_url, state) for a server answering YES for 'good...', NO for 'bad...', and failing on cue."""
-    state = _State()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = _QuietServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-
-import asyncio  # noqa: E402
-
-import pytest  # noqa: E402
-
-from rlpr.judge import (  # noqa: E402
+from rlpr.judge import (
     JUDGE_SYSTEM_PROMPT,
     PAPER_CHOICE_SYSTEM_PROMPT,
     PAPER_MAX_TOKENS,
@@ -131,13 +20,61 @@ from rlpr.judge import (  # noqa: E402
     parse_paper_verdict,
     parse_verdict,
 )
-from rlpr.validation import compute_score, grade_response  # noqa: E402
+from rlpr.validation import compute_score, grade_response
 
 
-@pytest.fixture(scope="module")
-def server():
-    with judge_server() as (url, state):
-        yield url, state
+def _candidate(body: dict) -> str:
+    """The first line of what is judged: the extracted answer (``answer`` protocol) or the full response (``paper``)."""
+    user = body["messages"][-1]["content"]
+    marker = "Candidate answer:\n" if "Candidate answer:\n" in user else "Student's response:\n"
+    return user.split(marker, 1)[1].split("\n", 1)[0].removeprefix("<answer>")
+
+
+def body_is_paper(body: dict) -> bool:
+    return "Student's response:" in body["messages"][-1]["content"]
+
+
+class CannedJudge:
+    """Answers YES / a boxed Y for 'good...' candidates, NO / N for 'bad...', and fails on cue; counts the requests
+    per candidate (``calls``)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def __call__(self, body: dict) -> str | int | bytes:
+        cand = _candidate(body)
+        with self.lock:
+            self.calls[cand] += 1
+            n = self.calls[cand]
+        if cand.startswith("slow"):
+            time.sleep(0.15)
+        if cand.startswith("flaky") and n == 1:
+            return 503
+        if cand.startswith("broken"):
+            return 500
+        if cand.startswith("forbidden"):
+            return 403
+        if cand.startswith("notjson"):
+            return b"<html>oops</html>"
+        if cand.startswith("hang"):
+            time.sleep(1.0)
+        if body_is_paper(body):
+            # a reasoning judge: some thinking (with a stray box), then the verdict in the LAST box
+            picked = cand.split("pick ", 1)[1][:1] if "pick " in cand else None
+            verdict = {"good": "\\boxed{Y}", "bad": "\\boxed{N}", "maybe": "Perhaps.", "nothing": "\\boxed{none}"}
+            box = f"\\boxed{{{picked}}}" if picked else next((v for k, v in verdict.items() if k in cand), "\\boxed{Y}")
+            return "Let me check. The reference is \\boxed{?} ... " * 3 + box
+        verdict = {"good": "YES", "bad": "NO", "maybe": "Perhaps."}
+        return next((v for k, v in verdict.items() if k in cand), "YES")
+
+
+@pytest.fixture
+def server(openai_server):
+    """(base_url, the fake server, the canned judge behind it)."""
+    judge = CannedJudge()
+    fake = openai_server(judge)
+    return fake.base_url, fake, judge
 
 
 def _judge(url: str, **kw) -> LLMJudge:
@@ -181,7 +118,7 @@ def test_config_rejects_bad_values(kwargs):
 
 
 def test_request_carries_model_prompt_and_key(server):
-    url, state = server
+    url, state, _ = server
     assert _run(_judge(url, api_key="sk-test", protocol="answer").judge("What is 1+1?", "2", "good two")) is True
     body = state.bodies[-1]
     assert body["model"] == "judge-model" and body["temperature"] == 0.0 and body["max_tokens"] == 8
@@ -192,11 +129,11 @@ def test_request_carries_model_prompt_and_key(server):
 
 
 def test_verdicts_and_retry_after_a_server_error(server):
-    url, state = server
+    url, _, canned = server
     judge = _judge(url)
     assert _run(judge.judge("q", "r", "bad one")) is False
     assert _run(judge.judge("q", "r", "flaky good")) is True
-    assert state.calls["flaky good"] == 2  # one 503, then the verdict
+    assert canned.calls["flaky good"] == 2  # one 503, then the verdict
 
 
 @pytest.mark.parametrize(
@@ -204,15 +141,15 @@ def test_verdicts_and_retry_after_a_server_error(server):
     [("broken 1", 3), ("maybe 1", 3), ("notjson 1", 3), ("forbidden 1", 1)],  # 4xx is not retried
 )
 def test_failures_raise_after_the_retries(server, candidate, requests):
-    url, state = server
+    url, _, canned = server
     with pytest.raises(JudgeError):
         _run(_judge(url).judge("q", "r", candidate))
-    assert state.calls[candidate] == requests
+    assert canned.calls[candidate] == requests
 
 
 def test_timeout_is_a_failure(server):
-    url, state = server
-    with pytest.raises(JudgeError, match="failed 1 times"):
+    url, _, _ = server
+    with pytest.raises(JudgeError, match="gave up after 1 attempts .*ReadTimeout"):
         _run(_judge(url, timeout_s=0.3, retries=0).judge("q", "r", "hang 1"))
 
 
@@ -222,15 +159,14 @@ def test_unreachable_endpoint_is_a_failure():
 
 
 def test_concurrency_is_bounded(server):
-    url, state = server
+    url, state, _ = server
     judge = _judge(url, concurrency=2)
 
     async def many():
         return await asyncio.gather(*(judge.judge("q", "r", f"slow good {i}") for i in range(6)))
 
-    state.max_in_flight = 0
     assert _run(many()) == [True] * 6
-    assert state.max_in_flight == 2
+    assert state.peak == 2
 
 
 # --- validation scoring with the judge -------------------------------------------------------------------------
@@ -245,7 +181,7 @@ def _score(url, response, ground_truth="3 m/s", data_source="WebInstruct-verifie
 
 
 def test_judge_rescues_a_rule_miss(server):
-    url, state = server
+    url, _, _ = server
     out = _score(url, "<think>t</think> <answer>good: three metres per second</answer>")
     assert out == {
         "score": 1.0,
@@ -260,20 +196,20 @@ def test_judge_rescues_a_rule_miss(server):
 
 
 def test_judge_can_confirm_a_miss(server):
-    url, state = server
+    url, _, _ = server
     out = _score(url, "<answer>bad: 5 m/s</answer>")
     assert out["acc"] == 0.0 and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0 and out["format"] == 0.0
 
 
 def test_rule_hit_never_calls_the_judge_and_the_answer_protocol_skips_multiple_choice(server):
-    url, state = server
-    before = sum(state.calls.values())
+    url, _, canned = server
+    before = sum(canned.calls.values())
     assert _score(url, "<answer>3 m/s</answer>")["judge_used"] == 0.0
     out = _score(url, "<answer>good B</answer>", "C", "GPQA-diamond", {"question": "q"}, judge_protocol="answer")
     assert out["acc"] == 0.0 and out["judge_used"] == 0.0
     out = _score(url, "good, but no answer tag", judge_protocol="answer")
     assert out["has_answer"] == 0.0 and out["judge_used"] == 0.0
-    assert sum(state.calls.values()) == before
+    assert sum(canned.calls.values()) == before
 
 
 # --- the paper's protocol (the default) ---------------------------------------------------------------------------
@@ -282,7 +218,7 @@ FULL = "good reasoning first: the car covers 6 m in 2 s.\n<think>so 3</think> <a
 
 
 def test_paper_protocol_sends_the_full_response_and_asks_for_a_boxed_verdict(server):
-    url, state = server
+    url, state, _ = server
     out = _score(url, FULL, "3 m/s", "Math-500_Avg2", {"question": "How fast is it?"})
     assert out["acc"] == 1.0 and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0
     body = state.bodies[-1]
@@ -294,7 +230,7 @@ def test_paper_protocol_sends_the_full_response_and_asks_for_a_boxed_verdict(ser
 
 
 def test_paper_protocol_judges_a_response_without_an_extracted_answer(server):
-    url, state = server
+    url, _, _ = server
     out = _score(url, "good: I get three metres per second")
     assert out["has_answer"] == 0.0 and out["judge_used"] == 1.0 and out["acc"] == 1.0
     out = _score(url, "bad: I get five")
@@ -311,17 +247,17 @@ def test_paper_protocol_judges_a_response_without_an_extracted_answer(server):
     ],
 )
 def test_paper_protocol_grades_multiple_choice_by_the_letter_the_judge_finds(server, source, response, reference, acc):
-    url, state = server
+    url, state, _ = server
     out = _score(url, response, reference, source, {"question": "Which particle carries light?"})
     assert out["acc"] == acc and out["judge_used"] == 1.0 and out["judge_failed"] == 0.0
     assert state.bodies[-1]["messages"][0]["content"] == PAPER_CHOICE_SYSTEM_PROMPT
 
 
 def test_paper_protocol_unboxed_reply_is_a_counted_failure(server):
-    url, state = server
+    url, _, canned = server
     out = _score(url, "maybe three")  # the server replies "Perhaps." with no box: retried, then counted
     assert out["judge_failed"] == 1.0 and out["acc"] == 0.0
-    assert state.calls["maybe three"] == 2
+    assert canned.calls["maybe three"] == 2
 
 
 @pytest.mark.parametrize(
@@ -348,9 +284,10 @@ def test_parse_paper_verdict_rejects_anything_else(reply, multiple_choice):
         parse_paper_verdict(reply, "B", multiple_choice)
 
 
-def test_per_benchmark_judge_endpoints(server):
-    url, state = server
-    with judge_server() as (strong_url, strong_state):
+def test_per_benchmark_judge_endpoints(server, openai_server):
+    url, state, _ = server
+    with openai_server(CannedJudge()) as strong_state:
+        strong_url = strong_state.base_url
         endpoints = {"TheoremQA": {"base_url": strong_url, "model": "strong"}, "minerva": {"model": "strong-too"}}
         out = _score(url, "good: 7", "12", "TheoremQA_Avg2", {"question": "q"}, judge_endpoints=endpoints)
         assert out["judge_used"] == 1.0 and strong_state.bodies[-1]["model"] == "strong"
@@ -363,14 +300,14 @@ def test_per_benchmark_judge_endpoints(server):
 
 
 def test_judge_failure_is_counted_not_hidden(server):
-    url, _ = server
+    url, _, _ = server
     out = _score(url, "<answer>broken reply</answer>")
     assert set(out) == KEYS
     assert out["judge_failed"] == 1.0 and out["judge_used"] == 1.0 and out["acc"] == 0.0
 
 
 def test_judge_sources_limit_where_the_judge_runs(server):
-    url, _ = server
+    url, _, _ = server
     out = _score(url, "<answer>good but other words</answer>", judge_sources=["TheoremQA"])
     assert out["judge_used"] == 0.0 and out["acc"] == 0.0
     out = _score(url, "<answer>good words</answer>", data_source="TheoremQA_Avg2", judge_sources=["TheoremQA"])
@@ -378,12 +315,12 @@ def test_judge_sources_limit_where_the_judge_runs(server):
 
 
 def test_judge_needs_the_question(server):
-    url, _ = server
+    url, _, _ = server
     with pytest.raises(ValueError, match="question"):
         _score(url, "<answer>good x</answer>", extra={"answer_type": "text"})
 
 
 def test_grade_response_reports_the_prediction(server):
-    url, _ = server
+    url, _, _ = server
     grade = _run(grade_response("WebInstruct-verified", "<answer>good 3</answer>", "3 m/s", EXTRA, judge=_judge(url)))
     assert grade.prediction == "good 3" and grade.acc == 1.0

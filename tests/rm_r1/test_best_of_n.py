@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -138,62 +137,31 @@ def test_a_failure_a_retry_may_fix_is_not_stored(tmp_path):
     assert not (tmp_path / BON_FILE).read_text()
 
 
-class Server:
-    def __init__(self, judge):
-        outer = self
-        self.requests = 0
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.requests += 1
-                content = judge(body["messages"])
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def _pairs_judge(quality_judge):
-    """Pair prompts of RMB's pairwise sets: always right (the chosen reply is the first pair text the data holds)."""
+    """The fake server's answer: right on the pair prompts of RMB's pairwise sets (the chosen reply is the first pair
+    text the data holds), ``quality_judge`` on the rest."""
     pairs = {p.pair_id: p for p in load_rmb(DATA) if p.meta["kind"] == "pairwise"}
 
-    def answer(messages):
-        text = messages[-1]["content"]
+    def answer(body):
+        text = body["messages"][-1]["content"]
         for p in pairs.values():
             if p.chosen in text and p.rejected in text:
                 return f"<answer>[[{'A' if text.find(p.chosen) < text.find(p.rejected) else 'B'}]]</answer>"
-        return quality_judge.answer(messages)
+        return quality_judge.answer(body["messages"])
 
     return answer
 
 
-def test_evaluate_bon_strategies_over_http_resumes_and_reports(tmp_path, capsys):
+def test_evaluate_bon_strategies_over_http_resumes_and_reports(openai_server, tmp_path, capsys):
     quality = QualityJudge({"harm-bon-1": [9, 6, 3, 1], "help-bon-1": [5, 2, 8]})  # help: a loser on top
     args = [
         "--benchmark", "rmb", "--data", str(DATA), "--model", "judge", "--prompt-family", "instruct",
         "--backend", "openai", "--output-dir", str(tmp_path), "--retries", "0", "--timeout", "10", "--concurrency", "4",
         "--bon-strategy", "pairwise,knockout,elo,pointwise", "--elo-method", "bradley-terry",
     ]  # fmt: skip
-    with Server(_pairs_judge(quality)) as server:
-        assert main([*args, "--base-url", server.url]) == 0
-        first = server.requests
+    with openai_server(_pairs_judge(quality)) as server:
+        assert main([*args, "--base-url", server.base_url]) == 0
+        first = len(server.bodies)
         # 3 pairwise + 5 best-vs-loser pairs, then knockout 3 + 2, elo 12 + 6 (of which the 5 knockout matches,
         # same replies in the same order, are reused), pointwise 1 + 1
         assert len(load_rmb(DATA)) == 8 and first == 8 + 5 + (18 - 5) + 2
@@ -209,8 +177,8 @@ def test_evaluate_bon_strategies_over_http_resumes_and_reports(tmp_path, capsys)
         printed = capsys.readouterr().out
         assert re.search(r"\| elo \| 0\.0 \| 100\.0 \| 50\.0 \| 9\.00 \| 0 \| 0 \|", printed), printed
 
-        assert main([*args, "--base-url", server.url, "--elo-method", "sequential"]) == 0
-        assert server.requests == first  # everything reused, re-scored under another ELO method
+        assert main([*args, "--base-url", server.base_url, "--elo-method", "sequential"]) == 0
+        assert len(server.bodies) == first  # everything reused, re-scored under another ELO method
         assert json.loads((tmp_path / "summary.json").read_text())["settings"]["elo_method"] == "sequential"
 
 

@@ -10,7 +10,6 @@ import json
 import random
 import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,8 @@ MAX_REQUESTS = 400  # no test here needs more; the server refuses beyond this so
 
 
 class FakeJudge:
-    """Routes a request to the pair it shows and the side the chosen reply is on, then applies ``policy``.
+    """Routes a request to the pair it shows and the side the chosen reply is on, then applies ``policy``; serve it
+    with ``openai_server(judge)``. Counts the requests per pair (``requests``).
 
     ``policy(pair_id, chosen_side, payload)`` returns the reply text, or an int HTTP status to fail with.
     """
@@ -44,43 +44,13 @@ class FakeJudge:
                 self.routes[json.dumps(messages)] = (c.pair_id, chosen_side)
         self.requests = Counter()
         self.lock = threading.Lock()
-        judge = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                assert self.path == "/v1/chat/completions", self.path
-                pair_id, side = judge.routes[json.dumps(body["messages"])]
-                with judge.lock:
-                    judge.requests[pair_id] += 1
-                    total = sum(judge.requests.values())
-                answer = 503 if total > MAX_REQUESTS else judge.policy(pair_id, side, body)
-                if isinstance(answer, int):
-                    self.send_response(answer)
-                    self.end_headers()
-                    self.wfile.write(b"not now")
-                    return
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+    def __call__(self, body):
+        pair_id, side = self.routes[json.dumps(body["messages"])]
+        with self.lock:
+            self.requests[pair_id] += 1
+            total = sum(self.requests.values())
+        return 503 if total > MAX_REQUESTS else self.policy(pair_id, side, body)
 
 
 def verdict(side):
@@ -91,10 +61,10 @@ def other(side):
     return "B" if side == "A" else "A"
 
 
-def _args(judge, benchmark, data, out, *extra):
+def _args(server, benchmark, data, out, *extra):
     return [
         "--benchmark", benchmark, "--data", str(data), "--model", "judge-7b", "--prompt-family", "instruct",
-        "--backend", "openai", "--base-url", judge.url, "--output-dir", str(out), "--retries", "2",
+        "--backend", "openai", "--base-url", server.base_url, "--output-dir", str(out), "--retries", "2",
         "--backoff", "0.01", "--timeout", "10", "--concurrency", "4", *extra,
     ]  # fmt: skip
 
@@ -103,7 +73,7 @@ def _summary(out):
     return json.loads((out / "summary.json").read_text())
 
 
-def test_rewardbench_scores_retries_and_parse_failures(tmp_path):
+def test_rewardbench_scores_retries_and_parse_failures(openai_server, tmp_path):
     failed_once = set()
 
     def policy(pair_id, side, payload):
@@ -117,8 +87,9 @@ def test_rewardbench_scores_retries_and_parse_failures(tmp_path):
             return "I cannot decide."
         return verdict(side)
 
-    with FakeJudge("rewardbench", DATA / "rewardbench_filtered.jsonl", policy) as judge:
-        assert main(_args(judge, "rewardbench", DATA / "rewardbench_filtered.jsonl", tmp_path)) == 0
+    judge = FakeJudge("rewardbench", DATA / "rewardbench_filtered.jsonl", policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rewardbench", DATA / "rewardbench_filtered.jsonl", tmp_path)) == 0
         assert all(n == 2 for n in judge.requests.values()) and len(judge.requests) == 6
 
     summary = _summary(tmp_path)
@@ -136,15 +107,16 @@ def test_rewardbench_scores_retries_and_parse_failures(tmp_path):
     assert table.splitlines()[2].startswith(f"| greedy | {100 * 100 / 195:.1f} | 100.0 | 100.0 |")
 
 
-def test_resume_skips_stored_judgements_and_redoes_failed_and_torn_ones(tmp_path):
+def test_resume_skips_stored_judgements_and_redoes_failed_and_torn_ones(openai_server, tmp_path):
     data = DATA / "rewardbench_filtered.jsonl"
     broken = {"2201"}
 
     def policy(pair_id, side, payload):
         return 503 if pair_id in broken else verdict(side)
 
-    with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, tmp_path)) == 1  # still 503 after 2 retries: the run reports it
+    judge = FakeJudge("rewardbench", data, policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rewardbench", data, tmp_path)) == 1  # still 503 after 2 retries: the run reports it
         assert judge.requests["2201"] == 3
         assert len((tmp_path / RESULTS_FILE).read_text().splitlines()) == 5
         assert not (tmp_path / "summary.json").exists()
@@ -157,27 +129,28 @@ def test_resume_skips_stored_judgements_and_redoes_failed_and_torn_ones(tmp_path
 
         broken.clear()
         judge.requests.clear()
-        assert main(_args(judge, "rewardbench", data, tmp_path)) == 0
+        assert main(_args(server, "rewardbench", data, tmp_path)) == 0
         assert judge.requests == Counter({"2201": 1, torn_id: 1})
         assert _summary(tmp_path)["results"]["greedy"]["accuracy"] == 1.0
 
         judge.requests.clear()
-        assert main(_args(judge, "rewardbench", data, tmp_path, "--verdict-rule", "strict_tail")) == 0
+        assert main(_args(server, "rewardbench", data, tmp_path, "--verdict-rule", "strict_tail")) == 0
         assert not judge.requests  # re-scored from the stored responses under another rule
         assert _summary(tmp_path)["settings"]["verdict_rule"] == "strict_tail"
 
         with pytest.raises(SystemExit, match="other settings.*seed: 0 -> 1"):
-            main(_args(judge, "rewardbench", data, tmp_path, "--seed", "1"))
+            main(_args(server, "rewardbench", data, tmp_path, "--seed", "1"))
 
 
-def test_both_orders_reports_both_and_mean(tmp_path):
+def test_both_orders_reports_both_and_mean(openai_server, tmp_path):
     data = DATA / "rewardbench_filtered.jsonl"
 
     def policy(pair_id, side, payload):  # always says A: right only when the chosen reply is shown first
         return verdict("A") if pair_id != "30" else verdict(side)
 
-    with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, tmp_path, "--both-orders")) == 0
+    judge = FakeJudge("rewardbench", data, policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rewardbench", data, tmp_path, "--both-orders")) == 0
         assert all(n == 2 for n in judge.requests.values())
     results = _summary(tmp_path)["results"]
     assert results["both"]["accuracy"] == pytest.approx(1 / 6)
@@ -186,7 +159,7 @@ def test_both_orders_reports_both_and_mean(tmp_path):
     assert results["both"]["scores"]["Safety"] == 0.0
 
 
-def test_voting_at_k_on_rmb_with_agreement_and_plot(tmp_path):
+def test_voting_at_k_on_rmb_with_agreement_and_plot(openai_server, tmp_path):
     data = DATA / "rmb"
     ks = (1, 2, 4)
 
@@ -198,8 +171,9 @@ def test_voting_at_k_on_rmb_with_agreement_and_plot(tmp_path):
         sample = next(s for s in range(4) if request_seed(0, pair_id, s) == payload["seed"])
         return verdict(side if right(pair_id, sample) else other(side))
 
-    with FakeJudge("rmb", data, policy) as judge:
-        assert main(_args(judge, "rmb", data, tmp_path, "--k", "4,1,2", "--tie", "wrong")) == 0
+    judge = FakeJudge("rmb", data, policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rmb", data, tmp_path, "--k", "4,1,2", "--tie", "wrong")) == 0
         assert sum(judge.requests.values()) == 8 * 4
 
     results = _summary(tmp_path)["results"]
@@ -214,7 +188,7 @@ def test_voting_at_k_on_rmb_with_agreement_and_plot(tmp_path):
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_pointwise_mode_scores_are_mapped_back_to_the_replies(tmp_path):
+def test_pointwise_mode_scores_are_mapped_back_to_the_replies(openai_server, tmp_path):
     data = DATA / "rmbench"
 
     def policy(pair_id, side, payload):
@@ -223,8 +197,8 @@ def test_pointwise_mode_scores_are_mapped_back_to_the_replies(tmp_path):
             return "Scores: \\boxed{5, 5}"
         return "Scores: \\boxed{8, 3}" if side == "A" else "Principles... Scores: \\boxed{3, 8}"
 
-    with FakeJudge("rmbench", data, policy, mode="pointwise") as judge:
-        assert main(_args(judge, "rmbench", data, tmp_path, "--mode", "pointwise")) == 0
+    with openai_server(FakeJudge("rmbench", data, policy, mode="pointwise")) as server:
+        assert main(_args(server, "rmbench", data, tmp_path, "--mode", "pointwise")) == 0
     scores = _summary(tmp_path)["results"]["greedy"]["scores"]
     assert scores["math"]["total"] == 1.0 and scores["safety"]["total"] == 1.0
     assert scores["chat"]["normal"] == 1.0 and scores["chat"]["easy"] == 1.0
@@ -234,11 +208,12 @@ def test_pointwise_mode_scores_are_mapped_back_to_the_replies(tmp_path):
     assert scores["chat"]["hard"] == pytest.approx(sum(coins) / 3)
 
 
-def test_openai_backend_gives_up_and_reports(tmp_path):
-    with FakeJudge("rewardbench", DATA / "rewardbench_filtered.jsonl", lambda p, s, b: 503) as judge:
+def test_openai_backend_gives_up_and_reports(openai_server, tmp_path):
+    judge = FakeJudge("rewardbench", DATA / "rewardbench_filtered.jsonl", lambda p, s, b: 503)
+    with openai_server(judge) as server:
         pair = load_benchmark("rewardbench", DATA / "rewardbench_filtered.jsonl")[0]
         messages = build_judge_messages(pair.conversation, pair.chosen, pair.rejected)
-        backend = OpenAIBackend(judge.url, "m", retries=2, backoff=0.0, timeout=5)
+        backend = OpenAIBackend(server.base_url, "m", retries=2, backoff=0.0, timeout=5)
         (completion,) = backend.generate([JudgeRequest(messages)], Sampling())
         assert completion.text is None and "gave up after 3 attempts" in completion.error
         assert judge.requests["30"] == 3
@@ -247,14 +222,15 @@ def test_openai_backend_gives_up_and_reports(tmp_path):
     assert completion.text is None and "ConnectError" in completion.error
 
 
-def test_a_pair_the_server_refuses_is_stored_as_failed_and_the_run_finishes(tmp_path, capsys):
+def test_a_pair_the_server_refuses_is_stored_as_failed_and_the_run_finishes(openai_server, tmp_path, capsys):
     data = DATA / "rewardbench_filtered.jsonl"
 
     def policy(pair_id, side, payload):  # 2201 is the only xstest-should-respond pair: Safety then scores 0
         return 400 if pair_id == "2201" else verdict(side)  # e.g. a prompt over the server's context
 
-    with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
+    judge = FakeJudge("rewardbench", data, policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
         assert judge.requests["2201"] == 1  # a refusal is not retried
         summary = _summary(tmp_path)
         assert summary["failed_judgements"] == 1 and summary["parse_failures"] == 0
@@ -268,12 +244,12 @@ def test_a_pair_the_server_refuses_is_stored_as_failed_and_the_run_finishes(tmp_
         assert "PARTIAL rewardbench: the data lacks 17 subsets (alpacaeval-length, " in printed
 
         judge.requests.clear()
-        assert main(_args(judge, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
+        assert main(_args(server, "rewardbench", data, tmp_path, "--failures", "wrong")) == 0
         assert not judge.requests  # the refused pair is stored: a rerun does not ask again
         assert _summary(tmp_path) == summary
 
 
-def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(tmp_path):
+def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(openai_server, tmp_path):
     rows = [json.loads(line) for line in (DATA / "rewardbench_filtered.jsonl").read_text().splitlines()]
     rows[0]["chosen"] += "\ud800"  # json.dumps writes it as the escape \ud800, which json.loads reads back
     data = tmp_path / "rb.jsonl"
@@ -285,8 +261,8 @@ def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(tmp_path):
             assert "\ufffd" in json.dumps(payload["messages"], ensure_ascii=False)
         return verdict(side) + ("\udfff" if pair_id == "431" else "")
 
-    with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, out)) == 0
+    with openai_server(FakeJudge("rewardbench", data, policy)) as server:
+        assert main(_args(server, "rewardbench", data, out)) == 0
         summary = _summary(out)
         assert summary["surrogates_replaced"] == {"data": 1, "replies": 1}
         assert summary["results"]["greedy"]["accuracy"] == 1.0
@@ -298,7 +274,7 @@ def test_lone_surrogates_in_data_and_replies_are_replaced_and_counted(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["unknown subset", "empty"])
-def test_bad_benchmark_data_fails_before_any_judging(tmp_path, case):
+def test_bad_benchmark_data_fails_before_any_judging(openai_server, tmp_path, case):
     good = DATA / "rewardbench_filtered.jsonl"
     rows = [json.loads(line) for line in good.read_text().splitlines()]
     data = tmp_path / "rb.jsonl"
@@ -307,16 +283,17 @@ def test_bad_benchmark_data_fails_before_any_judging(tmp_path, case):
     else:
         rows[-1]["subset"] = "alpacaeval-typo"
         data.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    with FakeJudge("rewardbench", good, lambda pair_id, side, payload: verdict(side)) as judge:
+    judge = FakeJudge("rewardbench", good, lambda pair_id, side, payload: verdict(side))
+    with openai_server(judge) as server:
         message = (
             "no rewardbench pairs" if case == "empty" else r"rb\.jsonl:5: unknown RewardBench subset 'alpacaeval-typo'"
         )
         with pytest.raises(ValueError, match=message):
-            main(_args(judge, "rewardbench", data, tmp_path / "out"))
+            main(_args(server, "rewardbench", data, tmp_path / "out"))
         assert not judge.requests
 
 
-def test_rewardbench_rule_and_a_run_without_safety(tmp_path):
+def test_rewardbench_rule_and_a_run_without_safety(openai_server, tmp_path):
     rows = [json.loads(line) for line in (DATA / "rewardbench_filtered.jsonl").read_text().splitlines()]
     safety = {
         "refusals-dangerous",
@@ -334,14 +311,15 @@ def test_rewardbench_rule_and_a_run_without_safety(tmp_path):
         return "I cannot decide." if pair_id == "3405" else verdict(side)
 
     out = tmp_path / "run"
-    with FakeJudge("rewardbench", data, policy) as judge:
-        assert main(_args(judge, "rewardbench", data, out)) == 0
+    judge = FakeJudge("rewardbench", data, policy)
+    with openai_server(judge) as server:
+        assert main(_args(server, "rewardbench", data, out)) == 0
         scores = _summary(out)["results"]["greedy"]["scores"]
         assert scores["score"] is None and scores["missing_sections"] == ["Safety"]
         assert "no overall score (pass --allow-partial" in (out / "summary.md").read_text()
         # rescored from the stored judgements (no new request): RewardBench's rule gives the undecided pair 0.5
         asked = sum(judge.requests.values())
-        assert main(_args(judge, "rewardbench", data, out, "--allow-partial", "--verdict-rule", "rewardbench")) == 0
+        assert main(_args(server, "rewardbench", data, out, "--allow-partial", "--verdict-rule", "rewardbench")) == 0
         assert sum(judge.requests.values()) == asked
     summary = _summary(out)
     scores = summary["results"]["greedy"]["scores"]

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -15,64 +12,6 @@ from rm_r1 import judge_reward as jr
 from rm_r1.reward import VERDICT_TAGS
 
 POLICY, REFERENCE = "POLICY-REPLY", "REFERENCE-REPLY"
-
-
-class FakeJudge:
-    """A local OpenAI-compatible server whose answer the test decides; records bodies and simultaneous requests."""
-
-    def __init__(self, answer: Callable[[dict], tuple[int, str]], delay: float = 0.0):
-        self.answer, self.delay = answer, delay
-        self.bodies: list[dict] = []
-        self.paths: list[str] = []
-        self.active = self.peak = 0
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with fake.lock:
-                    fake.bodies.append(body)
-                    fake.paths.append(self.path)
-                    fake.active += 1
-                    fake.peak = max(fake.peak, fake.active)
-                time.sleep(fake.delay)
-                status, text = fake.answer(body)
-                with fake.lock:
-                    fake.active -= 1
-                data = json.dumps({"choices": [{"message": {"content": text}}]} if status == 200 else {}).encode()
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        self.base_url = f"http://{self.address}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def judge_server():
-    servers = []
-
-    def start(answer, delay=0.0):
-        servers.append(FakeJudge(answer, delay))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def user_text(body: dict) -> str:
@@ -85,7 +24,7 @@ def policy_side(body: dict) -> str:
     return "A" if text.index(POLICY) < text.index(REFERENCE) else "B"
 
 
-def score(server: FakeJudge, response: str = POLICY, index: int = 0, **kwargs) -> dict:
+def score(server, response: str = POLICY, index: int = 0, **kwargs) -> dict:
     kwargs.setdefault("base_url", server.base_url)
     kwargs.setdefault("model", "judge")
     return asyncio.run(jr.compute_score("src", response, REFERENCE, {"index": index, jr.CONTEXT_KEY: "Q?"}, **kwargs))
@@ -128,8 +67,8 @@ def test_pointwise_reward_by_hand(scores, expected):
 # through HTTP
 
 
-def test_pairwise_both_orders_cancels_a_position_biased_judge(judge_server):
-    server = judge_server(lambda body: (200, f"thinking... {VERDICT_TAGS['A']}"))  # always prefers Chatbot A
+def test_pairwise_both_orders_cancels_a_position_biased_judge(openai_server):
+    server = openai_server(lambda body: f"thinking... {VERDICT_TAGS['A']}")  # always prefers Chatbot A
     result = score(server, k=2, both_orders=True)
     # per sample index: the policy wins as A and loses as B -> w = l = 2, R = 0, agreement 1/2
     assert result == {
@@ -145,8 +84,8 @@ def test_pairwise_both_orders_cancels_a_position_biased_judge(judge_server):
     assert server.paths == ["/v1/chat/completions"] * 4 and {b["model"] for b in server.bodies} == {"judge"}
 
 
-def test_pairwise_seeded_order_and_a_judge_that_knows_the_policy(judge_server):
-    server = judge_server(lambda body: (200, VERDICT_TAGS[policy_side(body)]))
+def test_pairwise_seeded_order_and_a_judge_that_knows_the_policy(openai_server):
+    server = openai_server(lambda body: VERDICT_TAGS[policy_side(body)])
     result = score(server, k=6, seed=3, temperature=0.7)
     assert (result["score"], result["judge_calls"], result["judge_agreement"]) == (1.0, 6.0, 1.0)
     sides = [policy_side(b) for b in server.bodies]
@@ -155,7 +94,7 @@ def test_pairwise_seeded_order_and_a_judge_that_knows_the_policy(judge_server):
     assert {b["temperature"] for b in server.bodies} == {0.7} and len({b["seed"] for b in server.bodies}) == 6
 
 
-def test_pairwise_prefers_the_reference_three_to_one(judge_server):
+def test_pairwise_prefers_the_reference_three_to_one(openai_server):
     # calls 0..3 (by seed in the body): the reference wins three times, the policy once -> R = (1 - 3) / 4
     order: list[int] = []
 
@@ -164,15 +103,15 @@ def test_pairwise_prefers_the_reference_three_to_one(judge_server):
             order.append(body["seed"])
         winner_is_policy = len(order) == 1
         side = policy_side(body) if winner_is_policy else ("B" if policy_side(body) == "A" else "A")
-        return 200, VERDICT_TAGS[side]
+        return VERDICT_TAGS[side]
 
-    result = score(server := judge_server(answer), k=4, concurrency=1)
+    result = score(server := openai_server(answer), k=4, concurrency=1)
     assert result["score"] == pytest.approx(-0.5, abs=1e-12) and result["judge_agreement"] == 0.75
     assert len(server.bodies) == 4
 
 
-def test_failures_are_counted_and_get_the_neutral_reward(judge_server):
-    server = judge_server(lambda body: (503, ""))
+def test_failures_are_counted_and_get_the_neutral_reward(openai_server):
+    server = openai_server(lambda body: 503)
     result = score(server, k=3, retries=1, backoff=0.0, neutral_reward=0.125)
     assert len(server.bodies) == 6  # 3 calls, each tried twice
     assert result == {
@@ -185,19 +124,26 @@ def test_failures_are_counted_and_get_the_neutral_reward(judge_server):
         "judge_neutral": 1.0,
     }
 
-    server = judge_server(lambda body: (400, ""))  # refused: not retried
+    server = openai_server(lambda body: 400)  # refused: not retried
     result = score(server, k=2, retries=3)
     assert len(server.bodies) == 2 and result["judge_failed"] == 2.0 and result["score"] == 0.0  # pairwise neutral
 
 
-def test_unparsable_verdicts_are_failures_that_cast_no_vote(judge_server):
+def test_a_malformed_reply_is_retried_like_a_busy_server(openai_server):
+    answers = iter([b"<html>proxy error</html>"])
+    server = openai_server(lambda body: next(answers, VERDICT_TAGS[policy_side(body)]))
+    result = score(server, retries=1, backoff=0.0)
+    assert len(server.bodies) == 2 and (result["judge_failed"], result["score"]) == (0.0, 1.0)
+
+
+def test_unparsable_verdicts_are_failures_that_cast_no_vote(openai_server):
     answers = iter([VERDICT_TAGS["A"] + VERDICT_TAGS["B"], "no verdict", None])
 
     def answer(body):
         text = next(answers)
-        return 200, VERDICT_TAGS[policy_side(body)] if text is None else text
+        return VERDICT_TAGS[policy_side(body)] if text is None else text
 
-    result = score(judge_server(answer), k=3, concurrency=1)
+    result = score(openai_server(answer), k=3, concurrency=1)
     assert (result["judge_votes"], result["judge_failed"], result["score"], result["judge_neutral"]) == (
         1.0,
         2.0,
@@ -206,9 +152,9 @@ def test_unparsable_verdicts_are_failures_that_cast_no_vote(judge_server):
     )
 
 
-def test_pointwise_scores_the_single_reply(judge_server):
+def test_pointwise_scores_the_single_reply(openai_server):
     scores = iter(["Score: \\boxed{8}", "Score: \\boxed{5}", "Score: \\boxed{11}", "\\boxed{8} then \\boxed{8}"])
-    server = judge_server(lambda body: (200, next(scores)))
+    server = openai_server(lambda body: next(scores))
     result = score(server, mode="pointwise", k=4, concurrency=1)
     # parsed 8, 5, 8 (11 is out of range: a failure) -> mean 7 -> (7 - 1) / 9; agreement 2/3
     assert result["score"] == pytest.approx(6 / 9, abs=1e-12)
@@ -218,12 +164,12 @@ def test_pointwise_scores_the_single_reply(judge_server):
     assert body["messages"][0] == {"role": "system", "content": jr.SINGLE_POINTWISE_INSTRUCTIONS}
     assert POLICY in user_text(body) and REFERENCE not in user_text(body)
 
-    server = judge_server(lambda body: (200, "nothing"))
+    server = openai_server(lambda body: "nothing")
     assert score(server, mode="pointwise")["score"] == 0.5  # pointwise neutral: the middle of [0, 1]
 
 
-def test_every_sample_returns_the_same_keys(judge_server):
-    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]) if "ok" in user_text(body) else (500, ""))
+def test_every_sample_returns_the_same_keys(openai_server):
+    server = openai_server(lambda body: VERDICT_TAGS["A"] if "ok" in user_text(body) else 500)
     results = [
         score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
         for r in ("ok", "fails", "ok" + "x" * 40)
@@ -234,8 +180,8 @@ def test_every_sample_returns_the_same_keys(judge_server):
     assert [r["judge_truncated"] for r in results] == [0.0, 0.0, 1.0]
 
 
-def test_a_long_reply_is_truncated_and_counted(judge_server, small_tokenizer):
-    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]))
+def test_a_long_reply_is_truncated_and_counted(openai_server, small_tokenizer):
+    server = openai_server(lambda body: VERDICT_TAGS["A"])
     long_reply = POLICY + " word" * 300
     result = score(server, response=long_reply, max_response_chars=100)
     shown = user_text(server.bodies[0])
@@ -248,8 +194,8 @@ def test_a_long_reply_is_truncated_and_counted(judge_server, small_tokenizer):
     assert jr.truncate_reply("short", small_tokenizer, 50, 1) == ("short", False)  # tokens, not characters
 
 
-def test_verls_router_address_and_tokenizer_name(judge_server, small_tokenizer):
-    server = judge_server(lambda body: (200, VERDICT_TAGS[policy_side(body)]))
+def test_verls_router_address_and_tokenizer_name(openai_server, small_tokenizer):
+    server = openai_server(lambda body: VERDICT_TAGS[policy_side(body)])
     result = asyncio.run(
         jr.compute_score(
             "src",
@@ -265,8 +211,12 @@ def test_verls_router_address_and_tokenizer_name(judge_server, small_tokenizer):
     assert server.paths == ["/v1/chat/completions"] and server.bodies[0]["model"] == small_tokenizer.name_or_path
 
 
-def test_requests_in_flight_are_bounded(judge_server):
-    server = judge_server(lambda body: (200, VERDICT_TAGS["A"]), delay=0.05)
+def test_requests_in_flight_are_bounded(openai_server):
+    def answer(body):
+        time.sleep(0.05)
+        return VERDICT_TAGS["A"]
+
+    server = openai_server(answer)
 
     async def batch():
         info = {jr.CONTEXT_KEY: "Q?"}
@@ -300,6 +250,7 @@ def test_requests_in_flight_are_bounded(judge_server):
         ({"family": "chat"}, "prompt family"),
         ({"temprature": 0.5}, "temprature"),
         ({"base_url": None}, "needs an endpoint"),
+        ({"base_url": "127.0.0.1:9/v1"}, "base_url must be an http"),
     ],
 )
 def test_bad_settings_are_named(kwargs, message):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -65,58 +64,37 @@ def right(pair_id, sample):
     return request_seed(0, pair_id, sample) % 3 != 0
 
 
-class Server:
-    """Judge (pairwise or pointwise, right or wrong per (pair, sample) by ``right``) and meta scorer in one: a meta
-    prompt is rated 9 when the judgement it shows prefers the chosen reply, else 2."""
+class JudgeAndMetaScorer:
+    """Judge (pairwise or pointwise, right or wrong per (pair, sample) by ``right``) and meta scorer in one, as the
+    answer of a fake server: a meta prompt is rated 9 when the judgement it shows prefers the chosen reply, else 2."""
 
     def __init__(self):
         self.requests = {"judge": 0, "meta": 0}
+        self.lock = threading.Lock()
 
-        def answer(body):
-            system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
-            if system == META_INSTRUCTIONS:
-                task, judgement = user.split("[The judgement]")
-                pair, chosen_first = _pair(task)
-                if "Scores:" in judgement:
-                    x, y = map(int, re.findall(r"\\boxed\{(\d+), (\d+)\}", judgement)[-1])
-                    picked_first = x > y
-                else:
-                    picked_first = "[[A]]" in judgement
+    def __call__(self, body):
+        system, user = body["messages"][0]["content"], body["messages"][-1]["content"]
+        if system == META_INSTRUCTIONS:
+            task, judgement = user.split("[The judgement]")
+            pair, chosen_first = _pair(task)
+            if "Scores:" in judgement:
+                x, y = map(int, re.findall(r"\\boxed\{(\d+), (\d+)\}", judgement)[-1])
+                picked_first = x > y
+            else:
+                picked_first = "[[A]]" in judgement
+            with self.lock:
                 self.requests["meta"] += 1
-                return f"Soundness: \\boxed{{{9 if picked_first == chosen_first else 2}}}"
-            pair, chosen_first = _pair(user)
+            return f"Soundness: \\boxed{{{9 if picked_first == chosen_first else 2}}}"
+        pair, chosen_first = _pair(user)
+        with self.lock:
             self.requests["judge"] += 1
-            sample = next(s for s in range(max(KS)) if request_seed(0, pair.pair_id, s) == body["seed"])
-            if system == POINTWISE_INSTRUCTIONS:  # a right sample favours the chosen reply by 8, a wrong one by -2
-                chosen, rejected = (9, 1) if right(pair.pair_id, sample) else (4, 6)
-                x, y = (chosen, rejected) if chosen_first else (rejected, chosen)
-                return f"Scores: \\boxed{{{x}, {y}}}"
-            first_wins = chosen_first == right(pair.pair_id, sample)
-            return f"<answer>[[{'A' if first_wins else 'B'}]]</answer>"
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": answer(body)}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        sample = next(s for s in range(max(KS)) if request_seed(0, pair.pair_id, s) == body["seed"])
+        if system == POINTWISE_INSTRUCTIONS:  # a right sample favours the chosen reply by 8, a wrong one by -2
+            chosen, rejected = (9, 1) if right(pair.pair_id, sample) else (4, 6)
+            x, y = (chosen, rejected) if chosen_first else (rejected, chosen)
+            return f"Scores: \\boxed{{{x}, {y}}}"
+        first_wins = chosen_first == right(pair.pair_id, sample)
+        return f"<answer>[[{'A' if first_wins else 'B'}]]</answer>"
 
 
 def _args(url, out, mode):
@@ -128,10 +106,11 @@ def _args(url, out, mode):
 
 
 @pytest.mark.parametrize("mode", ["pairwise", "pointwise"])
-def test_meta_guided_voting_over_http_beside_plain_voting(tmp_path, mode):
-    with Server() as server:
-        assert main(_args(server.url, tmp_path, mode)) == 0
-        assert server.requests == {"judge": 8 * 4, "meta": 8 * 4}
+def test_meta_guided_voting_over_http_beside_plain_voting(openai_server, tmp_path, mode):
+    scorer = JudgeAndMetaScorer()
+    with openai_server(scorer) as server:
+        assert main(_args(server.base_url, tmp_path, mode)) == 0
+        assert scorer.requests == {"judge": 8 * 4, "meta": 8 * 4}
         results = json.loads((tmp_path / "summary.json").read_text())["results"]
         assert list(results) == [f"{kind}@{k}" for kind in ("voting", "meta") for k in KS]
         for k in KS:
@@ -147,17 +126,18 @@ def test_meta_guided_voting_over_http_beside_plain_voting(tmp_path, mode):
             assert results["meta@4"]["accuracy"] > results["voting@4"]["accuracy"]
         assert len((tmp_path / META_FILE).read_text().splitlines()) == 8 * 4
 
-        assert main(_args(server.url, tmp_path, mode)) == 0
-        assert server.requests == {"judge": 8 * 4, "meta": 8 * 4}  # a rerun asks nothing again
+        assert main(_args(server.base_url, tmp_path, mode)) == 0
+        assert scorer.requests == {"judge": 8 * 4, "meta": 8 * 4}  # a rerun asks nothing again
         with pytest.raises(SystemExit, match="other settings.*meta_rm: 'meta-judge' -> 'other'"):
-            main([*_args(server.url, tmp_path, mode)[:-1], "other"])
+            main([*_args(server.base_url, tmp_path, mode)[:-1], "other"])
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_one_plot_of_pairwise_pointwise_and_meta_guided_voting(tmp_path):
-    with Server() as server:
+def test_one_plot_of_pairwise_pointwise_and_meta_guided_voting(openai_server, tmp_path):
+    scorer = JudgeAndMetaScorer()
+    with openai_server(scorer) as server:
         for mode in ("pairwise", "pointwise"):
-            assert main(_args(server.url, tmp_path / mode, mode)) == 0
+            assert main(_args(server.base_url, tmp_path / mode, mode)) == 0
     out = tmp_path / "voting.png"
     assert plot_main([str(out), str(tmp_path / "pairwise"), str(tmp_path / "pointwise")]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -177,18 +157,19 @@ def test_meta_rm_needs_k(tmp_path):
               "--backend", "openai", "--output-dir", str(tmp_path), "--meta-rm", "meta"])  # fmt: skip
 
 
-def test_evaluate_with_a_classifier_as_meta_scorer(small_tokenizer, tmp_path):
+def test_evaluate_with_a_classifier_as_meta_scorer(openai_server, small_tokenizer, tmp_path):
     from offline_models import load_tiny_qwen2
 
     load_tiny_qwen2(small_tokenizer, tmp_path / "meta")
     out = tmp_path / "out"
     args = _args("", out, "pairwise")[:-2] + ["--meta-rm", str(tmp_path / "meta"), "--meta-rm-backend", "classifier",
                                               "--limit", "2", "--device", "cpu", "--dtype", "float32"]  # fmt: skip
-    with Server() as server:
-        args[args.index("--base-url") + 1] = server.url
+    scorer = JudgeAndMetaScorer()
+    with openai_server(scorer) as server:
+        args[args.index("--base-url") + 1] = server.base_url
         assert main(args) == 0
-        judged = server.requests["judge"]
-        assert server.requests["meta"] == 0  # the classifier rated every judgement, the server none
+        judged = scorer.requests["judge"]
+        assert scorer.requests["meta"] == 0  # the classifier rated every judgement, the server none
     records = [json.loads(line) for line in (out / META_FILE).read_text().splitlines()]
     assert len(records) == judged == 4 * json.loads((out / "summary.json").read_text())["pairs"]
     assert all(0.0 < r["meta_score"] < 1.0 and r["response"] is None for r in records)
