@@ -94,7 +94,7 @@ class TransformersBackend:
     def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
         import torch
 
-        from rlpr.rollout import pad_token_id
+        from rlpr.training.rollout import pad_token_id
 
         pad = pad_token_id(self.tokenizer)
         for start in range(0, len(requests), self.batch_size):

@@ -2,9 +2,9 @@
 
 The settings are the YAML files of ``configs/judge_reward/`` (``served_judge_7b``: verl serves the judge;
 ``external_judge``: any OpenAI-compatible judge server). Like ``rm_r1.main``, it only checks before anything starts
-(unknown keys, bad values, legacy reward keys: ``rlpr.config_check``; verl's classic trainer, ``trainer.use_v1=false``),
-makes the paths absolute and hands the config to verl's ``verl.trainer.main_ppo.main``. ``--preflight`` is what the
-launchers in ``recipes/judge_reward/`` run first.
+(unknown keys, bad values, legacy reward keys: ``rlpr.training.config_check``; verl's classic trainer,
+``trainer.use_v1=false``), makes the paths absolute and hands the config to verl's ``verl.trainer.main_ppo.main``.
+``--preflight`` is what the launchers in ``recipes/judge_reward/`` run first.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import hydra
 from omegaconf import DictConfig
 
-from rlpr import config_check
-from rlpr.config_paths import recipe_config_dir
 from rlpr.reporting import quiet_known_warnings
+from rlpr.training import config_check
+from rlpr.training.config_paths import recipe_config_dir
 
 CONFIG_DIR = recipe_config_dir("judge_reward")
 DEFAULT_SETTING = "served_judge_7b"
@@ -78,7 +78,7 @@ def main() -> None:
         )
         return
     if argv[:1] == ["--preflight"]:
-        from rlpr.preflight import preflight_command
+        from rlpr.training.preflight import preflight_command
 
         name = config_check.config_name_argument(argv[1:]) or DEFAULT_SETTING
         preflight_command(argv[1:], CONFIG_DIR, DEFAULT_SETTING, lambda c, ch: check_config(c, ch, name))

@@ -120,7 +120,7 @@ import asyncio  # noqa: E402
 
 import pytest  # noqa: E402
 
-from rlpr.judge import (  # noqa: E402
+from rlpr.evaluation.judge import (  # noqa: E402
     JUDGE_SYSTEM_PROMPT,
     PAPER_CHOICE_SYSTEM_PROMPT,
     PAPER_MAX_TOKENS,
@@ -131,7 +131,7 @@ from rlpr.judge import (  # noqa: E402
     parse_paper_verdict,
     parse_verdict,
 )
-from rlpr.validation import compute_score, grade_response  # noqa: E402
+from rlpr.evaluation.validation import compute_score, grade_response  # noqa: E402
 
 
 @pytest.fixture(scope="module")
