@@ -1,8 +1,8 @@
 """Benchmark evaluation outside training: ``python -m rlpr.evaluate --model PATH --data FILE.parquet [...]``.
 
 Generates one response per row of each verl-format file (the files repeat each question k times, so one sample per
-row gives Avg@k), grades it exactly as training validation does (``rlpr.validation.grade_response``, with the optional
-LLM judge), and writes to ``--output-dir``:
+row gives Avg@k), grades it exactly as training validation does (``rlpr.evaluation.validation.grade_response``,
+with the optional LLM judge), and writes to ``--output-dir``:
 
 * ``samples.jsonl``: one line per row (row position, data source, question index, sample, reference, response,
   extracted prediction, acc, format, has_answer, judge_used, judge_failed), appended and synced to disk after every
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.data_checks import read_rows
-from rlpr.judge import LLMJudge
-from rlpr.validation import (
+from rlpr.data.checks import read_rows
+from rlpr.evaluation.judge import LLMJudge
+from rlpr.evaluation.validation import (
     BENCHMARKS,
     DOMAINS,
     Grade,
@@ -106,7 +106,7 @@ def generate_hf(
     """Responses from transformers ``generate`` (sampling when temperature > 0, greedy at 0), in batches."""
     import torch
 
-    from rlpr.rollout import pad_token_id
+    from rlpr.training.rollout import pad_token_id
 
     torch.manual_seed(sampling.seed)
     pad_id = pad_token_id(tokenizer)

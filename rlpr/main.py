@@ -7,9 +7,9 @@ training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (the in-process CP
 
 The flow follows verl's ``main_ppo`` with the classic trainer: check the composed config (``check_config``: unknown
 keys with the nearest valid one, value types, verl's ``validate_config``, the RLPR rules) and make its paths absolute
-(``rlpr.config_check.resolve_paths``), all before Ray starts or any data is read; then start or join Ray and run
-``RLPRTaskRunner`` in a Ray actor. The runner checks the training rows (``rlpr.data_checks``, policy
-``rlpr.bad_prompt_policy``), builds the datasets and runs ``rlpr.trainer.RLPRTrainer``.
+(``rlpr.training.config_check.resolve_paths``), all before Ray starts or any data is read; then start or join Ray and
+run ``RLPRTaskRunner`` in a Ray actor. The runner checks the training rows (``rlpr.data.checks``, policy
+``rlpr.bad_prompt_policy``), builds the datasets and runs ``rlpr.training.trainer.RLPRTrainer``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rlpr import config_check
-from rlpr.config_paths import recipe_config_dir
 from rlpr.reporting import quiet_known_warnings
+from rlpr.training import config_check
+from rlpr.training.config_paths import recipe_config_dir
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def rlpr_section_schema() -> DictConfig:
 def _check_rlpr_values(config: DictConfig) -> None:
     """Build what the trainer builds from the ``rlpr:`` section, so a bad value fails here rather than in Ray."""
     from rlpr.answer import repetition_penalty
-    from rlpr.trainer import DEBIAS_MODES, scoring_config_from, std_filter_from
+    from rlpr.training.trainer import DEBIAS_MODES, scoring_config_from, std_filter_from
 
     rl = config.rlpr
     if rl.debias.mode not in DEBIAS_MODES:
@@ -81,10 +81,10 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
     """Reject configs the RLPR trainer cannot honour, before Ray starts (``ConfigError``, a ``ValueError``).
 
     RLPR needs the classic trainer (``trainer.use_v1=false``) and an ``rlpr:`` section; then
-    ``rlpr.config_check.check`` (unknown keys, value types, legacy reward keys, verl's ``validate_config``, the
+    ``rlpr.training.config_check.check`` (unknown keys, value types, legacy reward keys, verl's ``validate_config``, the
     ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's defaults-list choices of the recipe.
     """
-    from rlpr.trainer import check_trainer_supports
+    from rlpr.training.trainer import check_trainer_supports
 
     if config.trainer.use_v1:
         raise config_check.ConfigError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
@@ -101,13 +101,13 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
 
 
 def check_training_data(config: DictConfig, tokenizer) -> list[str]:
-    """Check the training rows (``rlpr.data_checks``); return the training files to use.
+    """Check the training rows (``rlpr.data.checks``); return the training files to use.
 
     Policy ``error`` raises, naming every bad row. Policy ``filter`` drops the bad rows and, if there were any,
     writes the kept rows to ``<trainer.default_local_dir>/rlpr_data/train_checked.parquet`` to train on.
     """
-    from rlpr.data_checks import check_files, write_rows
-    from rlpr.trainer import scoring_config_from
+    from rlpr.data.checks import check_files, write_rows
+    from rlpr.training.trainer import scoring_config_from
 
     files = config.data.train_files
     files = [files] if isinstance(files, str) else list(files)
@@ -128,10 +128,10 @@ def check_training_data(config: DictConfig, tokenizer) -> list[str]:
 
 
 def rlpr_task_runner_class() -> type:
-    """verl's classic task runner (``rlpr.task_runner``) with the RLPR config check, the training-data checks
-    (``check_training_data``) and ``RLPRTrainer``. Run it in a Ray actor (``rlpr.task_runner.run_classic``)."""
-    from rlpr.task_runner import classic_task_runner_class
-    from rlpr.trainer import RLPRTrainer
+    """verl's classic task runner (``rlpr.training.task_runner``) with the RLPR config check, the training-data checks
+    (``check_training_data``) and ``RLPRTrainer``. Run it in a Ray actor (``rlpr.training.task_runner.run_classic``)."""
+    from rlpr.training.task_runner import classic_task_runner_class
+    from rlpr.training.trainer import RLPRTrainer
 
     return classic_task_runner_class(RLPRTrainer, check_config, check_training_data, name="RLPRTaskRunner")
 
@@ -139,7 +139,7 @@ def rlpr_task_runner_class() -> type:
 def run_rlpr(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Check the config and make its paths absolute, then train through verl's ``run_ppo`` (it starts Ray, or joins a
     running cluster)."""
-    from rlpr.task_runner import run_classic
+    from rlpr.training.task_runner import run_classic
 
     check_config(config, choices)
     config_check.resolve_paths(config)
@@ -191,8 +191,8 @@ def main() -> None:
     if "--help" in argv or "-h" in argv:
         print(usage())
         return
-    if argv[:1] == ["--preflight"]:  # what a launcher runs first (rlpr.preflight)
-        from rlpr.preflight import preflight_command
+    if argv[:1] == ["--preflight"]:  # what a launcher runs first (rlpr.training.preflight)
+        from rlpr.training.preflight import preflight_command
 
         preflight_command(argv[1:], CONFIG_DIR, DEFAULT_RECIPE, check_config)
         return

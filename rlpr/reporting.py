@@ -221,7 +221,7 @@ def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
                 self.logger["console"] = table
             self.logger["file"] = metrics
 
-    from rlpr import trainer as rlpr_trainer
+    from rlpr.training import trainer as rlpr_trainer
 
     modules = [ray_trainer, rlpr_trainer]
     printers = {module: module.pprint for module in modules}

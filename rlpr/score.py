@@ -1,7 +1,7 @@
 """``python -m rlpr.score``: RLPR rewards of given responses, printed as a table with the batch metrics.
 
 Each jsonl line holds ``question`` (or ``prompt``: chat messages), ``reference`` and ``responses`` (strings), and
-optionally ``id`` and ``data_source``. The questions are put in the recipe's chat format (``rlpr.prompts``), the
+optionally ``id`` and ``data_source``. The questions are put in the recipe's chat format (``rlpr.data.prompts``), the
 responses tokenized as a policy would have sampled them (ending with eos), and everything goes through the same
 scoring batch the trainer builds, scored by a transformers model. Without ``--model`` it scores with the smoke run's
 warm-started tiny model (``python -m rlpr.smoke`` builds it; built here on first use, about a minute on a CPU): a tiny
@@ -89,10 +89,10 @@ def _load_model(args):
 
 def score_rows(rows, model, tokenizer, config, temperature: float):
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
-    from rlpr.hf_logprobs import response_log_probs
-    from rlpr.prompts import build_r1_messages
-    from rlpr.rollout import make_rollout, pad_token_id
-    from rlpr.scoring import build_scoring_batch, compute_rewards
+    from rlpr.data.prompts import build_r1_messages
+    from rlpr.training.hf_logprobs import response_log_probs
+    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.scoring import build_scoring_batch, compute_rewards
 
     prompts, responses, refs, uids, sources, index = [], [], [], [], [], []
     for row in rows:
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rlpr.reporting import quiet_known_warnings
-    from rlpr.scoring import ScoringConfig
+    from rlpr.training.scoring import ScoringConfig
 
     quiet_known_warnings()
     parser = build_parser()

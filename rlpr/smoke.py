@@ -31,7 +31,7 @@ WARM_START_PROGRESS = "warm start (once, then cached)"
 
 def sample_training_rows(fmt: str = "R1") -> list[dict]:
     """The bundled sample as verl training rows (``data_source``, ``prompt``, ``ability``, ``reward_model``, ...)."""
-    from rlpr.prompts import build_r1_messages
+    from rlpr.data.prompts import build_r1_messages
     from rlpr.score import load_rows, sample_path
 
     return [
@@ -49,7 +49,7 @@ def sample_training_rows(fmt: str = "R1") -> list[dict]:
 def warm_start_examples(fmt: str = "R1") -> list[tuple[list[dict], str]]:
     """(messages, response) pairs: each sample prompt with its well-formed correct AND well-formed wrong response
     (the first two of the row), so the warm model samples either and the RLPR reward varies within a group."""
-    from rlpr.prompts import build_r1_messages
+    from rlpr.data.prompts import build_r1_messages
     from rlpr.score import load_rows, sample_path
 
     return [
@@ -90,10 +90,10 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     from omegaconf import open_dict
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
-    from rlpr.config_paths import recipe_config_dir
     from rlpr.main import check_training_data
     from rlpr.reporting import step_progress
-    from rlpr.trainer import RLPRTrainer
+    from rlpr.training.config_paths import recipe_config_dir
+    from rlpr.training.trainer import RLPRTrainer
 
     with step_progress(WARM_START_PROGRESS, warm_steps):
         data, model, tokenizer = prepare(out_dir, warm_steps)

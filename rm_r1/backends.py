@@ -2,13 +2,13 @@
 
 * ``TransformersBackend``: a local checkpoint through ``transformers`` (CPU or GPU), batched greedy/sampled decoding.
 * ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API) through
-  ``rlpr.chat_client.ChatClient`` (its retries, back-off and timeouts) from a thread pool.
+  ``rlpr.evaluation.chat_client.ChatClient`` (its retries, back-off and timeouts) from a thread pool.
 * ``VLLMBackend``: vLLM's offline engine on GPU; ``vllm`` is imported only when this backend is built.
 
 ``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
 can store results as they arrive. A request that failed for good yields ``text=None`` and the error, with
-``permanent=True`` when the request itself was refused (``rlpr.chat_client.REQUEST_ERROR_STATUS``) and resending it
-cannot help.
+``permanent=True`` when the request itself was refused
+(``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``) and resending it cannot help.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rlpr.chat_client import ChatClient, ChatError
+from rlpr.evaluation.chat_client import ChatClient, ChatError
 
 BACKENDS = ("hf", "openai", "vllm")
 
@@ -91,7 +91,7 @@ class TransformersBackend:
     def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
         import torch
 
-        from rlpr.rollout import pad_token_id
+        from rlpr.training.rollout import pad_token_id
 
         pad = pad_token_id(self.tokenizer)
         for start in range(0, len(requests), self.batch_size):
@@ -119,7 +119,7 @@ class TransformersBackend:
 
 class BackendError(RuntimeError):
     """A request that failed after every retry (or with a status that retrying cannot fix); ``permanent`` when the
-    server refused the request itself (``rlpr.chat_client.REQUEST_ERROR_STATUS``)."""
+    server refused the request itself (``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``)."""
 
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
@@ -130,7 +130,8 @@ class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server.
 
     ``base_url`` includes the API prefix (``http://host:8000/v1``). Up to ``concurrency`` requests are in flight; each
-    is retried ``retries`` times as ``rlpr.chat_client`` says, waiting ``backoff * 2**attempt`` seconds in between.
+    is retried ``retries`` times as ``rlpr.evaluation.chat_client`` says, waiting ``backoff * 2**attempt`` seconds
+    in between.
     """
 
     def __init__(

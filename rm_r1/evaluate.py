@@ -5,9 +5,9 @@ to ``--output-dir``:
 
 * ``judgements.jsonl``: one line per judgement, appended as it arrives. A rerun with the same settings skips the
   judgements already there, so an interrupted run loses nothing (a torn last line is dropped and redone). A request
-  the server refuses as such (``rlpr.chat_client.REQUEST_ERROR_STATUS``, e.g. a prompt over its context) is stored as a
-  failed judgement (``response`` null, ``error``) and read as no verdict; any other failure is not stored, so a rerun
-  retries it, and the run ends with status 1 without a summary;
+  the server refuses as such (``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``, e.g. a prompt over its context)
+  is stored as a failed judgement (``response`` null, ``error``) and read as no verdict; any other failure is not
+  stored, so a rerun retries it, and the run ends with status 1 without a summary;
 * ``summary.json``: settings, counts (pairs, judgements, parse failures, failed judgements, texts with lone
   surrogates replaced) and the benchmark scores, written atomically;
 * ``summary.md``: the scores as a markdown table, with a PARTIAL note when subsets, sections, domains or parts of the

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from rlpr.chat_client import ChatClient, ChatError
+from rlpr.evaluation.chat_client import ChatClient, ChatError
 from rm_r1.pointwise import MAX_SCORE, MIN_SCORE, parse_scores
 from rm_r1.prompts import SPEAKERS, build_judge_messages, check_family, context_messages
 from rm_r1.reward import check_rule, parse_verdict

@@ -2,10 +2,10 @@
 
 The settings are the YAML files of ``configs/rm_r1/`` (``--help`` lists them): ``grpo_*`` (stage 2, GRPO) and
 ``sft_*`` (stage 1, distillation SFT, run under ``torchrun``). This module only checks: it composes the setting,
-refuses unknown keys, bad values and legacy reward keys (``rlpr.config_check``), requires verl's classic trainer for
-GRPO (``trainer.use_v1=false``, the trainer the CPU smoke test drives), makes the paths absolute, all before Ray starts
-or any data is read; then it hands the config to verl's own entry point (``verl.trainer.main_ppo.main``, which picks
-the classic ``main_ppo_v0.TaskRunner`` when ``use_v1`` is false, or ``verl.trainer.sft_trainer.main``).
+refuses unknown keys, bad values and legacy reward keys (``rlpr.training.config_check``), requires verl's classic
+trainer for GRPO (``trainer.use_v1=false``, the trainer the CPU smoke test drives), makes the paths absolute, all before
+Ray starts or any data is read; then it hands the config to verl's own entry point (``verl.trainer.main_ppo.main``,
+which picks the classic ``main_ppo_v0.TaskRunner`` when ``use_v1`` is false, or ``verl.trainer.sft_trainer.main``).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Mapping
 import hydra
 from omegaconf import DictConfig
 
-from rlpr import config_check
-from rlpr.config_paths import recipe_config_dir
 from rlpr.reporting import quiet_known_warnings
+from rlpr.training import config_check
+from rlpr.training.config_paths import recipe_config_dir
 
 CONFIG_DIR = recipe_config_dir("rm_r1")
 DEFAULT_SETTING = "grpo_instruct_7b"
@@ -102,7 +102,7 @@ def main() -> None:
         print(usage())
         return
     if argv[:1] == ["--preflight"]:
-        from rlpr.preflight import preflight_command
+        from rlpr.training.preflight import preflight_command
 
         preflight_command(
             argv[1:], CONFIG_DIR, DEFAULT_SETTING, lambda c, ch: check_config(c, ch, _name(argv[1:])), is_sft

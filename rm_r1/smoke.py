@@ -105,7 +105,7 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
-    from rlpr.config_paths import recipe_config_dir
+    from rlpr.training.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rm_r1"))
     # The prompt budget may be overridden: read it from the composed config before preparing the data.

@@ -4,9 +4,9 @@ Builds a synthetic rollout of N responses of about L tokens (real Qwen2.5 tokeni
 the process CPU time (``time.process_time``: all threads of this process, so other load on a shared machine does not
 count and a multi-threaded tokenizer call is charged in full) of
 
-* the project's builder (``rlpr.scoring.build_scoring_batch``): locates ``<answer>`` by byte offsets of the sampled
-  tokens and tokenizes only the short tails; its time includes the response decode from the token byte table (the
-  text the format reward reads afterwards), the debias rows and the padded tensors; the format reward and the
+* the project's builder (``rlpr.training.scoring.build_scoring_batch``): locates ``<answer>`` by byte offsets of the
+  sampled tokens and tokenizes only the short tails; its time includes the response decode from the token byte table
+  (the text the format reward reads afterwards), the debias rows and the padded tensors; the format reward and the
   repetition penalty are computed later from that text (``compute_rewards``) and are not timed on either side;
 * the baseline doing what the reference implementation does: decode prompt + response, replace the answer in the
   string, re-tokenize the whole o' with offsets, and mask the reference by character offsets, one tokenizer call per
@@ -34,8 +34,8 @@ WORDS = (
 
 
 def synthetic_rollout(tokenizer, n: int, length: int, seed: int):
-    from rlpr.prompts import build_r1_messages
-    from rlpr.rollout import make_rollout
+    from rlpr.data.prompts import build_r1_messages
+    from rlpr.training.rollout import make_rollout
 
     rng = random.Random(seed)
     prompts, responses, refs, uids = [], [], [], []
@@ -125,8 +125,8 @@ def cpu_seconds(fn, repeats: int):
 
 def main(argv=None) -> None:
     from offline_models import load_qwen25_tokenizer
-    from rlpr.scoring import ScoringConfig, build_scoring_batch
-    from rlpr.token_bytes import token_bytes
+    from rlpr.reward.token_bytes import token_bytes
+    from rlpr.training.scoring import ScoringConfig, build_scoring_batch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--responses", type=int, default=1024)

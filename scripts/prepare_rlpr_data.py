@@ -1,4 +1,4 @@
-"""Prepare RLPR data as verl parquet: the training set and/or the seven benchmarks (see ``rlpr.data_prep``).
+"""Prepare RLPR data as verl parquet: the training set and/or the seven benchmarks (see ``rlpr.data.prep``).
 
 Examples::
 
@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.data_prep import (
+from rlpr.data.prep import (
     DATASETS,
     WEBINSTRUCT,
     WEBINSTRUCT_FREE,
@@ -32,7 +32,7 @@ from rlpr.data_prep import (
     default_file_name,
     prepare_file,
 )
-from rlpr.validation import BENCHMARKS
+from rlpr.evaluation.validation import BENCHMARKS
 
 ALL_BENCHMARKS = "benchmarks"
 

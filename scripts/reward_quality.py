@@ -12,7 +12,7 @@ then each one's ROC-AUC against ``correct``, and writes ``scores.jsonl``, ``rewa
 table) and ``roc.png`` (ROC curves) to ``--output-dir``.
 
 Input rows (``.jsonl``/``.json``/``.parquet``): ``prompt`` (chat messages, or a question string that gets the
-``--format`` prompt of ``rlpr.prompts``), ``response``, ``reference``, ``correct`` (bool or 0/1), optionally
+``--format`` prompt of ``rlpr.data.prompts``), ``response``, ``reference``, ``correct`` (bool or 0/1), optionally
 ``answer_type`` (``math``, ``choice``, ``text``; default ``math``) for the rule grader.
 
     python scripts/reward_quality.py --model Qwen/Qwen2.5-7B --data rows.jsonl --output-dir rq_out
@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from rlpr.answer import FORMAT_MODES
-from rlpr.data_checks import read_rows
-from rlpr.prompts import build_r1_messages
+from rlpr.data.checks import read_rows
+from rlpr.data.prompts import build_r1_messages
+from rlpr.evaluation.validation import ANSWER_TYPES, extract_answer, rule_grade
 from rlpr.reward import SHAPINGS, debias
-from rlpr.validation import ANSWER_TYPES, extract_answer, rule_grade
 
 logger = logging.getLogger("reward_quality")
 

@@ -1,7 +1,7 @@
 """Every Hydra recipe under configs/ against verl 0.9.1's own config, with the checker the entry points run.
 
-``rlpr.config_check.config_problems`` is the one checker (``rlpr.main`` and ``rm_r1.main`` run it before Ray starts):
-unknown keys with the nearest valid one, value types, legacy reward keys, verl's ``validate_config`` (PPO-based
+``rlpr.training.config_check.config_problems`` is the one checker (``rlpr.main``, ``rm_r1.main`` run it before Ray
+starts): unknown keys with the nearest valid one, value types, legacy reward keys, verl's ``validate_config`` (PPO-based
 recipes) and every ``_target_`` section built with ``omega_conf_to_dataclass``. Here it runs on every
 ``configs/**/*.yaml`` (a shared base that sibling recipes list in their defaults is composed with their search path),
 and on planted mistakes. Then the RLPR recipes are checked against the paper's settings
@@ -18,12 +18,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from verl.trainer.ppo.utils import need_reference_policy
 
-from rlpr import config_check
-from rlpr.data_prep import TRAIN, default_file_name
-from rlpr.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter
+from rlpr.data.prep import TRAIN, default_file_name
+from rlpr.evaluation.validation import BENCHMARKS
 from rlpr.main import rlpr_section_schema
-from rlpr.scoring import ScoringConfig
-from rlpr.validation import BENCHMARKS
+from rlpr.training import config_check
+from rlpr.training.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter
+from rlpr.training.scoring import ScoringConfig
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -176,7 +176,7 @@ def test_planted_unbuildable_section_fails(tmp_path):
 
 def test_legacy_reward_keys_fail(tmp_path):
     path = _plant(tmp_path, "    clip_ratio_high: 0.27")
-    path.write_text(path.read_text() + "custom_reward_function:\n  path: pkg://rlpr.validation\n")
+    path.write_text(path.read_text() + "custom_reward_function:\n  path: pkg://rlpr.evaluation.validation\n")
     with pytest.raises(config_check.ConfigError, match=r"legacy reward keys \['custom_reward_function.path'\]"):
         check_recipe(path)
 
@@ -257,7 +257,7 @@ def test_rlpr_recipe_has_the_papers_settings(name, rlpr_recipes):
     )
     assert (cfg.rlpr.score_method, cfg.rlpr.shaping, cfg.rlpr.format_coef) == ("mean_prob", "clip", 0.1)
     assert (cfg.rlpr.debias.mode, cfg.rlpr.debias.tagged) == ("initial", False)
-    # The data files are those rlpr.data_prep writes, in a folder per answer format.
+    # The data files are those rlpr.data.prep writes, in a folder per answer format.
     # the folders the README's preparation commands write (scripts/prepare_rlpr_data.py --output data/rlpr/<format>)
     folder = {"R1": "data/rlpr/r1", "R1_nothink": "data/rlpr/r1_nothink"}[mode]
     assert cfg.data.train_files == f"{folder}/{default_file_name(TRAIN)}"

@@ -201,3 +201,38 @@ def test_slug_follows_github_rules():
     assert slug("RM-R1 RL rows") == "rm-r1-rl-rows"
     assert slug("Paper settings ([docs](../x#y))") == "paper-settings-docs"
     assert slug("What `verl` does, §5") == "what-verl-does-5"
+
+
+_LAYOUT_NAME = re.compile(r"`([\w-]+(?:\.py|\.jsonl|/))`")
+
+
+def layout_mismatches(root: Path, package: str) -> list[str]:
+    """The README layout row of ``package`` against its tree: every module and subpackage (folder of modules) must be
+    named, and every ``x.py`` / ``x.jsonl`` / ``x/`` the row names must be in the tree."""
+    rows = [line for line in (root / "README.md").read_text().splitlines() if line.startswith(f"| `{package}/` |")]
+    if len(rows) != 1:
+        return [f"README.md has {len(rows)} layout rows for {package}/, expected 1"]
+    named = set(_LAYOUT_NAME.findall(rows[0].split("|")[2]))  # the "what" cell
+    tree = [p.relative_to(root / package) for p in (root / package).rglob("*") if p.is_file()]
+    tree = [p for p in tree if "__pycache__" not in p.parts]
+    modules = {p.name for p in tree if p.suffix == ".py" and p.name != "__init__.py"}
+    folders = {f"{p.parent}/" for p in tree if p.suffix == ".py" and len(p.parts) > 1}
+    existing = modules | folders | {p.name for p in tree}
+    return [f"{package}/ layout row does not name {name}" for name in sorted((modules | folders) - named)] + [
+        f"{package}/ layout row names {name}, which is not in {package}/" for name in sorted(named - existing)
+    ]
+
+
+def test_readme_layout_row_matches_the_rlpr_tree():
+    assert layout_mismatches(ROOT, "rlpr") == []
+
+
+def test_layout_check_catches_a_missing_and_a_stale_name(tmp_path):
+    for name in ("pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py", "pkg/sub/c.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "README.md").write_text("| folder | what |\n| `pkg/` | `a.py`, `sub/` (`b.py`), `gone.py` |\n")
+    assert layout_mismatches(tmp_path, "pkg") == [
+        "pkg/ layout row does not name c.py",
+        "pkg/ layout row names gone.py, which is not in pkg/",
+    ]

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rlpr.answer import ANSWER_OPEN, answer_start, format_reward, repetition_penalty, whitespace_after_answer_tag
-from rlpr.judge import JudgeError
-from rlpr.judge import parse_verdict as judge_verdict
-from rlpr.validation import choice_letter, compute_score, extract_answer, last_boxed, normalize_text
+from rlpr.evaluation.judge import JudgeError
+from rlpr.evaluation.judge import parse_verdict as judge_verdict
+from rlpr.evaluation.validation import choice_letter, compute_score, extract_answer, last_boxed, normalize_text
 from rm_r1.pointwise import parse_scores
 from rm_r1.reward import RULES
 from rm_r1.reward import parse_verdict as rm_verdict

@@ -53,7 +53,7 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^python -m (rlpr|rm_r1)\.main( .*)? (--cfg job|--help|-h)( |$)", RUN, "prints, trains nothing"),
     (r"^python -m (rlpr|rm_r1)\.main( |$)", CFG_JOB, "training needs GPUs and Ray"),
     (r"^python -m rlpr\.smoke( |$)", COVERED,
-     "tests/rlpr/test_smoke_reporting.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
+     "tests/rlpr/test_reporting.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
     (r"^python -m rm_r1\.smoke( |$)",
      COVERED, "tests/rm_r1/test_rm_r1_smoke.py::test_cpu_smoke_grpo_with_the_preference_reward"),
     (r"^python -m pytest( |$)", NOT_HERE, "the test suite itself, of which this file is a part"),
@@ -68,7 +68,7 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^ray start ", NOT_HERE, "starts a Ray cluster node (the launchers' cluster path: tests/rlpr/test_launchers.py)"),
 ]  # fmt: skip
 
-# Local stand-ins for the hub: dataset names of rlpr.data_prep.DATASETS / rm_r1.data.SOURCES -> small local files
+# Local stand-ins for the hub: dataset names of rlpr.data.prep.DATASETS / rm_r1.data.SOURCES -> small local files
 # with the same columns; `--sft` files the README names are created in the working folder from the last entry.
 STAND_INS = {
     "rlpr:train": "tests/rlpr/data/rlpr_train.parquet",
@@ -462,7 +462,7 @@ def _stand_in_hub(root: Path, stand_ins: dict[str, str]) -> None:
     import datasets
     import transformers
 
-    from rlpr.data_prep import DATASETS
+    from rlpr.data.prep import DATASETS
     from rm_r1.data import SOURCES
 
     hub = {DATASETS[k.split(":")[1]].hub: v for k, v in stand_ins.items() if k.startswith("rlpr:")}
@@ -500,7 +500,7 @@ def _run_jobs(spec_file: Path) -> None:
     root, work = Path(spec["root"]), Path(spec["work"])
     os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
     _stand_in_hub(root, spec["stand_ins"])
-    from rlpr import preflight
+    from rlpr.training import preflight
 
     preflight.gpu_problem = preflight.wandb_problem = lambda *args, **kwargs: None
     state: dict = {}

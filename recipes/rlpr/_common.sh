@@ -8,11 +8,11 @@ LAUNCH_EXTRA_HELP="  DATA_DIR         a folder of prepared files with the defaul
 
 launch_extra_overrides() {
     [ -n "${DATA_DIR:-}" ] || return 0
-    # The default file names come from rlpr.data_prep, which writes them.
+    # The default file names come from rlpr.data.prep, which writes them.
     local names
     mapfile -t names < <("${PYTHON:-python3}" -c 'import sys
-from rlpr.data_prep import TRAIN, default_file_name
-from rlpr.validation import BENCHMARKS
+from rlpr.data.prep import TRAIN, default_file_name
+from rlpr.evaluation.validation import BENCHMARKS
 print(f"{sys.argv[1]}/{default_file_name(TRAIN)}")
 print("[" + ",".join(f"{sys.argv[1]}/{default_file_name(name)}" for name in BENCHMARKS) + "]")' "$DATA_DIR")
     [ -n "${TRAIN_FILES:-}" ] || LAUNCH_OVERRIDES+=("data.train_files=${names[0]}")

@@ -149,10 +149,10 @@ def test_rewards_are_called_as_the_ray_reward_loop_calls_them(grpo_config, model
 
 
 def test_rlpr_grader_skips_marked_training_rollouts_through_the_reward_loop(grpo_config, model):
-    from rlpr.validation import NOT_GRADED, mark_training_rollouts
+    from rlpr.evaluation.validation import NOT_GRADED, mark_training_rollouts
 
     config = copy.deepcopy(grpo_config)
-    config.reward.custom_reward_function.path = "pkg://rlpr.validation"
+    config.reward.custom_reward_function.path = "pkg://rlpr.evaluation.validation"
     config.reward.custom_reward_function.name = "compute_score"
     with open_dict(config):  # the test rows' source "toy" is no benchmark
         config.reward.custom_reward_function.reward_kwargs = {"unknown_source_answer_type": "math"}

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlpr.data_checks import write_rows
-from rlpr.data_prep import load_source, prepare_rows
+from rlpr.data.checks import write_rows
+from rlpr.data.prep import load_source, prepare_rows
 from rlpr.evaluate import (
     SamplingSettings,
     evaluate,

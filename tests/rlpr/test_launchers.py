@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rlpr.data_prep import TRAIN, default_file_name
+from rlpr.data.prep import TRAIN, default_file_name
+from rlpr.evaluation.validation import BENCHMARKS
 from rlpr.main import compose_recipe
-from rlpr.validation import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHERS = sorted(p for p in (REPO / "recipes" / "rlpr").glob("*.sh") if not p.name.startswith("_"))

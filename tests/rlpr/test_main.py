@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from rlpr import config_paths
-from rlpr.data_checks import BadDataError, read_rows
+from rlpr.data.checks import BadDataError, read_rows
 from rlpr.main import (
     BASE_CONFIG,
     CHECKED_DATA_FILE,
@@ -21,6 +20,7 @@ from rlpr.main import (
     recipe_names,
     rlpr_task_runner_class,
 )
+from rlpr.training import config_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ def test_unknown_recipe_and_misspelled_override_are_refused():
     [
         (["trainer.use_v1=true"], "trainer.use_v1=false"),
         (["reward_model.reward_manager=naive"], r"legacy reward keys \['reward_model.reward_manager'\]"),
-        (["custom_reward_function.path=pkg://rlpr.validation"], r"\['custom_reward_function.path'\]"),
+        (["custom_reward_function.path=pkg://rlpr.evaluation.validation"], r"\['custom_reward_function.path'\]"),
         (["~rlpr"], "no rlpr: section"),
         (["actor_rollout_ref.actor.ppo_mini_batch_size=1000"], "ppo_mini_batch_size"),
         # a recipe copy with a typo, or a wrong value: named before Ray starts, with the nearest valid key
@@ -141,7 +141,7 @@ def test_the_entry_bounds_references_by_the_scoring_budget(tmp_path, small_token
 def test_task_runner_builds_on_verls_base_runner():
     from verl.trainer.main_ppo_v0 import BaseTaskRunner
 
-    from rlpr.trainer import RLPRTrainer
+    from rlpr.training.trainer import RLPRTrainer
 
     runner = rlpr_task_runner_class()
     assert issubclass(runner, BaseTaskRunner) and runner.__name__ == "RLPRTaskRunner"
@@ -231,7 +231,7 @@ def test_bad_configs_stop_before_ray_and_paths_become_absolute(monkeypatch, tmp_
 
 
 def test_the_repetition_word_rule_is_a_recipe_key():
-    from rlpr.trainer import scoring_config_from
+    from rlpr.training.trainer import scoring_config_from
 
     assert scoring_config_from(compose_recipe("smoke_cpu")).repetition_split_rule == "official"
     config = compose_recipe("smoke_cpu", ["rlpr.repetition.split_rule=drop_empty"])

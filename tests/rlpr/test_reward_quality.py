@@ -67,7 +67,7 @@ def test_bad_rows_are_named(tiny_model, small_tokenizer):
 
 def test_cpu_run_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path):
     import rlpr
-    from rlpr.prompts import build_r1_messages
+    from rlpr.data.prompts import build_r1_messages
 
     out = tmp_path / "rq"
     rq.main(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlpr import config_paths
+from rlpr.training import config_paths
 from rm_r1.data import PROMPT_BUDGET, SFT_MAX_LENGTH, recipe_length
 from rm_r1.reward import LABEL_OF_SIDE, label_side
 

@@ -1,6 +1,6 @@
 """Validation scoring of RLPR (docs/rlpr.md#evaluation): rule grading, an optional LLM judge, and Avg@k aggregation.
 
-* ``compute_score`` is verl's ``reward.custom_reward_function`` (``path=pkg://rlpr.validation``,
+* ``compute_score`` is verl's ``reward.custom_reward_function`` (``path=pkg://rlpr.evaluation.validation``,
   ``name=compute_score``): it extracts the answer of a response, grades it, and returns ``score`` plus the same extra
   keys for every sample (``acc``, ``format``, ``has_answer``, ``judge_used``, ``judge_failed``).
 * ``avg_at_k_metrics`` turns per-sample accuracies into the paper's table: Avg@k per benchmark (each question appears
@@ -10,14 +10,14 @@
 Grading by answer type (``extra_info["answer_type"]``, else the benchmark's default, else ``math``):
 
 * ``choice`` compares option letters; an answer that gives an option's text instead of its letter counts as that
-  option when ``extra_info["question"]`` lists the options (``rlpr.prompts.format_options``);
+  option when ``extra_info["question"]`` lists the options (``rlpr.data.prompts.format_options``);
 * ``math`` accepts a normalised string match or math-verify equivalence;
 * ``text`` accepts a normalised string match only.
 
-When a judge is configured, responses that the rules reject are sent to it. Its protocol (``rlpr.judge``) decides
-what it sees: ``paper`` (the default, the paper's official evaluation) sends the question, the reference and the FULL
-response for every answer type (a multiple-choice judge names the chosen letter); ``answer`` sends only the extracted
-answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
+When a judge is configured, responses that the rules reject are sent to it. Its protocol (``rlpr.evaluation.judge``)
+decides what it sees: ``paper`` (the default, the paper's official evaluation) sends the question, the reference and the
+FULL response for every answer type (a multiple-choice judge names the chosen letter); ``answer`` sends only the
+extracted answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
 endpoint (``judge_endpoints``).
 
 Benchmarks are recognised from their ``data_source`` in this project's naming or the paper's (``find_benchmark``:
@@ -25,8 +25,8 @@ Benchmarks are recognised from their ``data_source`` in this project's naming or
 ``extra_info["answer_type"]`` (or ``unknown_source_answer_type``), else grading it is an error.
 
 Bounds. Every answer parser here is linear in the response length. math-verify (the only step whose cost is not
-bounded by the text length) runs in child processes (``python -m rlpr.validation``), each grading bounded by a
-wall-clock deadline (``grade_timeout`` seconds): a grading past it is abandoned, its process killed, and the sample is
+bounded by the text length) runs in child processes (``python -m rlpr.evaluation.validation``), each grading bounded by
+a wall-clock deadline (``grade_timeout`` seconds): a grading past it is abandoned, its process killed, and the sample is
 counted in ``grade_timeout`` (the rule verdict is then "not verified"). This works on any thread; verl runs the reward
 in a Ray async actor whose event loop is not the main thread, where math-verify's own SIGALRM timeout cannot be used.
 
@@ -57,9 +57,9 @@ from pathlib import Path
 from typing import Any
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
-from rlpr.judge import JudgeConfig, JudgeError, LLMJudge
-from rlpr.prompts import OPTION_LETTERS, parse_options
-from rlpr.verl_reward_call import VERL_CALL_KWARGS
+from rlpr.data.prompts import OPTION_LETTERS, parse_options
+from rlpr.evaluation.judge import JudgeConfig, JudgeError, LLMJudge
+from rlpr.training.verl_reward_call import VERL_CALL_KWARGS
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def _math_verify_equal(reference: str, answer: str) -> bool:
 DEFAULT_GRADE_TIMEOUT_S = 10.0
 _STARTUP_TIMEOUT_S = 300.0
 _GRADER_PROCESSES = max(1, min(4, (os.cpu_count() or 1) // 2))
-_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class GradingTimeout(TimeoutError):
@@ -224,12 +224,12 @@ class GradingTimeout(TimeoutError):
 
 
 class _MathVerifyProcess:
-    """A child process (``python -m rlpr.validation``) answering math-verify questions one at a time, JSON lines."""
+    """A child process (``python -m rlpr.evaluation.validation``) answering math-verify questions one at a time."""
 
     def __init__(self) -> None:
         path = os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rlpr.validation"],
+            [sys.executable, "-m", "rlpr.evaluation.validation"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
@@ -567,7 +567,7 @@ async def compute_score(
     ``unknown_source_answer_type`` (how to grade a data source that is no benchmark and whose rows carry no
     ``answer_type``; unset, such a source is an error) and the judge: ``judge_base_url`` (e.g.
     ``http://host:8000/v1``), ``judge_model``, ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds,
-    ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.judge``),
+    ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.evaluation.judge``),
     ``judge_max_tokens`` (default: the protocol's budget), ``judge_endpoints`` (per-benchmark ``base_url`` / ``model``
     / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources`` (limits
     the judge to those data sources).

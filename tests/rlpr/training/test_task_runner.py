@@ -1,5 +1,6 @@
-"""rlpr.task_runner: verl's classic task runner with the recipe's trainer, config check and training files. Ray, the
-tokenizer and the datasets are replaced by recorders; verl's worker registration and resource pools run for real."""
+"""rlpr.training.task_runner: verl's classic task runner with the recipe's trainer, config check and training files.
+Ray, the tokenizer and the datasets are replaced by recorders; verl's worker registration and resource pools run for
+real."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlpr.task_runner import classic_task_runner_class
+from rlpr.training.task_runner import classic_task_runner_class
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "judge_reward"
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, check_mode, whitespace_after_answer_tag
-from rlpr.token_bytes import TokenBytes
+from rlpr.reward.token_bytes import TokenBytes
 
 _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
 # the tags a response must hold once each, in this order, to be valid for r (docs/rlpr.md#validity), as bytes

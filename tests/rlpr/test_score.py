@@ -19,7 +19,7 @@ def smoke_dir(tmp_path, tiny_model, small_tokenizer):
 
 def test_default_model_is_the_smoke_runs_warm_model(smoke_dir, tiny_model, small_tokenizer, capsys):
     from rlpr import score_response
-    from rlpr.prompts import build_r1_messages
+    from rlpr.data.prompts import build_r1_messages
 
     assert score.main(["--smoke-dir", str(smoke_dir)]) == 0
     out = capsys.readouterr().out

@@ -8,8 +8,8 @@ import inspect
 import pytest
 from omegaconf import OmegaConf
 
-from rlpr.prompts import format_options
-from rlpr.validation import (
+from rlpr.data.prompts import format_options
+from rlpr.evaluation.validation import (
     BENCHMARKS,
     answer_type_of,
     avg_at_k_metrics,
@@ -169,7 +169,7 @@ def test_verl_loads_it_as_an_async_custom_reward():
         {
             "reward": {
                 "custom_reward_function": {
-                    "path": "pkg://rlpr.validation",
+                    "path": "pkg://rlpr.evaluation.validation",
                     "name": "compute_score",
                     "reward_kwargs": {"format_mode": "R1_nothink"},
                 }
@@ -324,7 +324,7 @@ def test_verl_naive_reward_manager_returns_our_keys(small_tokenizer):
         {
             "reward": {
                 "custom_reward_function": {
-                    "path": "pkg://rlpr.validation",
+                    "path": "pkg://rlpr.evaluation.validation",
                     "name": "compute_score",
                     "reward_kwargs": {"format_mode": "R1"},
                 }
@@ -382,7 +382,7 @@ def test_marked_training_rollouts_are_not_graded(monkeypatch):
     import numpy as np
     from verl import DataProto
 
-    import rlpr.validation as validation
+    import rlpr.evaluation.validation as validation
 
     def no_grading(*args, **kwargs):
         raise AssertionError("a training rollout was graded")

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from rlpr.data_checks import (
+from rlpr.data.checks import (
     EMPTY_PROMPT,
     NO_REFERENCE,
     PROMPT_TOO_LONG,
@@ -72,7 +72,7 @@ def test_filter_policy_drops_and_names_each_bad_row(rows, small_tokenizer, caplo
         > limit
         >= template_length(small_tokenizer, rows[8]["prompt"])
     )
-    with caplog.at_level(logging.WARNING, logger="rlpr.data_checks"):
+    with caplog.at_level(logging.WARNING, logger="rlpr.data.checks"):
         checked = check_rows(rows, small_tokenizer, limit, "filter")
     # Row 5 keeps the non-blank system message, so it is not empty: only a prompt with no text at all is.
     assert checked.kept_indices == [0, 5, 8]

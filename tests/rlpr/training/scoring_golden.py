@@ -1,7 +1,8 @@
 """A fixed rollout on the real Qwen2.5 tokenizer and a digest of every output of ``build_scoring_batch`` for it.
 
 The digests in ``data/scoring_golden.json`` were written by the builder as it was before its vectorised rewrite
-(``python tests/rlpr/scoring_golden.py --write``), so ``test_scoring_golden.py`` proves the rewrite changed no output.
+(``python tests/rlpr/training/scoring_golden.py --write``), so ``test_scoring_golden.py`` proves the rewrite changed no
+output.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ CASES = [
 
 def golden_rollout(tokenizer):
     """48 responses over 8 prompts: well-formed, truncated, tagless, doubled tags, merged tags, raw ids, multibyte."""
-    from rlpr.rollout import make_rollout
+    from rlpr.training.rollout import make_rollout
 
     rng = random.Random(1234)
     prompts, responses, refs, uids = [], [], [], []
@@ -97,7 +98,7 @@ def digests(scoring) -> dict[str, str]:
 
 
 def all_digests(tokenizer) -> dict[str, dict[str, str]]:
-    from rlpr.scoring import ScoringConfig, build_scoring_batch
+    from rlpr.training.scoring import ScoringConfig, build_scoring_batch
 
     rollout = golden_rollout(tokenizer)
     return {

@@ -10,10 +10,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlpr.o_prime import parse_response
-from rlpr.rollout import make_rollout
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards
-from rlpr.token_bytes import token_bytes
+from rlpr.reward.o_prime import parse_response
+from rlpr.reward.token_bytes import token_bytes
+from rlpr.training.rollout import make_rollout
+from rlpr.training.scoring import ScoringConfig, build_scoring_batch, compute_rewards
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)

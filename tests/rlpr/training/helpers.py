@@ -1,6 +1,6 @@
 """Building rollouts from strings with a real tokenizer, for the RLPR scoring tests."""
 
-from rlpr.rollout import make_rollout
+from rlpr.training.rollout import make_rollout
 
 
 def chat_prompt_ids(tokenizer, question: str) -> list[int]:

@@ -1,9 +1,10 @@
 """RLPR data preparation (docs/data_formats.md#rlpr-source-datasets): training set and seven benchmarks as verl rows.
 
-Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.prompts``),
+Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.data.prompts``),
 ``ability``, ``reward_model: {style: "rule", ground_truth}``, ``extra_info: {index, split, question, answer_type,
-sample}``. Benchmark questions are repeated k times in a row (k of the paper's Avg@k, ``rlpr.validation.BENCHMARKS``)
-and ``data_source`` is the benchmark's name there, so validation reports Avg@k under that name.
+sample}``. Benchmark questions are repeated k times in a row (k of the paper's Avg@k,
+``rlpr.evaluation.validation.BENCHMARKS``) and ``data_source`` is the benchmark's name there, so validation reports
+Avg@k under that name.
 
 Columns read (the datasets' public column names; ``a | b`` means the first of them that the file has):
 
@@ -44,9 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from rlpr.answer import check_mode
-from rlpr.data_checks import read_rows, write_rows
-from rlpr.prompts import OPTION_LETTERS, build_r1_messages, format_options
-from rlpr.validation import BENCHMARKS
+from rlpr.data.checks import read_rows, write_rows
+from rlpr.data.prompts import OPTION_LETTERS, build_r1_messages, format_options
+from rlpr.evaluation.validation import BENCHMARKS
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import rlpr
-from rlpr.hf_logprobs import response_log_probs
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards
+from rlpr.training.hf_logprobs import response_log_probs
+from rlpr.training.scoring import ScoringConfig, build_scoring_batch, compute_rewards
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)

@@ -6,10 +6,11 @@ Per step (docs/architecture.md#the-rlpr-step):
    (the generation batch padded to ``rollout.agent.num_workers`` as verl's ``_validate`` pads it), put the rollout
    replicas to sleep;
 2. ONE actor ``compute_log_prob`` call, without entropy, on the scoring batch (o' rows, plus debias rows in debias
-   mode ``current``) -> r, r', R per response (``rlpr.scoring``), computed once per sample;
-3. group stds of R, the EMA filter (``rlpr.filter``); while fewer than ``train_batch_size`` prompts are kept, draw
-   more prompts and, if there are any, wake the replicas and generate another round (at most ``rlpr.max_gen_rounds``);
-   kept groups beyond the target go to an overflow cache and are generated again in a later step;
+   mode ``current``) -> r, r', R per response (``rlpr.training.scoring``), computed once per sample;
+3. group stds of R, the EMA filter (``rlpr.training.filter``); while fewer than ``train_batch_size`` prompts are kept,
+   draw more prompts and, if there are any, wake the replicas and generate another round (at most
+   ``rlpr.max_gen_rounds``); kept groups beyond the target go to an overflow cache and are generated again in a later
+   step;
 4. verl's own steps: old log-probs, the reference model only when a KL term is on, GRPO advantage, actor update,
    checkpoint (``rlpr_state.pt`` with filter, overflow cache, data position and RNG states is written into the step
    folder before verl's ``latest_checkpointed_iteration.txt`` moves), wake the replicas, validation.
@@ -44,12 +45,12 @@ from verl.utils.debug import marked_timer
 from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
 
-from rlpr.debias_cache import DebiasCache, prompt_key
-from rlpr.dynamic_sampling import select_groups
-from rlpr.filter import EmaStdFilter, group_stds
-from rlpr.rollout import make_rollout, pad_token_id
-from rlpr.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
-from rlpr.validation import mark_training_rollouts
+from rlpr.evaluation.validation import mark_training_rollouts
+from rlpr.training.debias_cache import DebiasCache, prompt_key
+from rlpr.training.dynamic_sampling import select_groups
+from rlpr.training.filter import EmaStdFilter, group_stds
+from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
 
 STATE_FILE = "rlpr_state.pt"
 DEBIAS_MODES = ("initial", "current")
@@ -341,7 +342,7 @@ class RLPRTrainer(RayPPOTrainer):
     def _collect_step_batch(self, step: int, metrics: dict, timing_raw: dict) -> StepRecord:
         """Generate, score and filter rounds until ``train_batch_size`` prompts are kept (or the round cap).
 
-        Which groups train, wait in the overflow cache or are trimmed is ``rlpr.dynamic_sampling.select_groups``.
+        Which groups train, wait in the overflow cache or are trimmed: ``rlpr.training.dynamic_sampling.select_groups``.
         """
         target = int(self.config.data.train_batch_size)
         mini_batch = int(self.config.actor_rollout_ref.actor.ppo_mini_batch_size)
@@ -485,7 +486,7 @@ class RLPRTrainer(RayPPOTrainer):
         metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
         accs = reward_extra_infos_dict.get("acc")
         if accs is not None and len(accs) == len(data_sources):
-            from rlpr.validation import avg_at_k_metrics
+            from rlpr.evaluation.validation import avg_at_k_metrics
 
             metrics.update(avg_at_k_metrics(list(map(str, data_sources)), [float(a) for a in accs]))
         return metrics

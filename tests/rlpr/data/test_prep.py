@@ -10,13 +10,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rlpr.data_checks import write_rows
-from rlpr.data_prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, load_source, prepare_rows
-from rlpr.prompts import R1_SYSTEM_PROMPT
-from rlpr.validation import BENCHMARKS, compute_score
+from rlpr.data.checks import write_rows
+from rlpr.data.prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, load_source, prepare_rows
+from rlpr.data.prompts import R1_SYSTEM_PROMPT
+from rlpr.evaluation.validation import BENCHMARKS, compute_score
 
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parents[2]
+DATA = Path(__file__).parent
+REPO = Path(__file__).parents[3]
 FILES = {
     "train": "rlpr_train.parquet",
     "MMLU-Pro": "mmlu_pro.jsonl",

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from rlpr.filter import EmaStdFilter, group_stds
+from rlpr.training.filter import EmaStdFilter, group_stds
 
 NAN = math.nan
 

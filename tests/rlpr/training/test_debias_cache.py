@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from rlpr.debias_cache import DebiasCache, DebiasCacheMiss, prompt_key
+from rlpr.training.debias_cache import DebiasCache, DebiasCacheMiss, prompt_key
 
 META = {"score_method": "mean_prob", "tagged": False, "temperature": 1.0}
 

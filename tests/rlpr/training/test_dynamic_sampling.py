@@ -1,10 +1,10 @@
-"""Which prompt groups train, wait in the overflow cache or are trimmed (rlpr.dynamic_sampling), computed by hand."""
+"""Which prompt groups train, wait in the overflow cache or are trimmed (rlpr.training.dynamic_sampling), by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from rlpr.dynamic_sampling import GroupSelection, select_groups
+from rlpr.training.dynamic_sampling import GroupSelection, select_groups
 
 
 def test_groups_beyond_the_target_go_to_the_overflow_cache_in_round_order():

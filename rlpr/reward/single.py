@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlpr.hf_logprobs import response_log_probs
-from rlpr.rollout import make_rollout, pad_token_id
-from rlpr.scoring import ScoringConfig, build_scoring_batch, row_scores
+from rlpr.training.hf_logprobs import response_log_probs
+from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.scoring import ScoringConfig, build_scoring_batch, row_scores
 
 
 def _check_reference(reference: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
-from rlpr.prompts import R1_SYSTEM_PROMPT, build_r1_messages, format_options, parse_options
+from rlpr.data.prompts import R1_SYSTEM_PROMPT, build_r1_messages, format_options, parse_options
 
 
 def test_r1_is_system_then_user_with_the_question_verbatim():

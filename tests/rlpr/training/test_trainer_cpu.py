@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from rlpr import smoke
-from rlpr.trainer import check_trainer_supports
+from rlpr.training.trainer import check_trainer_supports
 
 FAST = ["trainer.test_freq=-1", "trainer.val_before_train=false"]
 
@@ -101,7 +101,7 @@ def test_bad_training_rows_fail_before_training(work_dir, tmp_path):
     rows[3]["reward_model"] = {"style": "model", "ground_truth": None}
     bad = tmp_path / "bad.parquet"
     pd.DataFrame(rows).to_parquet(bad)
-    from rlpr.data_checks import BadDataError
+    from rlpr.data.checks import BadDataError
 
     with pytest.raises(BadDataError, match="row 3"):
         smoke.build_trainer(work_dir, [f"data.train_files={bad}", f"trainer.default_local_dir={tmp_path / 'c'}"])
@@ -123,7 +123,7 @@ def test_bad_training_rows_fail_before_training(work_dir, tmp_path):
 )
 def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
     from cpu_backend import compose_cpu_config
-    from rlpr.config_paths import recipe_config_dir
+    from rlpr.training.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rlpr"))
     check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=config_dir))  # the recipe itself passes
@@ -136,7 +136,7 @@ def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(wo
     log-probs) and every generation batch must be padded for the strict CPU backend, which also refuses any actor
     call while the replicas are awake (the r' pass before the first wake). An ESI-triggered save at step 1, and the
     validation dump written by the time fit() returns."""
-    import rlpr.trainer as trainer_module
+    import rlpr.training.trainer as trainer_module
 
     esi_calls = []
 
@@ -229,7 +229,7 @@ def test_a_refill_round_without_data_leaves_the_replicas_asleep(work_dir, tmp_pa
     """Round 0 keeps 2 of 4 prompts, the refill round finds the data exhausted: the update must still run with the
     replicas asleep (the strict CPU actor refuses otherwise), on the 2 kept prompts (one mini-batch of 2). The
     training rollouts are marked, so the streamed validation grader does no grading work on them."""
-    from rlpr.trainer import DataExhausted
+    from rlpr.training.trainer import DataExhausted
 
     graded = []
 

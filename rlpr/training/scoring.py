@@ -11,7 +11,7 @@ docs/architecture.md#the-rlpr-step (2-3). From a rollout ``DataProto`` this modu
   re-tokenized, so it keeps the segmentation the policy sampled.
 * one debias row per unique prompt (uid): the prompt ids, then ``" " + y* + " "`` + the eos token (docs/rlpr.md#debias).
 
-``<answer>`` is located by byte offsets of the decoded tokens (``rlpr.o_prime``, ``rlpr.token_bytes``), never by
+``<answer>`` is located by byte offsets of the decoded tokens (``rlpr.reward.o_prime``, ``.token_bytes``), never by
 token-id patterns (tags merge with their neighbours in BPE vocabularies). The answer mask of a row marks the
 response-side tokens whose character span overlaps the inserted y*. ``compute_rewards`` turns the per-token log-probs
 of that batch into r per response, r' per prompt and the final reward R (the arithmetic lives in ``rlpr.reward``),
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from rlpr.answer import check_mode, format_reward, repetition_penalty
-from rlpr.debias_cache import prompt_key
-from rlpr.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards, sequence_scores
-from rlpr.rollout import filled_mask, pad_token_id, padded_layout
-from rlpr.token_bytes import token_bytes
+from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
+from rlpr.reward.token_bytes import token_bytes
+from rlpr.training.debias_cache import prompt_key
+from rlpr.training.rollout import filled_mask, pad_token_id, padded_layout
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")

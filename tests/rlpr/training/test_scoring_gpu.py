@@ -1,7 +1,8 @@
 """GPU: the RLPR scoring forward in bf16 agrees with fp32 within bf16 precision (docs/rlpr.md#probability-reward).
 
 r comes from the public path (``rlpr.score_response`` / ``rlpr.score_direct_answer``: the training batch builder, then
-``rlpr.hf_logprobs.response_log_probs``), on a tiny model moved to the GPU in fp32 and in bf16. Two checks per case:
+``rlpr.training.hf_logprobs.response_log_probs``), on a tiny model moved to the GPU in fp32 and in bf16. Two checks
+each:
 
 * the path's r equals an independent float64 recomputation from the same model's logits on the same scoring row
   (log-softmax at T, p of the y* tokens, their mean) up to fp32 rounding: the path adds no error of its own, in
@@ -26,8 +27,8 @@ import torch
 
 import rlpr
 from offline_models import build_tiny_qwen2
-from rlpr.rollout import make_rollout, pad_token_id
-from rlpr.scoring import ScoringConfig, build_scoring_batch
+from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.scoring import ScoringConfig, build_scoring_batch
 
 pytestmark = pytest.mark.gpu
 

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from rlpr.judge import (
+from rlpr.evaluation.judge import (
     JUDGE_SYSTEM_PROMPT,
     PAPER_CHOICE_SYSTEM_PROMPT,
     PAPER_MAX_TOKENS,
@@ -20,7 +20,7 @@ from rlpr.judge import (
     parse_paper_verdict,
     parse_verdict,
 )
-from rlpr.validation import compute_score, grade_response
+from rlpr.evaluation.validation import compute_score, grade_response
 
 
 def _candidate(body: dict) -> str:

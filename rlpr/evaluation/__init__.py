@@ -1,0 +1,1 @@
+"""RLPR evaluation: validation grading with the benchmark registry and Avg@k, and the LLM judge client."""

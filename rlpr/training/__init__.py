@@ -1,0 +1,1 @@
+"""RLPR training glue on verl: scoring batch, trainer, std filter, r' cache, config and launcher checks."""
