@@ -4,15 +4,15 @@ real."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from hydra import compose, initialize_config_dir
 
+from rlpr.training.config_paths import recipe_config_dir
 from rlpr.training.task_runner import classic_task_runner_class
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "judge_reward"
+CONFIGS = recipe_config_dir("judge_reward")
 
 
 class _Recorder:
