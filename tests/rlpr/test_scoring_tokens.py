@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from rlpr.o_prime import parse_response
 from rlpr.rollout import make_rollout
-from rlpr.scoring import ScoringConfig, build_scoring_batch, compute_rewards
+from rlpr.scoring import DebiasConfig, RepetitionConfig, ScoringConfig, build_scoring_batch, compute_rewards
 from rlpr.token_bytes import token_bytes
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
@@ -119,7 +119,7 @@ def test_debias_rows_once_per_prompt(qwen_tokenizer):
         ids = row_ids(scoring, row)
         assert qwen_tokenizer.decode(ids) == " 4 <|im_end|>"
         assert qwen_tokenizer.decode([t for t, m in zip(ids, scoring.answer_mask[row].tolist()) if m]).strip() == "4"
-    tagged = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(debias_tagged=True))
+    tagged = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(debias=DebiasConfig(tagged=True)))
     assert qwen_tokenizer.decode(row_ids(tagged, tagged.prompt_row["a"])) == "<answer> 4 </answer><|im_end|>"
     no_debias = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(), debias_rows=False)
     assert no_debias.num_rows == 4 and no_debias.prompt_row == {}
@@ -241,7 +241,7 @@ def test_rewards_from_log_probs(qwen_tokenizer):
     assert m["rlpr/clipped_frac"] == pytest.approx(1 / 3)
     assert m["rlpr/repetition_frac"] == 0.25 and m["rlpr/format_mean"] == 0.5
     # the reference implementation's behaviour: P only where the reward is non-zero
-    ref = ScoringConfig(repetition_on_all=False)
+    ref = ScoringConfig(repetition=RepetitionConfig(apply_to_all=False))
     assert compute_rewards(scoring, lp, ref).reward.tolist() == pytest.approx(out.reward.tolist())
     rollout_rep = rollout_from_texts(qwen_tokenizer, "2+2?", [responses[3].replace("</answer>", "")], "4")
     rep = build_scoring_batch(rollout_rep, qwen_tokenizer, config)
