@@ -315,3 +315,16 @@ def test_debias_row_over_the_cap_is_a_counted_skip(qwen_tokenizer):
     no_rows = build_scoring_batch(rollout, qwen_tokenizer, config, debias_rows=False)
     assert set(no_rows.r_prime_wanted().values()) == {"uid a", "uid b"}
     assert scoring.r_prime_wanted() == {}
+
+
+@pytest.mark.parametrize("answer_words", [1, 150])  # a short answer, and one longer than the suffix searched first
+def test_kept_tokens_stop_at_the_token_holding_the_answer_tag(qwen_tokenizer, answer_words):
+    head = "<think>\nsome reasoning here\n</think>"
+    ids = qwen_tokenizer(head + "<answer>" + " word" * answer_words + "</answer>", add_special_tokens=False)[
+        "input_ids"
+    ]
+    # independently: the last token whose decoded prefix (ASCII, so characters are bytes) starts at or before the tag
+    want = max(k for k in range(len(ids)) if len(qwen_tokenizer.decode(ids[:k])) <= len(head))
+    parsed = parse_response(ids, token_bytes(qwen_tokenizer), "4", "R1", qwen_tokenizer.eos_token)
+    assert parsed.keep == want
+    assert qwen_tokenizer.decode(ids[:want]) + parsed.tail == head + "<answer> 4 </answer>" + qwen_tokenizer.eos_token
