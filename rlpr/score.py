@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from rlpr.reporting import quiet_known_warnings
-    from rlpr.training.scoring import ScoringConfig
+    from rlpr.training.scoring import DebiasConfig, ScoringConfig
 
     quiet_known_warnings()
     parser = build_parser()
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         shaping=args.shaping,
         format_coef=args.format_coef,
         max_scoring_length=args.max_scoring_length or None,
-        debias_tagged=args.debias_tagged,
+        debias=DebiasConfig(tagged=args.debias_tagged),
     )
     rows = load_rows(args.data or sample_path())
     if args.model is None:

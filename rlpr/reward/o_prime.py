@@ -18,6 +18,7 @@ from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, chec
 from rlpr.reward.token_bytes import TokenBytes
 
 _ANSWER_OPEN_BYTES = ANSWER_OPEN.encode()
+_SUFFIX_TOKENS = 64
 # the tags a response must hold once each, in this order, to be valid for r (docs/rlpr.md#validity), as bytes
 _REQUIRED_TAGS = {
     "R1": (THINK_OPEN.encode(), THINK_CLOSE.encode(), _ANSWER_OPEN_BYTES),
@@ -68,13 +69,19 @@ def parse_response(
     tag_byte = answer_byte(raw, mode)
     if tag_byte is None:
         return ParsedResponse(text, 0, None, None)
-    lengths = tb.lengths[ids]
-    starts = np.cumsum(lengths) - lengths
-    k = int(np.searchsorted(starts, tag_byte, side="right")) - 1
+    # the token holding the tag's first byte, by counting token bytes back from the end: the answer is usually short,
+    # so the last _SUFFIX_TOKENS tokens hold it and the rest of the row is not summed
+    n, back = len(ids), len(raw) - tag_byte
+    suffix = tb.lengths[ids[max(0, n - _SUFFIX_TOKENS) :][::-1]].cumsum()
+    if suffix[-1] < back:
+        suffix = tb.lengths[ids[::-1]].cumsum()
+    j = int(suffix.searchsorted(back))
+    k, start = n - 1 - j, len(raw) - int(suffix[j])
     # step back to a token that starts on a character boundary, so the re-tokenized prefix is whole characters
-    while k > 0 and (raw[starts[k]] & 0xC0) == 0x80:
+    while k > 0 and (raw[start] & 0xC0) == 0x80:
         k -= 1
-    prefix = raw[starts[k] : tag_byte].decode("utf-8", errors="replace")
+        start -= int(tb.lengths[ids[k]])
+    prefix = raw[start:tag_byte].decode("utf-8", errors="replace")
     after = raw[tag_byte + len(_ANSWER_OPEN_BYTES) :].decode("utf-8", errors="ignore")
     head = prefix + ANSWER_OPEN + whitespace_after_answer_tag(after)
     tail = head + reference + " " + ANSWER_CLOSE + eos_token

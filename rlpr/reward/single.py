@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rlpr.training.hf_logprobs import response_log_probs
 from rlpr.training.rollout import make_rollout, pad_token_id
-from rlpr.training.scoring import ScoringConfig, build_scoring_batch, row_scores
+from rlpr.training.scoring import DebiasConfig, ScoringConfig, build_scoring_batch, row_scores
 
 
 def _check_reference(reference: str) -> str:
@@ -54,7 +54,7 @@ def score_direct_answer(
     """The debias term r' of a prompt: f_seq of y* answered directly after the prompt, with no reasoning (§2)."""
     _check_reference(reference)
     rollout = make_rollout([prompt_ids], [[]], [reference], ["0"], pad_token_id(tokenizer))
-    config = ScoringConfig(score_method=method, debias_tagged=tagged)
+    config = ScoringConfig(score_method=method, debias=DebiasConfig(tagged=tagged))
     scoring = build_scoring_batch(rollout, tokenizer, config, debias_rows=True)
     log_probs = response_log_probs(model, scoring.data, temperature)
     return float(row_scores(scoring, log_probs, method)[scoring.prompt_row["0"]])

@@ -34,7 +34,7 @@ from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards,
 from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward.token_bytes import token_bytes
 from rlpr.training.debias_cache import prompt_key
-from rlpr.training.rollout import filled_mask, pad_token_id, padded_layout
+from rlpr.training.rollout import big_array, filled_mask, pad_token_id, padded_layout
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")
@@ -46,24 +46,41 @@ COUNT_METRICS = tuple(f"rlpr/{reason}" for reason in SKIP_REASONS) + (
 
 
 @dataclass(frozen=True)
+class RepetitionConfig:
+    """The repetition penalty P (``rlpr.repetition``): -1 when some run of ``window`` words occurs ``limit`` times."""
+
+    window: int = 10
+    limit: int = 10
+    # True: P applies to every response (this project). False: only to responses whose reward is non-zero (the
+    # reference implementation's behaviour, which leaves repetitive zero-reward responses unpunished).
+    apply_to_all: bool = True
+    split_rule: str = "official"
+
+
+@dataclass(frozen=True)
+class DebiasConfig:
+    """The debias term r' (``rlpr.debias``)."""
+
+    # initial: r' of the initial policy, cached at ``cache_path``; current: r' of the current actor at every step.
+    mode: str = "initial"
+    # r' sequence: " y* " (False, the reference's choice) or "<answer> y* </answer>" (True).
+    tagged: bool = False
+    cache_path: str | None = None
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
-    """What decides the RLPR reward of a response (the ``rlpr:`` section of a recipe maps onto this)."""
+    """What decides the RLPR reward of a response: the ``rlpr:`` section's keys of the same names."""
 
     format_mode: str = "R1"
     score_method: str = "mean_prob"
     shaping: str = "clip"
     format_coef: float = FORMAT_COEF
-    repetition_window: int = 10
-    repetition_limit: int = 10
-    # True: P applies to every response (this project). False: only to responses whose reward is non-zero (the
-    # reference implementation's behaviour, which leaves repetitive zero-reward responses unpunished).
-    repetition_on_all: bool = True
-    repetition_split_rule: str = "official"
+    repetition: RepetitionConfig = field(default_factory=RepetitionConfig)
     # Longest response side of an o' row (kept reasoning + tail) or a debias row (y* + tail); longer o' rows get r = 0
     # and are counted; a longer debias row leaves its prompt without r', so its responses get r = 0 too (counted).
     max_scoring_length: int | None = None
-    # r' sequence: " y* " (False, the reference's choice) or "<answer> y* </answer>" (True).
-    debias_tagged: bool = False
+    debias: DebiasConfig = field(default_factory=DebiasConfig)
 
     def __post_init__(self):
         check_mode(self.format_mode)
@@ -240,7 +257,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
                 seen.add(uids[i])
                 debias_uids.append((uids[i], i))
         for _, i in debias_uids:
-            tail, span = debias_tail(refs[i], eos, config.debias_tagged)
+            tail, span = debias_tail(refs[i], eos, config.debias.tagged)
             tails.append(tail)
             spans.append(span)
 
@@ -287,10 +304,10 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     r_lengths = keep_rows + tail_rows
     p_len, r_len = int(p_lengths.max()), int(r_lengths.max())
     dtype = responses.dtype
-    prompts_out = np.full((m, p_len), pad_id, dtype=dtype)
+    prompts_out = big_array((m, p_len), dtype, pad_id)
     prompts_out[filled_mask(p_lengths, p_len, left=True)] = np.concatenate(row_prompts)
     # the kept sampled tokens: the o' rows' sampled responses, copied where they are kept (one masked copy)
-    responses_out = np.full((m, r_len), pad_id, dtype=dtype)
+    responses_out = big_array((m, r_len), dtype, pad_id)
     width = min(r_len, r_width, int(keep_rows.max()))
     n_o = int((sel < len(kept)).sum())  # the o' rows come first
     for lo in range(0, n_o, 256):  # in blocks of rows, so the gathered block stays small
@@ -311,7 +328,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     row_of_token = np.repeat(np.arange(m), tail_rows)
     column = np.repeat(keep_rows - (np.cumsum(tail_rows) - tail_rows), tail_rows) + np.arange(len(row_of_token))
     responses_out[row_of_token, column] = flat_ids
-    answer_mask = np.zeros((m, r_len), dtype=bool)
+    answer_mask = big_array((m, r_len), bool, False)
     answer_mask[row_of_token, column] = overlap_mask(flat_offsets, token_spans)
     result.data = DataProto.from_dict(tensors=padded_layout(prompts_out, p_lengths, responses_out, r_lengths))
     result.answer_mask = torch.from_numpy(answer_mask)
@@ -325,10 +342,8 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 def format_and_repetition(texts: Sequence[str], config: ScoringConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """F and P of every decoded response (docs/rlpr.md#final-reward)."""
     f = [format_reward(t, config.format_mode) for t in texts]
-    p = [
-        repetition_penalty(t, config.repetition_window, config.repetition_limit, config.repetition_split_rule)
-        for t in texts
-    ]
+    rep = config.repetition
+    p = [repetition_penalty(t, rep.window, rep.limit, rep.split_rule) for t in texts]
     return torch.tensor(f, dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
 
 
@@ -397,7 +412,7 @@ def compute_rewards(
         p,
         shaping=config.shaping,
         format_coef=config.format_coef,
-        repetition_on_all=config.repetition_on_all,
+        repetition_on_all=config.repetition.apply_to_all,
     )
 
     valid = torch.tensor([row >= 0 for row in scoring.response_row], dtype=torch.bool)

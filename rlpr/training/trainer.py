@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pprint import pprint
 
 import numpy as np
@@ -50,30 +50,39 @@ from rlpr.training.debias_cache import DebiasCache, prompt_key
 from rlpr.training.dynamic_sampling import select_groups
 from rlpr.training.filter import EmaStdFilter, group_stds
 from rlpr.training.rollout import make_rollout, pad_token_id
-from rlpr.training.scoring import COUNT_METRICS, ScoringConfig, build_scoring_batch, compute_rewards, row_scores
+from rlpr.training.scoring import (
+    COUNT_METRICS,
+    DebiasConfig,
+    RepetitionConfig,
+    ScoringConfig,
+    build_scoring_batch,
+    compute_rewards,
+    row_scores,
+)
 
 STATE_FILE = "rlpr_state.pt"
 DEBIAS_MODES = ("initial", "current")
 
 
+def _from_section(cls, values: dict, where: str):
+    """``cls(**values)`` for a config section whose keys are ``cls``'s field names; an unknown key is named."""
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; expected keys among {names}")
+    return cls(**values)
+
+
 def scoring_config_from(config) -> ScoringConfig:
-    """The ``rlpr:`` section of a recipe as a ``ScoringConfig``."""
-    rl = config.rlpr
-    limit = rl.get("max_scoring_length")
-    if limit is None:  # the rollout's budget plus room for the answer tail
-        limit = int(config.data.max_response_length) + 64
-    return ScoringConfig(
-        format_mode=rl.format_mode,
-        score_method=rl.score_method,
-        shaping=rl.shaping,
-        format_coef=float(rl.format_coef),
-        repetition_window=int(rl.repetition.window),
-        repetition_limit=int(rl.repetition.limit),
-        repetition_on_all=bool(rl.repetition.apply_to_all),
-        repetition_split_rule=str(rl.repetition.split_rule),
-        max_scoring_length=int(limit),
-        debias_tagged=bool(rl.debias.tagged),
-    )
+    """The ``rlpr:`` section of a recipe as a ``ScoringConfig``: the section's keys named like its fields, with
+    ``rlpr.repetition`` and ``rlpr.debias`` built field by field as ``RepetitionConfig`` and ``DebiasConfig``."""
+    rl = OmegaConf.to_container(config.rlpr, resolve=True)
+    values = {f.name: rl[f.name] for f in fields(ScoringConfig) if f.name in rl}
+    values["repetition"] = _from_section(RepetitionConfig, rl.get("repetition") or {}, "rlpr.repetition")
+    values["debias"] = _from_section(DebiasConfig, rl.get("debias") or {}, "rlpr.debias")
+    if values.get("max_scoring_length") is None:  # the rollout's budget plus room for the answer tail
+        values["max_scoring_length"] = int(config.data.max_response_length) + 64
+    return ScoringConfig(**values)
 
 
 def std_filter_from(config) -> EmaStdFilter:
@@ -173,7 +182,7 @@ class RLPRTrainer(RayPPOTrainer):
                 rl.debias.cache_path,
                 meta={
                     "score_method": self.scoring_config.score_method,
-                    "tagged": self.scoring_config.debias_tagged,
+                    "tagged": self.scoring_config.debias.tagged,
                     "temperature": self.scoring_temperature,
                     "model": str(self.config.actor_rollout_ref.model.path),
                 },

@@ -233,6 +233,6 @@ def test_bad_configs_stop_before_ray_and_paths_become_absolute(monkeypatch, tmp_
 def test_the_repetition_word_rule_is_a_recipe_key():
     from rlpr.training.trainer import scoring_config_from
 
-    assert scoring_config_from(compose_recipe("smoke_cpu")).repetition_split_rule == "official"
+    assert scoring_config_from(compose_recipe("smoke_cpu")).repetition.split_rule == "official"
     config = compose_recipe("smoke_cpu", ["rlpr.repetition.split_rule=drop_empty"])
-    assert scoring_config_from(config).repetition_split_rule == "drop_empty"
+    assert scoring_config_from(config).repetition.split_rule == "drop_empty"

@@ -26,7 +26,7 @@ CASES = [
     ("default", {}, True),
     ("no_debias_rows", {}, False),
     ("capped", {"max_scoring_length": 60}, True),
-    ("nothink_tagged", {"format_mode": "R1_nothink", "debias_tagged": True}, True),
+    ("nothink_tagged", {"format_mode": "R1_nothink", "debias": {"tagged": True}}, True),
 ]
 
 
@@ -98,12 +98,16 @@ def digests(scoring) -> dict[str, str]:
 
 
 def all_digests(tokenizer) -> dict[str, dict[str, str]]:
-    from rlpr.training.scoring import ScoringConfig, build_scoring_batch
+    from rlpr.training.scoring import DebiasConfig, ScoringConfig, build_scoring_batch
 
     rollout = golden_rollout(tokenizer)
+    configs = {
+        name: ScoringConfig(**{**kwargs, "debias": DebiasConfig(**kwargs.get("debias", {}))})
+        for name, kwargs, _ in CASES
+    }
     return {
-        name: digests(build_scoring_batch(rollout, tokenizer, ScoringConfig(**kwargs), debias_rows=debias))
-        for name, kwargs, debias in CASES
+        name: digests(build_scoring_batch(rollout, tokenizer, configs[name], debias_rows=debias))
+        for name, _, debias in CASES
     }
 
 

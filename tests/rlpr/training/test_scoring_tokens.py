@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from rlpr.reward.o_prime import parse_response
 from rlpr.reward.token_bytes import token_bytes
 from rlpr.training.rollout import make_rollout
-from rlpr.training.scoring import ScoringConfig, build_scoring_batch, compute_rewards
+from rlpr.training.scoring import DebiasConfig, RepetitionConfig, ScoringConfig, build_scoring_batch, compute_rewards
 
 _spec = importlib.util.spec_from_file_location("rlpr_test_helpers", Path(__file__).with_name("helpers.py"))
 helpers = importlib.util.module_from_spec(_spec)
@@ -119,7 +119,7 @@ def test_debias_rows_once_per_prompt(qwen_tokenizer):
         ids = row_ids(scoring, row)
         assert qwen_tokenizer.decode(ids) == " 4 <|im_end|>"
         assert qwen_tokenizer.decode([t for t, m in zip(ids, scoring.answer_mask[row].tolist()) if m]).strip() == "4"
-    tagged = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(debias_tagged=True))
+    tagged = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(debias=DebiasConfig(tagged=True)))
     assert qwen_tokenizer.decode(row_ids(tagged, tagged.prompt_row["a"])) == "<answer> 4 </answer><|im_end|>"
     no_debias = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig(), debias_rows=False)
     assert no_debias.num_rows == 4 and no_debias.prompt_row == {}
@@ -241,7 +241,7 @@ def test_rewards_from_log_probs(qwen_tokenizer):
     assert m["rlpr/clipped_frac"] == pytest.approx(1 / 3)
     assert m["rlpr/repetition_frac"] == 0.25 and m["rlpr/format_mean"] == 0.5
     # the reference implementation's behaviour: P only where the reward is non-zero
-    ref = ScoringConfig(repetition_on_all=False)
+    ref = ScoringConfig(repetition=RepetitionConfig(apply_to_all=False))
     assert compute_rewards(scoring, lp, ref).reward.tolist() == pytest.approx(out.reward.tolist())
     rollout_rep = rollout_from_texts(qwen_tokenizer, "2+2?", [responses[3].replace("</answer>", "")], "4")
     rep = build_scoring_batch(rollout_rep, qwen_tokenizer, config)
@@ -315,3 +315,16 @@ def test_debias_row_over_the_cap_is_a_counted_skip(qwen_tokenizer):
     no_rows = build_scoring_batch(rollout, qwen_tokenizer, config, debias_rows=False)
     assert set(no_rows.r_prime_wanted().values()) == {"uid a", "uid b"}
     assert scoring.r_prime_wanted() == {}
+
+
+@pytest.mark.parametrize("answer_words", [1, 150])  # a short answer, and one longer than the suffix searched first
+def test_kept_tokens_stop_at_the_token_holding_the_answer_tag(qwen_tokenizer, answer_words):
+    head = "<think>\nsome reasoning here\n</think>"
+    ids = qwen_tokenizer(head + "<answer>" + " word" * answer_words + "</answer>", add_special_tokens=False)[
+        "input_ids"
+    ]
+    # independently: the last token whose decoded prefix (ASCII, so characters are bytes) starts at or before the tag
+    want = max(k for k in range(len(ids)) if len(qwen_tokenizer.decode(ids[:k])) <= len(head))
+    parsed = parse_response(ids, token_bytes(qwen_tokenizer), "4", "R1", qwen_tokenizer.eos_token)
+    assert parsed.keep == want
+    assert qwen_tokenizer.decode(ids[:want]) + parsed.tail == head + "<answer> 4 </answer>" + qwen_tokenizer.eos_token
