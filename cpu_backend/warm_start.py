@@ -58,7 +58,7 @@ def warm_start(
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        loss = response_loss(model, input_ids, labels, attention_mask)
         loss.backward()
         optimizer.step()
     model.eval()
@@ -76,6 +76,19 @@ def warm_start(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def response_loss(
+    model: torch.nn.Module, input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Mean negative log-likelihood of the labelled tokens: the loss ``model(..., labels=labels)`` computes, with the
+    output layer applied only at the positions followed by a label. On a tiny model over a real vocabulary the output
+    layer is most of the cost, and the prompt and padding positions (most of the batch) need no logits."""
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    scored = targets != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][scored])
+    return torch.nn.functional.cross_entropy(logits.float(), targets[scored])
 
 
 def _supervised_batch(

@@ -15,13 +15,15 @@ set -euo pipefail
 LAUNCH_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 launch_values() {
-    # launch_values <key,key,...>: the config's values, one a line (lists as Hydra lists)
+    # launch_values <key,key,...>: the config's values, one a line (lists as Hydra lists). verl's config folder is
+    # named by its file path: the configs' pkg://verl.trainer.config would import verl (torch, Ray: seconds of CPU).
     "${PYTHON:-python3}" -c '
-import sys
+import importlib.util, sys
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+verl_dir = importlib.util.find_spec("verl").submodule_search_locations[0]
 with initialize_config_dir(config_dir=sys.argv[1], version_base=None):
-    cfg = compose(config_name=sys.argv[2])
+    cfg = compose(config_name=sys.argv[2], overrides=[f"hydra.searchpath=[file://{verl_dir}/trainer/config]"])
 for key in sys.argv[3].split(","):
     value = OmegaConf.select(cfg, key)
     print("[" + ",".join(map(str, value)) + "]" if OmegaConf.is_list(value) else value)

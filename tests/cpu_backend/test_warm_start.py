@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from cpu_backend import warm_start
+from cpu_backend.warm_start import _supervised_batch, response_loss
 
 EXAMPLES = [
     ([{"role": "user", "content": f"What is {i} + {i}?"}], f"<think>{i} plus {i}</think><answer>{2 * i}</answer>")
@@ -53,3 +54,22 @@ def test_warm_start_fits_responses_and_caches(tiny_model_dir, small_tokenizer, t
 def test_warm_start_rejects_empty_examples(tiny_model_dir, small_tokenizer, tmp_path):
     with pytest.raises(ValueError, match="example"):
         warm_start(tiny_model_dir, tmp_path / "warm", small_tokenizer, [], steps=1)
+
+
+def test_response_loss_is_the_models_own_loss_on_the_labelled_tokens(tiny_model, small_tokenizer):
+    """The warm start's loss skips the logits of prompt and padding positions; it must equal the loss the model computes
+    from the labels itself (-100 on prompt and padding), value and gradient."""
+    longer = ([{"role": "user", "content": "What is 12 + 30?"}], "<think>12 plus 30 is 42</think><answer>42</answer>")
+    input_ids, labels, attention_mask = _supervised_batch("qwen2", small_tokenizer, [*EXAMPLES, longer])
+    assert (labels == -100).any() and attention_mask.eq(0).any()  # prompts and padding present
+    tiny_model.zero_grad()
+    expected = tiny_model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    expected.backward()
+    expected_grads = [p.grad.clone() for p in tiny_model.parameters()]
+    tiny_model.zero_grad()
+    loss = response_loss(tiny_model, input_ids, labels, attention_mask)
+    loss.backward()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for got, want in zip((p.grad for p in tiny_model.parameters()), expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    tiny_model.zero_grad()

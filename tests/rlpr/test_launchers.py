@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,10 +33,13 @@ VARIABLES = [
 # The launchers' own variables, cleared so that the machine's environment does not leak into a test.
 CLEARED = [*VARIABLES, "RAY_ADDRESS", "WANDB_API_KEY", "WANDB_MODE", "NETRC"]
 # Records its arguments and RAY_ADDRESS instead of training; `python -c` runs, and so does `--preflight` unless
-# FAKE_LAYOUT stands in for its answer.
+# FAKE_LAYOUT stands in for its answer (its arguments then recorded in $FAKE_OUT.preflight). The real preflight imports
+# verl (seconds of CPU): one test runs it through the launcher, the others check it in this process.
 FAKE_PYTHON = """#!/usr/bin/env bash
 if [[ "$1" == "-c" ]]; then exec python3 "$@"; fi
-if [[ "$3" == "--preflight" && -n "${FAKE_LAYOUT:-}" ]]; then printf '%s\\n' $FAKE_LAYOUT; exit 0; fi
+if [[ "$3" == "--preflight" && -n "${FAKE_LAYOUT:-}" ]]; then
+    printf '%s\\n' "$@" > "$FAKE_OUT.preflight"; printf '%s\\n' $FAKE_LAYOUT; exit 0
+fi
 if [[ "$3" == "--preflight" ]]; then exec python3 "$@"; fi
 printf '%s\\n' "RAY_ADDRESS=${RAY_ADDRESS:-}" "$@" > "$FAKE_OUT"
 """
@@ -69,6 +73,21 @@ def fake_tools(tmp_path):
     return bin_dir, python, tmp_path / "args.txt", tmp_path / "home"
 
 
+def preflight_layout(args: list[str], home: Path, monkeypatch, capsys) -> list[str]:
+    """The lines ``python -m rlpr.main *args`` (``--preflight ...``) prints, run in this process as the launcher would
+    (from the repository root, the launcher's variables cleared, ``home`` as HOME)."""
+    from rlpr.main import main
+
+    for name in CLEARED:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["rlpr.main", *args])
+    capsys.readouterr()
+    main()
+    return capsys.readouterr().out.splitlines()
+
+
 def _fake_tool(bin_dir: Path, name: str, script: str) -> None:
     tool = bin_dir / name
     tool.write_text(f"#!/usr/bin/env bash\n{script}\n")
@@ -92,7 +111,7 @@ def test_launcher_syntax_and_help(launcher, fake_tools):
     assert "same path on every node" in result.stdout and "wandb login" in result.stdout
 
 
-def test_launcher_builds_a_command_that_composes(fake_tools, tmp_path):
+def test_launcher_builds_a_command_that_composes(fake_tools, tmp_path, monkeypatch, capsys):
     bin_dir, python, out, home = fake_tools
     _fake_tool(bin_dir, "nvidia-smi", 'for i in 0 1 2 3; do echo "GPU $i: Fake GPU (UUID: GPU-$i)"; done')
     launcher = REPO / "recipes" / "rlpr" / "gemma2-2b-it.sh"
@@ -104,12 +123,18 @@ def test_launcher_builds_a_command_that_composes(fake_tools, tmp_path):
         "GPUS_PER_NODE": "4",
         "OUTPUT_DIR": str(tmp_path / "run"),
         "LOGGER": "[console]",
+        "FAKE_LAYOUT": "1 4 /from/the/preflight",
     }
     result = run(launcher, "trainer.total_epochs=2", env=env, home=home)
     assert result.returncode == 0, result.stderr
-    assert f"1 node(s) x 4 GPUs, checkpoints in {tmp_path / 'run'}" in result.stdout
+    assert "1 node(s) x 4 GPUs, checkpoints in /from/the/preflight" in result.stdout  # the preflight's layout
     recorded = out.read_text().splitlines()
     assert recorded[:5] == ["RAY_ADDRESS=", "-m", "rlpr.main", "--config-name", launcher.stem]
+    preflight_args = Path(f"{out}.preflight").read_text().splitlines()
+    assert preflight_args == ["-m", "rlpr.main", "--preflight", *recorded[3:]]  # checks what it then runs
+    # the real preflight on those arguments, on this machine with the 4 GPUs nvidia-smi shows
+    monkeypatch.setenv("PATH", env["PATH"])
+    assert preflight_layout(preflight_args[2:], home, monkeypatch, capsys) == ["1", "4", str(tmp_path / "run")]
     config = compose_recipe(launcher.stem, recorded[5:])
     assert config.data.train_files == f"/data/x/{default_file_name(TRAIN)}"
     assert list(config.data.val_files) == [f"/data/x/{default_file_name(name)}" for name in BENCHMARKS]

@@ -20,9 +20,15 @@ LAUNCHERS = sorted((REPO / "recipes" / "rm_r1").glob("run_*.sh"))
 CLEARED = ["MODEL_PATH", "TRAIN_FILES", "VAL_FILES", "NNODES", "GPUS_PER_NODE", "LOGGER", "OUTPUT_DIR"]
 CLEARED += ["PROJECT_NAME", "EXPERIMENT_NAME", "PYTHON", "VERDICT_RULE", "RAY_ADDRESS", "WANDB_API_KEY", "WANDB_MODE"]
 CLEARED += ["NETRC", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"]
+# Records its arguments instead of training; `python -c` runs. `--preflight` answers FAKE_LAYOUT, or refuses with
+# FAKE_REFUSAL (its arguments recorded in $FAKE_OUT.preflight), or runs: the real one imports verl (seconds of CPU), so
+# tests/rlpr/test_launchers.py runs it through a launcher once and the tests here check it in this process.
 FAKE_PYTHON = """#!/usr/bin/env bash
 if [[ "$1" == "-c" ]]; then exec python3 "$@"; fi
 if [[ "$3" == "--preflight" && -n "${FAKE_LAYOUT:-}" ]]; then printf '%s\\n' $FAKE_LAYOUT; exit 0; fi
+if [[ "$3" == "--preflight" && -n "${FAKE_REFUSAL:-}" ]]; then
+    printf '%s\\n' "$@" > "$FAKE_OUT.preflight"; echo "$FAKE_REFUSAL" >&2; exit 1
+fi
 if [[ "$3" == "--preflight" ]]; then exec python3 "$@"; fi
 printf '%s\\n' "$@" > "$FAKE_OUT"
 """
@@ -117,15 +123,28 @@ def test_sft_launcher_runs_torchrun_and_links_the_last_checkpoint(tools, tmp_pat
     ("name", "needs"),
     [("run_grpo_instruct_7b", "the run needs 8 GPUs"), ("run_sft_instruct_7b", "this node needs 8 GPUs")],
 )
-def test_a_machine_without_gpus_is_refused_in_seconds(name, needs, tools):
+def test_a_machine_without_gpus_is_refused_in_seconds(name, needs, tools, monkeypatch):
     # Before: GRPO printed its config and waited forever; SFT died with an NCCL error.
     python, out, home = tools
-    result = run(
-        REPO / "recipes" / "rm_r1" / f"{name}.sh", env={"PYTHON": str(python), "FAKE_OUT": str(out)}, home=home
-    )
+    env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_REFUSAL": "setting: cannot start: (the preflight)"}
+    result = run(REPO / "recipes" / "rm_r1" / f"{name}.sh", env=env, home=home)
     assert result.returncode != 0
-    assert needs in result.stderr and "nvidia-smi shows 0" in result.stderr and "wandb login" in result.stderr
-    assert not out.exists()
+    assert "setting: cannot start: (the preflight)" in result.stderr  # the preflight's refusal, shown
+    assert not out.exists()  # training never started
+    args = Path(f"{out}.preflight").read_text().splitlines()
+    assert args == ["-m", "rm_r1.main", "--preflight", "--config-name", name.removeprefix("run_")]
+    # what the real preflight says on this machine (no GPUs, no wandb key), run in this process as the launcher would
+    for variable in CLEARED:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["rm_r1.main", *args[2:]])
+    from rm_r1.main import main
+
+    with pytest.raises(SystemExit) as refused:
+        main()
+    message = str(refused.value.code)
+    assert needs in message and "nvidia-smi shows 0" in message and "wandb login" in message
 
 
 def _rm_r1_main(argv: list[str], monkeypatch):

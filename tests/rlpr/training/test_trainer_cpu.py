@@ -126,9 +126,15 @@ def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
     from rlpr.training.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rlpr"))
-    check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=config_dir))  # the recipe itself passes
     with pytest.raises(ValueError, match=named.replace(".", r"\.").replace("[", r"\[")):
         check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, [override], config_dir=config_dir))
+
+
+def test_the_smoke_recipe_itself_is_supported():
+    from cpu_backend import compose_cpu_config
+    from rlpr.config_paths import recipe_config_dir
+
+    check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=str(recipe_config_dir("rlpr"))))
 
 
 def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(work_dir, tmp_path, monkeypatch):
