@@ -132,7 +132,7 @@ def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
 
 def test_the_smoke_recipe_itself_is_supported():
     from cpu_backend import compose_cpu_config
-    from rlpr.config_paths import recipe_config_dir
+    from rlpr.training.config_paths import recipe_config_dir
 
     check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=str(recipe_config_dir("rlpr"))))
 
