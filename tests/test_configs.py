@@ -10,6 +10,7 @@ and on planted mistakes. Then the RLPR recipes are checked against the paper's s
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -301,13 +302,9 @@ def test_the_base_rlpr_section_holds_the_code_defaults():
         code.shaping,
         code.format_coef,
     )
-    assert (rl.repetition.window, rl.repetition.limit, rl.repetition.apply_to_all, rl.repetition.split_rule) == (
-        code.repetition_window,
-        code.repetition_limit,
-        code.repetition_on_all,
-        code.repetition_split_rule,
-    )
-    assert (rl.debias.tagged, rl.max_scoring_length) == (code.debias_tagged, code.max_scoring_length)
+    assert dict(rl.repetition) == dataclasses.asdict(code.repetition)  # every key, by the field's name
+    assert (rl.debias.mode, rl.debias.tagged) == (code.debias.mode, code.debias.tagged)
+    assert rl.max_scoring_length == code.max_scoring_length
     signature = inspect.signature(EmaStdFilter).parameters
     for key in ("ema_start_step", "start_step", "momentum"):
         assert rl.filter[key] == signature[key].default, key
