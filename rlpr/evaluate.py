@@ -46,6 +46,7 @@ from rlpr.evaluation.validation import (
     grade_response,
     judge_from_kwargs,
 )
+from rlpr.files import repair_jsonl_tail, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -266,22 +267,12 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, sync it, then rename it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_summary(output_dir: str | Path, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Write summary.json and summary.md (each atomically) for ``records``; return the summary."""
     out = Path(output_dir)
     summary = summarize(records)
-    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    write_atomic(out / TABLE_FILE, summary_table(summary))
+    write_text_atomically(out / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(out / TABLE_FILE, summary_table(summary))
     return summary
 
 
@@ -299,7 +290,7 @@ def prepare_output_dir(output_dir: str | Path, settings: Mapping[str, Any]) -> P
                 details = ", ".join(f"{k}: {stored.get(k)!r} -> {settings.get(k)!r}" for k in changed)
                 raise ValueError(f"{out} holds samples made with other settings ({details}); use another --output-dir")
         else:
-            write_atomic(path, json.dumps(settings, indent=2) + "\n")
+            write_text_atomically(path, json.dumps(settings, indent=2) + "\n")
         with (out / SAMPLES_FILE).open("a", encoding="utf-8"):
             pass
     except OSError as error:
@@ -307,26 +298,10 @@ def prepare_output_dir(output_dir: str | Path, settings: Mapping[str, Any]) -> P
     return out
 
 
-def _repair_tail(path: Path) -> None:
-    """Make appends start on a fresh line: end a complete last record with its newline, cut a torn one."""
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return
-    head, newline, last = data.rpartition(b"\n")
-    try:
-        json.loads(last)
-    except ValueError:
-        logger.warning("%s: dropping a torn last line (%d bytes); its row will be generated again", path, len(last))
-        os.truncate(path, len(head + newline))
-        return
-    with path.open("ab") as f:
-        f.write(b"\n")
-
-
 def read_samples(path: Path, rows: Sequence[Mapping[str, Any]]) -> dict[int, dict[str, Any]]:
     """The stored sample records by row position, after cutting a torn last line. A line that is not a record, a
     row stored twice, or a record that does not match its data row is an error naming the line."""
-    _repair_tail(path)
+    repair_jsonl_tail(path, "its row will be generated again")
     done: dict[int, dict[str, Any]] = {}
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         where = f"{path}:{number}"

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlpr.files import write_atomically
+
 # (message regex, category, module regex) of warnings verl 0.9.1 raises on every import of its trainer, none of which
 # concerns this project:
 # * verl/workers/engine/__init__.py:28-72 tries to import five optional training engines (torchtitan, veomni,
@@ -273,10 +275,10 @@ def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike, pa
             ax.legend(fontsize="small")
     fig.tight_layout()
     png_path = Path(png_path)
-    tmp = png_path.with_name(f".{png_path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png_path)
+    try:
+        write_atomically(png_path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(fig)
     return png_path
 
 

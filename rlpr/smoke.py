@@ -14,10 +14,10 @@ rounds, step time) and a closing summary, appends verl's full metrics to ``<outp
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+from rlpr.files import write_atomically
 from rlpr.reporting import Column, validation_accuracy
 
 SMOKE_RECIPE = "smoke_cpu"
@@ -69,8 +69,7 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
     data = out_dir / "data" / "sample_train.parquet"
     if not data.exists():  # written whole, then renamed: a kill leaves no partial file behind
         data.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(sample_training_rows()).to_parquet(f"{data}.tmp")
-        os.replace(f"{data}.tmp", data)
+        write_atomically(data, lambda tmp: pd.DataFrame(sample_training_rows()).to_parquet(tmp))
     base = out_dir / "models" / "tiny-random"
     build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed), MODEL_FILES)
     warm = warm_start(base, warm_model_dir(out_dir), tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)

@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlpr.files import repair_jsonl_tail
 from rm_r1.backends import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.benchmarks import Comparison
-from rm_r1.evaluation.store import append_judgement, repair_tail
+from rm_r1.evaluation.store import append_judgement
 from rm_r1.pointwise import build_rating_messages, parse_scores, strict_winner_reward
 from rm_r1.prompts import build_judge_messages
 from rm_r1.reward import parse_verdict
@@ -66,7 +67,7 @@ class Asker:
 
     def __init__(self, backend: JudgeBackend, sampling: Sampling, path: Path, seed: int):
         self.backend, self.sampling, self.path, self.seed = backend, sampling, path, seed
-        repair_tail(path)
+        repair_jsonl_tail(path, "it will be judged again")
         self.answers: dict[str, str | None] = {}
         if path.exists():
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

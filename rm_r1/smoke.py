@@ -15,10 +15,7 @@ further). Extra arguments are Hydra overrides of the smoke recipe.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,28 +39,20 @@ def sample_pairs_path() -> Path:
     return Path(str(resources.files("rm_r1") / "smoke_pairs.jsonl"))
 
 
-def _write_atomically(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename onto ``path``, so a kill never leaves a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    target = staging / path.name
-    write(target)
-    os.replace(target, path)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
 def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
     """``train.parquet`` and ``val.parquet`` (``VAL_PAIRS`` held-out pairs) of judge prompts, written once."""
     import datasets
 
+    from rlpr.files import write_atomically, write_text_atomically
     from rm_r1.data import Report, convert, held_out, load_table, rl_rows, token_counts, within_budget
 
     data = out_dir / "data"
     paths = data / "train.parquet", data / "val.parquet"
     if all(p.exists() for p in paths):
         return paths
+    data.mkdir(parents=True, exist_ok=True)
     prompt_file = data / "judge_instruction.txt"
-    _write_atomically(prompt_file, lambda p: p.write_text(JUDGE_INSTRUCTION, encoding="utf-8"))
+    write_text_atomically(prompt_file, JUDGE_INSTRUCTION)
     report = Report()
     pairs = convert(enumerate(load_table(str(sample_pairs_path()))), "skywork", report)
     val = held_out(len(pairs), VAL_PAIRS, seed=0)
@@ -76,7 +65,7 @@ def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
             raise ValueError(
                 f"{split}: {len(members) - len(rows)} sample prompts exceed data.max_prompt_length={budget}"
             )
-        _write_atomically(path, lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(str(p)))
+        write_atomically(path, lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(str(p)))
     return paths
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from rlpr.files import write_atomically, write_text_atomically
 from rm_r1.data import SOURCES, Report, convert, held_out, load_table, token_counts
 from rm_r1.judge_reward import CONTEXT_KEY
 from rm_r1.prompts import context_messages
@@ -95,17 +95,6 @@ def check_writable(folder: Path) -> None:
             pass
     except OSError as error:
         raise SystemExit(f"--output-dir {folder} is not writable: {error}") from None
-
-
-def write_atomically(folder: Path, name: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, folder / name)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -195,8 +184,10 @@ def main(argv: list[str] | None = None, tokenizer=None) -> dict[str, Any]:
     for split, rows in splits.items():
         if split == "train" and not rows:
             raise SystemExit("no training rows left; see the drops: " + json.dumps(dict(drops)))
-        write_atomically(out, f"{split}.parquet", lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(p))
-    write_atomically(out, "report.json", lambda p: Path(p).write_text(json.dumps(summary, indent=2)))
+        write_atomically(
+            out / f"{split}.parquet", lambda p, rows=rows: datasets.Dataset.from_list(rows).to_parquet(str(p))
+        )
+    write_text_atomically(out / "report.json", json.dumps(summary, indent=2))
     print(
         f"train {summary['rows']['train']} / val {summary['rows']['val']} rows in {out}; dropped "
         f"{sum(drops.values())}: {dict(drops) or 'none'}"

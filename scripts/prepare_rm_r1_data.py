@@ -23,7 +23,6 @@ both files are written atomically. Bad rows are skipped and counted per reason i
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 from collections import Counter
@@ -136,16 +135,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> None:
-    """Atomically: a temporary file in the same folder, then renamed over ``path``."""
+    """Atomically (``rlpr.files.write_atomically``)."""
     import datasets
 
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-        temporary = Path(tmp.name)
-    try:
-        datasets.Dataset.from_list(rows).to_parquet(str(temporary))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    from rlpr.files import write_atomically
+
+    write_atomically(path, lambda tmp: datasets.Dataset.from_list(rows).to_parquet(str(tmp)))
 
 
 def _check_output_dir(path: Path) -> None:

@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rlpr.files import write_atomically, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -375,17 +375,11 @@ def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     if path.suffix not in (".parquet", ".jsonl"):
         raise ValueError(f"cannot write rows to {path}: expected a .parquet or .jsonl path")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False) as tmp:
-        temporary = Path(tmp.name)
-    try:
-        if path.suffix == ".parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist([dict(r) for r in rows]), temporary)
-        else:
-            temporary.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        write_atomically(path, lambda tmp: pq.write_table(pa.Table.from_pylist([dict(r) for r in rows]), tmp))
+    else:
+        write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in rows))
     return path

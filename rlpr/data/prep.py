@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import tempfile
@@ -48,6 +47,7 @@ from rlpr.answer import check_mode
 from rlpr.data.checks import read_rows, write_rows
 from rlpr.data.prompts import OPTION_LETTERS, build_r1_messages, format_options
 from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -388,7 +388,7 @@ def prepare_file(
     if not out:
         raise ValueError(f"{dataset} from {source}: no usable rows (dropped {report.dropped} of {report.rows_in})")
     output = write_rows(out, output)
-    write_text_atomic(Path(f"{output}.report.json"), json.dumps(asdict(report), indent=2) + "\n")
+    write_text_atomically(Path(f"{output}.report.json"), json.dumps(asdict(report), indent=2) + "\n")
     return report
 
 
@@ -406,10 +406,3 @@ def check_output(output: str | Path) -> Path:
     except OSError as err:
         raise ValueError(f"cannot write the output {output}: {err}") from err
     return output
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file next to ``path``, then move it over ``path``."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)

@@ -22,6 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rlpr.files import write_text_atomically
+
 FORMAT_VERSION = 1
 MetaValue = str | int | float | bool | None
 
@@ -133,9 +135,7 @@ class DebiasCache:
     def save(self) -> None:
         """Write the cache to ``path`` atomically (a temporary file, then a rename)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.state_dict()))
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, json.dumps(self.state_dict()))
 
     def load(self) -> bool:
         """Read ``path`` if it exists (True) or leave the cache empty (False)."""

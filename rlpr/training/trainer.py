@@ -46,6 +46,7 @@ from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
 
 from rlpr.evaluation.validation import mark_training_rollouts
+from rlpr.files import write_atomically
 from rlpr.training.debias_cache import DebiasCache, prompt_key
 from rlpr.training.dynamic_sampling import select_groups
 from rlpr.training.filter import EmaStdFilter, group_stds
@@ -535,8 +536,7 @@ class RLPRTrainer(RayPPOTrainer):
         os.makedirs(folder, exist_ok=True)
         state = self.rlpr_state_dict()
         path = os.path.join(folder, STATE_FILE)
-        torch.save(state, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
         self._rng_at_save = state["rng"]
         super()._save_checkpoint()
 

@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rm_r1.evaluation.store import PLOT_FILE, SUMMARY_FILE, TABLE_FILE, write_atomic
+from rlpr.files import write_text_atomically
+from rm_r1.evaluation.store import PLOT_FILE, SUMMARY_FILE, TABLE_FILE
 
 HEADLINE = {"rewardbench": "score", "rmbench": "total", "rmb": "score"}
 TABLE_COLUMNS = {
@@ -155,8 +156,8 @@ def plot_scaling(benchmark: str, runs: dict[str, dict[str, Any]], path: Path) ->
 def write_reports(output_dir: Path, benchmark: str, summary: dict[str, Any], answer: str, plot: bool) -> str:
     """Write summary.json and summary.md atomically, and scaling.png when ``plot``; returns the summary.md text."""
     text = summary_text(benchmark, summary, answer)
-    write_atomic(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
-    write_atomic(output_dir / TABLE_FILE, text)
+    write_text_atomically(output_dir / SUMMARY_FILE, json.dumps(summary, indent=2) + "\n")
+    write_text_atomically(output_dir / TABLE_FILE, text)
     if plot:
         plot_scaling(benchmark, {summary["settings"]["mode"]: summary["results"]}, output_dir / PLOT_FILE)
     return text

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlpr.files import repair_jsonl_tail
 from rm_r1.backends import Completion, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.benchmarks import Comparison, replace_surrogates
 from rm_r1.evaluation.modes import JudgeMode
 from rm_r1.evaluation.plan import Job, pending_jobs
-from rm_r1.evaluation.store import append_judgement, read_judgements, repair_tail
+from rm_r1.evaluation.store import append_judgement, read_judgements
 from rm_r1.meta_rm import MetaScorer, build_meta_messages
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ def run_judge(
     from tqdm import tqdm
 
     by_id = {c.pair_id: c for c in comparisons}
-    repair_tail(results_path)
+    repair_jsonl_tail(results_path, "it will be judged again")
     pending = pending_jobs(jobs, read_judgements(results_path))
     left = Counter(job.pair_id for job in pending)
     log.info(
@@ -104,7 +105,7 @@ def run_meta(
     the meta response, or the error of a refused request), as it arrives. A judgement without a response gets
     ``meta_score`` None without asking. Returns the number that failed for a reason a retry may fix (not written)."""
     by_id = {c.pair_id: c for c in comparisons}
-    repair_tail(meta_path)
+    repair_jsonl_tail(meta_path, "it will be judged again")
     stored = read_judgements(meta_path)
     pending = [key for key in sorted(judgements) if key not in stored]
     log.info("%d judgements to meta-score (%d stored already)", len(pending), len(judgements) - len(pending))

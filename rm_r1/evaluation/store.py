@@ -7,12 +7,10 @@ ones are skipped. ``settings.json`` pins what the stored judgements depend on. S
 from __future__ import annotations
 
 import json
-import logging
-import os
 from pathlib import Path
 from typing import Any, TextIO
 
-log = logging.getLogger(__name__)
+from rlpr.files import write_text_atomically
 
 RESULTS_FILE, SUMMARY_FILE, TABLE_FILE, PLOT_FILE, SETTINGS_FILE = (
     "judgements.jsonl",
@@ -39,32 +37,10 @@ def read_judgements(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
     return done
 
 
-def repair_tail(path: Path) -> None:
-    """Make appends start on a fresh line: end a complete last record with its newline, cut a torn one."""
-    data = path.read_bytes() if path.exists() else b""
-    if not data or data.endswith(b"\n"):
-        return
-    head, newline, last = data.rpartition(b"\n")
-    try:
-        json.loads(last)
-    except ValueError:
-        log.warning("%s: dropping a torn last line (%d bytes); it will be judged again", path, len(last))
-        os.truncate(path, len(head + newline))  # one call: a kill here cannot lose the complete lines
-        return
-    with path.open("ab") as out:
-        out.write(b"\n")
-
-
 def append_judgement(out: TextIO, record: dict[str, Any]) -> None:
     """Append one judgement record as a json line and flush it, so that it survives a kill of the run."""
     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     out.flush()
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def check_settings(output_dir: Path, settings: dict[str, Any], name: str = SETTINGS_FILE) -> None:
@@ -80,4 +56,4 @@ def check_settings(output_dir: Path, settings: dict[str, Any], name: str = SETTI
                 f"{output_dir} holds judgements made with other settings ({details}); use another --output-dir"
             )
     else:
-        write_atomic(path, json.dumps(settings, indent=2) + "\n")
+        write_text_atomically(path, json.dumps(settings, indent=2) + "\n")
