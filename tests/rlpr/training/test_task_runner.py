@@ -4,6 +4,7 @@ real."""
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -32,8 +33,15 @@ class _Recorder:
 
 @pytest.fixture
 def events(monkeypatch):
+    # ray_trainer, skip_manager, engine_workers and replica bind omega_conf_to_dataclass by name when first imported,
+    # and the runner imports them lazily: imported here, before the stand-in below, none of them keeps it for the
+    # tests that run after this one.
+    import verl.trainer.ppo.ray_trainer  # noqa: F401
     import verl.trainer.ppo.utils as ppo_utils
     import verl.utils.config as verl_config
+    import verl.utils.skip.skip_manager  # noqa: F401
+    import verl.workers.engine_workers  # noqa: F401
+    import verl.workers.rollout.replica  # noqa: F401
 
     events = []
     monkeypatch.setattr(_Recorder, "events", events)
@@ -52,7 +60,14 @@ def events(monkeypatch):
 
     monkeypatch.setattr(ppo_utils, "create_rl_dataset", dataset)
     monkeypatch.setattr(ppo_utils, "create_rl_sampler", lambda config, dataset: f"sampler of {dataset}")
-    return events
+    yield events
+    kept = [
+        name
+        for name, module in list(sys.modules.items())
+        if name != verl_config.__name__  # the patched module itself; monkeypatch restores it next
+        and getattr(module, "__dict__", {}).get("omega_conf_to_dataclass") is to_dataclass
+    ]
+    assert kept == [], f"modules imported during the test keep the stand-in: {kept}"
 
 
 def _config(overrides=()):
