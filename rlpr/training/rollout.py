@@ -1,8 +1,10 @@
-"""verl's padded batch layout (prompts left-padded, responses right-padded) and rollouts built from token id lists.
+"""verl's batch layouts and rollouts built from token id lists.
 
-``padded_layout`` is the one builder of that layout: ``make_rollout`` (single-example helpers, the ``rlpr.score``
-command, the r' precompute, tests and benchmarks) and the RLPR scoring batch both use it; during training the rollout
-comes from verl's rollout manager in this same layout.
+``padded_layout`` is the one builder of verl's padded layout (prompts left-padded, responses right-padded):
+``make_rollout`` (single-example helpers, the ``rlpr.score`` command, the r' precompute, tests and benchmarks) and the
+RLPR scoring batch's ``data`` use it; during training the rollout comes from verl's rollout manager in this same
+layout. ``no_padding_layout`` builds the no-padding TensorDict a new-engine ``compute_log_prob`` takes straight from
+the same rows, for the trainer's scoring forward.
 """
 
 from __future__ import annotations
@@ -38,6 +40,32 @@ def big_array(shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
     return array
 
 
+def _attention_and_positions(
+    prompt_lengths: np.ndarray, response_lengths: np.ndarray, p_len: int, r_len: int, *, positions: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``attention_mask`` (rows, p_len + r_len), ``response_mask`` (rows, r_len) and, with ``positions``,
+    ``position_ids`` of the padded layout, from the valid lengths of each row's prompt and response."""
+    rows = len(prompt_lengths)
+    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
+    response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
+    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
+    attention = big_array((rows, p_len + r_len), np.int64)
+    np.greater_equal(prompt_columns, p_len - prompt_lengths, out=attention[:, :p_len])
+    np.less(response_columns, response_lengths, out=attention[:, p_len:])
+    response_mask = big_array((rows, r_len), np.int64)
+    response_mask[:] = attention[:, p_len:]
+    if not positions:
+        return attention, response_mask, None
+    position_ids = big_array((rows, p_len + r_len), np.int64)
+    np.subtract(prompt_columns, p_len - prompt_lengths, out=position_ids[:, :p_len])
+    np.maximum(position_ids[:, :p_len], 0, out=position_ids[:, :p_len])
+    np.add(response_columns, prompt_lengths, out=position_ids[:, p_len:])
+    np.minimum(position_ids[:, p_len:], prompt_lengths + response_lengths - 1, out=position_ids[:, p_len:])
+    if (prompt_lengths + response_lengths == 0).any():  # a row without any token: its positions are 0
+        np.maximum(position_ids[:, p_len:], 0, out=position_ids[:, p_len:])
+    return attention, response_mask, position_ids
+
+
 def padded_layout(
     prompts: np.ndarray, prompt_lengths: np.ndarray, responses: np.ndarray, response_lengths: np.ndarray
 ) -> dict[str, torch.Tensor]:
@@ -46,24 +74,12 @@ def padded_layout(
     ``input_ids``, ``attention_mask``, ``position_ids`` (0, 1, ... over the valid tokens; padding repeats the nearest
     valid position, as ``clip(cumsum(attention_mask) - 1, 0)`` does) and ``response_mask``."""
     rows, p_len, r_len = len(prompts), prompts.shape[1], responses.shape[1]
-    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
-    response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
-    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
     # each written once, part by part: these are the largest arrays of a step's scoring batch
     input_ids = big_array((rows, p_len + r_len), prompts.dtype)
     input_ids[:, :p_len], input_ids[:, p_len:] = prompts, responses
-    attention = big_array((rows, p_len + r_len), np.int64)
-    np.greater_equal(prompt_columns, p_len - prompt_lengths, out=attention[:, :p_len])
-    np.less(response_columns, response_lengths, out=attention[:, p_len:])
-    response_mask = big_array((rows, r_len), np.int64)
-    response_mask[:] = attention[:, p_len:]
-    positions = big_array((rows, p_len + r_len), np.int64)
-    np.subtract(prompt_columns, p_len - prompt_lengths, out=positions[:, :p_len])
-    np.maximum(positions[:, :p_len], 0, out=positions[:, :p_len])
-    np.add(response_columns, prompt_lengths, out=positions[:, p_len:])
-    np.minimum(positions[:, p_len:], prompt_lengths + response_lengths - 1, out=positions[:, p_len:])
-    if (prompt_lengths + response_lengths == 0).any():  # a row without any token: its positions are 0
-        np.maximum(positions[:, p_len:], 0, out=positions[:, p_len:])
+    attention, response_mask, positions = _attention_and_positions(
+        prompt_lengths, response_lengths, p_len, r_len, positions=True
+    )
     return {
         "prompts": torch.from_numpy(prompts),
         "responses": torch.from_numpy(responses),
@@ -72,6 +88,87 @@ def padded_layout(
         "position_ids": torch.from_numpy(positions),
         "response_mask": torch.from_numpy(response_mask),
     }
+
+
+def no_padding_layout(
+    prompts: np.ndarray,
+    prompt_lengths: np.ndarray,
+    responses: np.ndarray,
+    response_lengths: np.ndarray,
+    *,
+    rows_multiple_of: int = 1,
+    meta_info: dict | None = None,
+):
+    """The ``TensorDict`` a new-engine ``compute_log_prob`` call takes, built straight from the rows.
+
+    Equal, key by key, to what the trainer got before by converting the padded layout:
+    ``left_right_2_no_padding(pad_dataproto_to_divisor(DataProto(padded_layout(...), meta_info=meta_info),
+    rows_multiple_of)[0].to_tensordict())`` (verl/protocol.py:74-99, verl/workers/utils/padding.py:23-94): rows
+    appended as copies of the first rows up to a multiple of ``rows_multiple_of``; padded ``prompts``, ``responses``,
+    ``attention_mask`` and ``response_mask`` (``loss_mask`` is the same tensor); ``input_ids`` and ``position_ids``
+    as jagged nested tensors of the valid tokens; non-tensor ``max_seq_len``, ``max_response_len``, ``indices`` (the
+    valid positions of the flattened attention mask) and the ``meta_info`` entries. The padded ``input_ids`` and
+    ``position_ids`` that conversion drops are never built.
+    """
+    from verl.utils import tensordict_utils as tu
+
+    rows = len(prompts)
+    if rows == 0:
+        raise ValueError("no_padding_layout needs at least one row")
+    if rows_multiple_of < 1:
+        raise ValueError(f"rows_multiple_of must be a positive int, got {rows_multiple_of}")
+    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)
+    response_lengths = np.asarray(response_lengths, dtype=np.int64)
+    pad = -rows % rows_multiple_of
+    if pad:  # verl's pad_dataproto_to_divisor: copies of rows 0, 1, ... (wrapping) after the last row
+        take = np.concatenate([np.arange(rows), np.arange(pad) % rows])
+        prompts, responses = prompts[take], responses[take]
+        prompt_lengths, response_lengths = prompt_lengths[take], response_lengths[take]
+        rows += pad
+    p_len, r_len = prompts.shape[1], responses.shape[1]
+    width = p_len + r_len
+    attention, response_mask, _ = _attention_and_positions(
+        prompt_lengths, response_lengths, p_len, r_len, positions=False
+    )
+    lengths = prompt_lengths + response_lengths
+    offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    total = int(offsets[-1])
+    flat_ids = big_array((total,), prompts.dtype)
+    flat_positions = big_array((total,), np.int64)
+    indices = big_array((total,), np.int64)
+    counting = np.arange(int(lengths.max()), dtype=np.int64)
+    # a row's valid tokens are one run of the flattened padded row: the prompt's last tokens, then the response's first
+    for i, (start, p, r) in enumerate(zip(offsets[:-1].tolist(), prompt_lengths.tolist(), response_lengths.tolist())):
+        flat_ids[start : start + p] = prompts[i, p_len - p :]
+        flat_ids[start + p : start + p + r] = responses[i, :r]
+        flat_positions[start : start + p + r] = counting[: p + r]
+        np.add(counting[: p + r], i * width + p_len - p, out=indices[start : start + p + r])
+    response_mask_tensor = torch.from_numpy(response_mask)
+    nested_positions = torch.nested.nested_tensor_from_jagged(
+        torch.from_numpy(flat_positions),
+        offsets=torch.from_numpy(offsets),
+        min_seqlen=int(lengths.min()),
+        max_seqlen=int(lengths.max()),
+    )
+    td = tu.get_tensordict(
+        tensor_dict={
+            "prompts": torch.from_numpy(prompts),
+            "responses": torch.from_numpy(responses),
+            "attention_mask": torch.from_numpy(attention),
+            "position_ids": nested_positions,
+            "response_mask": response_mask_tensor,
+        },
+        non_tensor_dict=dict(meta_info or {}),
+    )
+    tu.assign_non_tensor_data(td, "max_seq_len", width)
+    tu.assign_non_tensor_data(td, "max_response_len", r_len)
+    tu.assign_non_tensor_data(td, "indices", torch.from_numpy(indices))
+    td["input_ids"] = torch.nested.nested_tensor_from_jagged(
+        torch.from_numpy(flat_ids), offsets=torch.from_numpy(offsets.astype(np.int32))
+    )
+    td["loss_mask"] = response_mask_tensor
+    return td
 
 
 def make_rollout(

@@ -1,8 +1,8 @@
 """The RLPR scoring batch on token ids, and r, r', R from the log-probs the actor returns for it.
 
-docs/architecture.md#the-rlpr-step (2-3). From a rollout ``DataProto`` this module builds ONE batch in the layout verl
-0.9.1's ``compute_log_prob`` takes (``prompts`` left-padded, ``responses`` right-padded, ``input_ids``,
-``attention_mask``, ``position_ids``, ``response_mask``):
+docs/architecture.md#the-rlpr-step (2-3). From a rollout ``DataProto`` this module builds ONE batch of rows for verl
+0.9.1's ``compute_log_prob``, laid out on demand either padded (``prompts`` left-padded, ``responses`` right-padded,
+``input_ids``, ``attention_mask``, ``position_ids``, ``response_mask``) or in the no-padding form the trainer sends:
 
 * one o' row per valid response: the sampled prompt ids, the sampled response ids up to (not including) the token in
   which ``<answer>`` starts, then the tokenization of a short tail string only:
@@ -24,6 +24,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import chain
 
 import numpy as np
@@ -34,7 +35,7 @@ from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards,
 from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward.token_bytes import token_bytes
 from rlpr.training.debias_cache import prompt_key
-from rlpr.training.rollout import big_array, filled_mask, pad_token_id, padded_layout
+from rlpr.training.rollout import big_array, filled_mask, no_padding_layout, pad_token_id, padded_layout
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")
@@ -95,13 +96,25 @@ class ScoringConfig:
 
 
 @dataclass
+class ScoringRows:
+    """The built rows before any verl layout: left-padded prompts and right-padded responses with their lengths."""
+
+    prompts: np.ndarray  # (rows, p_len)
+    prompt_lengths: np.ndarray  # (rows,)
+    responses: np.ndarray  # (rows, r_len)
+    response_lengths: np.ndarray  # (rows,)
+
+
+@dataclass
 class ScoringBatch:
     """The scoring batch plus the bookkeeping that maps its rows back to responses and prompts.
 
-    ``data`` is None when no row was built (every response invalid and no debias row asked for).
+    ``rows`` is None when no row was built (every response invalid and no debias row asked for). The rows are laid
+    out for verl on demand: ``data`` (the padded layout, built once when first read) or ``log_prob_input`` (the
+    no-padding layout the trainer sends to ``compute_log_prob``, without building the padded one).
     """
 
-    data: object  # verl.DataProto | None
+    rows: ScoringRows | None
     answer_mask: torch.Tensor  # (rows, response_len) bool: the y* tokens of each row
     response_row: list[int]  # per response: its o' row, or -1 (invalid: r = 0)
     status: list[str]  # per response: "ok" or one of SKIP_REASONS
@@ -114,10 +127,39 @@ class ScoringBatch:
 
     @property
     def num_rows(self) -> int:
-        return 0 if self.data is None else len(self.data)
+        return 0 if self.rows is None else len(self.rows.prompts)
 
     def num_tokens(self) -> int:
-        return 0 if self.data is None else int(self.data.batch["attention_mask"].sum())
+        if self.rows is None:
+            return 0
+        return int(self.rows.prompt_lengths.sum() + self.rows.response_lengths.sum())
+
+    @cached_property
+    def data(self):
+        """The rows in the padded layout of verl's ``compute_log_prob`` (a ``DataProto``; None without rows)."""
+        if self.rows is None:
+            return None
+        from verl import DataProto
+
+        rows = self.rows
+        return DataProto.from_dict(
+            tensors=padded_layout(rows.prompts, rows.prompt_lengths, rows.responses, rows.response_lengths)
+        )
+
+    def log_prob_input(self, rows_multiple_of: int = 1, meta_info: dict | None = None):
+        """The rows as the no-padding ``TensorDict`` of a new-engine ``compute_log_prob`` call, padded with copies
+        of the first rows to a multiple of ``rows_multiple_of`` (``rlpr.training.rollout.no_padding_layout``)."""
+        if self.rows is None:
+            raise ValueError("the scoring batch has no rows to score")
+        rows = self.rows
+        return no_padding_layout(
+            rows.prompts,
+            rows.prompt_lengths,
+            rows.responses,
+            rows.response_lengths,
+            rows_multiple_of=rows_multiple_of,
+            meta_info=meta_info,
+        )
 
     def r_prime_wanted(self) -> dict[str, str]:
         """Prompt key -> a name (``uid <uid>``) of every prompt whose responses need an r' from outside the batch."""
@@ -194,12 +236,12 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 
     ``rollout`` is a verl ``DataProto`` with tensors ``prompts`` (left-padded), ``responses`` (right-padded),
     ``attention_mask`` (over prompt + response) and non-tensors ``reward_model`` (dicts holding ``ground_truth``) and
-    ``uid``. The result's ``data`` is in the layout of verl's ``compute_log_prob`` with ``meta_info`` left to the
-    caller (temperature). Invalid responses, empty references and over-long o' get no row and a status. A debias
-    row longer than ``max_scoring_length`` is not built: its prompt has no r', so its responses get no o' row either
-    (status ``overlength``, r = 0) and the prompt is listed in ``debias_overlength``.
+    ``uid``. The result's ``data`` is in the padded layout of verl's ``compute_log_prob`` and its
+    ``log_prob_input(...)`` in the no-padding one, with ``meta_info`` (temperature) left to the caller. Invalid
+    responses, empty references and over-long o' get no row and a status. A debias row longer than
+    ``max_scoring_length`` is not built: its prompt has no r', so its responses get no o' row either (status
+    ``overlength``, r = 0) and the prompt is listed in ``debias_overlength``.
     """
-    from verl import DataProto
 
     tb = token_bytes(tokenizer)
     eos = tokenizer.eos_token
@@ -281,7 +323,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
             selected.append(j)
 
     result = ScoringBatch(
-        data=None,
+        rows=None,
         answer_mask=torch.zeros(0, 0, dtype=torch.bool),
         response_row=response_row,
         status=status,
@@ -330,7 +372,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     responses_out[row_of_token, column] = flat_ids
     answer_mask = big_array((m, r_len), bool, False)
     answer_mask[row_of_token, column] = overlap_mask(flat_offsets, token_spans)
-    result.data = DataProto.from_dict(tensors=padded_layout(prompts_out, p_lengths, responses_out, r_lengths))
+    result.rows = ScoringRows(prompts_out, p_lengths, responses_out, r_lengths)
     result.answer_mask = torch.from_numpy(answer_mask)
     return result
 

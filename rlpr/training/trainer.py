@@ -43,7 +43,7 @@ from verl.utils import tensordict_utils as tu
 from verl.utils.checkpoint.checkpoint_manager import find_latest_ckpt_path, should_save_ckpt_esi
 from verl.utils.debug import marked_timer
 from verl.utils.metric import reduce_metrics
-from verl.workers.utils.padding import left_right_2_no_padding, no_padding_2_padding
+from verl.workers.utils.padding import no_padding_2_padding
 
 from rlpr.evaluation.validation import mark_training_rollouts
 from rlpr.files import write_atomically
@@ -55,6 +55,7 @@ from rlpr.training.scoring import (
     COUNT_METRICS,
     DebiasConfig,
     RepetitionConfig,
+    ScoringBatch,
     ScoringConfig,
     build_scoring_batch,
     compute_rewards,
@@ -221,15 +222,18 @@ class RLPRTrainer(RayPPOTrainer):
         padded, pad = pad_dataproto_to_divisor(batch, self._log_prob_divisor("ref"))
         return unpad_dataproto(super()._compute_ref_log_prob(padded), pad)
 
-    def _scoring_log_probs(self, data: DataProto) -> torch.Tensor:
-        """Per-token log-probs of the scoring batch's responses from ONE actor compute_log_prob call (no entropy)."""
-        padded, pad = pad_dataproto_to_divisor(data, self._log_prob_divisor("actor"))
-        padded.meta_info["temperature"] = self.scoring_temperature
-        td = left_right_2_no_padding(padded.to_tensordict())
+    def _scoring_log_probs(self, scoring: ScoringBatch) -> torch.Tensor:
+        """Per-token log-probs of the scoring batch's rows from ONE actor compute_log_prob call (no entropy).
+
+        The batch goes out in the no-padding layout, built from the rows directly and equal to what
+        ``left_right_2_no_padding`` makes of the padded batch padded to the divisor (verl/workers/utils/padding.py:23;
+        ``rlpr.training.rollout.no_padding_layout``).
+        """
+        td = scoring.log_prob_input(self._log_prob_divisor("actor"), {"temperature": self.scoring_temperature})
         tu.assign_non_tensor(td, calculate_entropy=False, compute_loss=False)
         output = self.actor_rollout_wg.compute_log_prob(td)
         log_probs = no_padding_2_padding(tu.get(output, "log_probs"), td)
-        return log_probs[: len(data)].float()
+        return log_probs[: scoring.num_rows].float()
 
     def _prompt_ids_of_rows(self, rows) -> list[list[int]]:
         kwargs = self.config.data.get("apply_chat_template_kwargs") or {}
@@ -274,7 +278,7 @@ class RLPRTrainer(RayPPOTrainer):
                 pad_token_id(self.tokenizer),
             )
             scoring = build_scoring_batch(rollout, self.tokenizer, self.scoring_config, debias_rows=True)
-            scores = row_scores(scoring, self._scoring_log_probs(scoring.data), self.scoring_config.score_method)
+            scores = row_scores(scoring, self._scoring_log_probs(scoring), self.scoring_config.score_method)
             done = [j for j in chunk if str(j) in scoring.prompt_row]  # a debias row over the cap is skipped, counted
             cache.put_many([keys[j] for j in done], [float(scores[scoring.prompt_row[str(j)]]) for j in done])
         if todo:
@@ -340,7 +344,7 @@ class RLPRTrainer(RayPPOTrainer):
         started = time.perf_counter()
         with marked_timer("rlpr_build_batch", timing_raw):
             scoring = build_scoring_batch(batch, self.tokenizer, self.scoring_config, debias_rows=mode == "current")
-        log_probs = self._scoring_log_probs(scoring.data) if scoring.num_rows else None
+        log_probs = self._scoring_log_probs(scoring) if scoring.num_rows else None
         r_prime = None
         if mode == "initial":
             wanted = scoring.r_prime_wanted()
