@@ -6,16 +6,19 @@ count and a multi-threaded tokenizer call is charged in full) of
 
 * the project's builder (``rlpr.training.scoring.build_scoring_batch``): locates ``<answer>`` by byte offsets of the
   sampled tokens and tokenizes only the short tails; its time includes the response decode from the token byte table
-  (the text the format reward reads afterwards), the debias rows and the padded tensors; the format reward and the
-  repetition penalty are computed later from that text (``compute_rewards``) and are not timed on either side;
+  (the text the format reward reads afterwards) and the debias rows, and ends, like the baselines, at the token ids
+  and y* mask of every row; the format reward and the repetition penalty are computed later from that text
+  (``compute_rewards``) and are not timed on either side;
+* the same builder plus the batch the trainer then sends to the actor's ``compute_log_prob`` (verl's no-padding
+  layout, ``ScoringBatch.log_prob_input``), a cost the baselines leave out;
 * the baseline doing what the reference implementation does: decode prompt + response, replace the answer in the
   string, re-tokenize the whole o' with offsets, and mask the reference by character offsets, one tokenizer call per
   response (o' rows only, no debias rows, no tensors: a lower bound on its cost);
 * the same baseline with the tokenizer's batch API (one ``batch_decode`` and one batched call with offsets), which is
   what the reference does on a many-core node, where the fast tokenizer spreads the batch over threads.
 
-Each side is the minimum over ``--repeats`` runs. Prints the core count, the times, the batch-API ratio and, last,
-``ratio: <single-call baseline time / project time>``.
+Each side is the minimum over ``--repeats`` runs. Prints the core count, the times, the ratio with the trainer's batch
+included, the batch-API ratio and, last, ``ratio: <single-call baseline time / project builder time>``.
 """
 
 from __future__ import annotations
@@ -106,6 +109,8 @@ def baseline_batched(rollout, tokenizer):
     prompt_texts = tokenizer.batch_decode(prompt_ids, skip_special_tokens=False)
     response_texts = tokenizer.batch_decode(response_ids, skip_special_tokens=True)
     found = [f for f in _o_prime_texts(prompt_texts, response_texts, _references(rollout), tokenizer.eos_token) if f]
+    if not found:  # no response kept its <answer> (a length short enough to cut it off)
+        return []
     enc = tokenizer([f[0] for f in found], add_special_tokens=False, return_offsets_mapping=True)
     return [
         (ids, [s < hi and e > lo for s, e in offsets])
@@ -151,11 +156,19 @@ def main(argv=None) -> None:
     baseline(warm, tokenizer)
     baseline_batched(warm, tokenizer)
     project, scoring = cpu_seconds(lambda: build_scoring_batch(rollout, tokenizer, ScoringConfig()), args.repeats)
+
+    def with_trainer_batch():
+        built = build_scoring_batch(rollout, tokenizer, ScoringConfig())
+        return built.log_prob_input(1, {"temperature": 1.0})
+
+    with_batch, _ = cpu_seconds(with_trainer_batch, args.repeats)
     single, rows = cpu_seconds(lambda: baseline(rollout, tokenizer), args.repeats)
     batched, _ = cpu_seconds(lambda: baseline_batched(rollout, tokenizer), args.repeats)
     print(f"project builder: {project:.3f} s ({scoring.num_rows} rows incl. debias rows, response decode included)")
+    print(f"project builder + the trainer's compute_log_prob batch: {with_batch:.3f} s")
     print(f"baseline, one tokenizer call per response: {single:.3f} s ({len(rows)} o' rows)")
     print(f"baseline, tokenizer batch API: {batched:.3f} s")
+    print(f"ratio with the trainer's batch: {single / with_batch:.1f}")
     print(f"batch-API ratio: {batched / project:.1f}")
     print(f"ratio: {single / project:.1f}")
 
