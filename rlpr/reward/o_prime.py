@@ -69,14 +69,20 @@ def parse_response(
     tag_byte = answer_byte(raw, mode)
     if tag_byte is None:
         return ParsedResponse(text, 0, None, None)
-    # the token holding the tag's first byte, by counting token bytes back from the end: the answer is usually short,
-    # so the last _SUFFIX_TOKENS tokens hold it and the rest of the row is not summed
-    n, back = len(ids), len(raw) - tag_byte
-    suffix = tb.lengths[ids[max(0, n - _SUFFIX_TOKENS) :][::-1]].cumsum()
-    if suffix[-1] < back:
-        suffix = tb.lengths[ids[::-1]].cumsum()
-    j = int(suffix.searchsorted(back))
-    k, start = n - 1 - j, len(raw) - int(suffix[j])
+    # the token holding the tag's first byte (the last token that starts at or before it): walk back from the end,
+    # since the answer is usually short; an answer longer than _SUFFIX_TOKENS tokens takes one cumulative sum instead
+    n, table = len(ids), tb.table
+    k, start = n, len(raw)
+    for token in reversed(ids[max(0, n - _SUFFIX_TOKENS) :].tolist()):
+        if start <= tag_byte:
+            break
+        k -= 1
+        start -= len(table[token])
+    if start > tag_byte:
+        lengths = tb.lengths[ids[:k]]
+        begins = lengths.cumsum() - lengths
+        k = int(begins.searchsorted(tag_byte, side="right")) - 1
+        start = int(begins[k])
     # step back to a token that starts on a character boundary, so the re-tokenized prefix is whole characters
     while k > 0 and (raw[start] & 0xC0) == 0x80:
         k -= 1
