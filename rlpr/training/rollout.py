@@ -40,30 +40,20 @@ def big_array(shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
     return array
 
 
-def _attention_and_positions(
-    prompt_lengths: np.ndarray, response_lengths: np.ndarray, p_len: int, r_len: int, *, positions: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """``attention_mask`` (rows, p_len + r_len), ``response_mask`` (rows, r_len) and, with ``positions``,
-    ``position_ids`` of the padded layout, from the valid lengths of each row's prompt and response."""
+def _masks(
+    prompt_lengths: np.ndarray, response_lengths: np.ndarray, p_len: int, r_len: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``attention_mask`` (rows, p_len + r_len) and ``response_mask`` (rows, r_len) of the padded layout, from the
+    valid lengths of each row's prompt and response."""
     rows = len(prompt_lengths)
     prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
     response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
-    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
     attention = big_array((rows, p_len + r_len), np.int64)
-    np.greater_equal(prompt_columns, p_len - prompt_lengths, out=attention[:, :p_len])
-    np.less(response_columns, response_lengths, out=attention[:, p_len:])
+    np.greater_equal(np.arange(p_len), p_len - prompt_lengths, out=attention[:, :p_len])
+    np.less(np.arange(r_len), response_lengths, out=attention[:, p_len:])
     response_mask = big_array((rows, r_len), np.int64)
     response_mask[:] = attention[:, p_len:]
-    if not positions:
-        return attention, response_mask, None
-    position_ids = big_array((rows, p_len + r_len), np.int64)
-    np.subtract(prompt_columns, p_len - prompt_lengths, out=position_ids[:, :p_len])
-    np.maximum(position_ids[:, :p_len], 0, out=position_ids[:, :p_len])
-    np.add(response_columns, prompt_lengths, out=position_ids[:, p_len:])
-    np.minimum(position_ids[:, p_len:], prompt_lengths + response_lengths - 1, out=position_ids[:, p_len:])
-    if (prompt_lengths + response_lengths == 0).any():  # a row without any token: its positions are 0
-        np.maximum(position_ids[:, p_len:], 0, out=position_ids[:, p_len:])
-    return attention, response_mask, position_ids
+    return attention, response_mask
 
 
 def padded_layout(
@@ -77,9 +67,17 @@ def padded_layout(
     # each written once, part by part: these are the largest arrays of a step's scoring batch
     input_ids = big_array((rows, p_len + r_len), prompts.dtype)
     input_ids[:, :p_len], input_ids[:, p_len:] = prompts, responses
-    attention, response_mask, positions = _attention_and_positions(
-        prompt_lengths, response_lengths, p_len, r_len, positions=True
-    )
+    attention, response_mask = _masks(prompt_lengths, response_lengths, p_len, r_len)
+    prompt_lengths = np.asarray(prompt_lengths, dtype=np.int64)[:, None]
+    response_lengths = np.asarray(response_lengths, dtype=np.int64)[:, None]
+    prompt_columns, response_columns = np.arange(p_len), np.arange(r_len)
+    positions = big_array((rows, p_len + r_len), np.int64)
+    np.subtract(prompt_columns, p_len - prompt_lengths, out=positions[:, :p_len])
+    np.maximum(positions[:, :p_len], 0, out=positions[:, :p_len])
+    np.add(response_columns, prompt_lengths, out=positions[:, p_len:])
+    np.minimum(positions[:, p_len:], prompt_lengths + response_lengths - 1, out=positions[:, p_len:])
+    if (prompt_lengths + response_lengths == 0).any():  # a row without any token: its positions are 0
+        np.maximum(positions[:, p_len:], 0, out=positions[:, p_len:])
     return {
         "prompts": torch.from_numpy(prompts),
         "responses": torch.from_numpy(responses),
@@ -127,9 +125,7 @@ def no_padding_layout(
         rows += pad
     p_len, r_len = prompts.shape[1], responses.shape[1]
     width = p_len + r_len
-    attention, response_mask, _ = _attention_and_positions(
-        prompt_lengths, response_lengths, p_len, r_len, positions=False
-    )
+    attention, response_mask = _masks(prompt_lengths, response_lengths, p_len, r_len)
     lengths = prompt_lengths + response_lengths
     offsets = np.zeros(rows + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])

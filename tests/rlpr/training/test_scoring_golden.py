@@ -27,11 +27,8 @@ def test_outputs_equal_the_frozen_ones(qwen_tokenizer):
 def test_the_trainers_log_prob_input_equals_verls_conversion_of_the_padded_batch(qwen_tokenizer, multiple):
     from rlpr.training.scoring import ScoringConfig, build_scoring_batch
 
-    rollout = golden.golden_rollout(qwen_tokenizer)
+    scoring = build_scoring_batch(golden.golden_rollout(qwen_tokenizer), qwen_tokenizer, ScoringConfig())
     meta = {"temperature": 0.6}
-    expected = helpers.verl_conversion(
-        build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig()).data, multiple, meta
-    )
-    scoring = build_scoring_batch(rollout, qwen_tokenizer, ScoringConfig())
-    helpers.assert_same_tensordict(scoring.log_prob_input(multiple, meta), expected)
-    assert "data" not in vars(scoring)  # the padded layout was never built for it
+    got = scoring.log_prob_input(multiple, meta)
+    assert "data" not in vars(scoring)  # the padded layout was not built for it
+    helpers.assert_same_tensordict(got, helpers.verl_conversion(scoring.data, multiple, meta))
