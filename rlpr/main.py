@@ -80,9 +80,10 @@ def _check_rlpr_values(config: DictConfig) -> None:
 def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Reject configs the RLPR trainer cannot honour, before Ray starts (``ConfigError``, a ``ValueError``).
 
-    RLPR needs the classic trainer (``trainer.use_v1=false``) and an ``rlpr:`` section; then
-    ``rlpr.training.config_check.check`` (unknown keys, value types, legacy reward keys, verl's ``validate_config``, the
-    ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's defaults-list choices of the recipe.
+    RLPR needs the classic trainer (``trainer.use_v1=false``), an ``rlpr:`` section and no setting its ``fit`` cannot
+    honour (``check_trainer_supports``); then ``rlpr.training.config_check.check`` (unknown keys, value types, legacy
+    reward keys, verl's ``validate_config``, the ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's
+    defaults-list choices of the recipe.
     """
     from rlpr.training.trainer import check_trainer_supports
 
@@ -90,14 +91,14 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
         raise config_check.ConfigError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
     if "rlpr" not in config:
         raise config_check.ConfigError("the config has no rlpr: section; start from a recipe in configs/rlpr/")
+    try:  # first: verl's own checks would try to build a critic (and load its model) for a critic estimator
+        check_trainer_supports(config)
+    except ValueError as err:
+        raise config_check.ConfigError(str(err)) from err
     config_check.check(
         config, "ppo_trainer", choices or {}, own_sections={"rlpr": rlpr_section_schema()}, source="the RLPR config"
     )
     _check_rlpr_values(config)
-    try:
-        check_trainer_supports(config)
-    except ValueError as err:
-        raise config_check.ConfigError(str(err)) from err
 
 
 def check_training_data(config: DictConfig, tokenizer) -> list[str]:

@@ -11,6 +11,7 @@ task runner (``rlpr.training.task_runner``), which builds ``rm_r1.judge_trainer.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -52,13 +53,16 @@ def resolve_judge_paths(config: DictConfig) -> None:
         kwargs["prompt_file"] = os.path.abspath(os.path.expanduser(kwargs["prompt_file"]))
 
 
-def judge_task_runner_class() -> type:
-    """verl's classic task runner (``rlpr.training.task_runner``, verl's own config check) building
-    ``JudgeRewardTrainer`` (``rm_r1.judge_trainer``: the judge's work as step metrics)."""
+def judge_task_runner_class(name: str = "") -> type:
+    """verl's classic task runner (``rlpr.training.task_runner``) building ``JudgeRewardTrainer``
+    (``rm_r1.judge_trainer``: the judge's work as step metrics), with this entry point's ``check_config`` run again
+    inside Ray on the resolved config."""
     from rlpr.training.task_runner import classic_task_runner_class
     from rm_r1.judge_trainer import JudgeRewardTrainer
 
-    return classic_task_runner_class(JudgeRewardTrainer, name="JudgeRewardTaskRunner")
+    return classic_task_runner_class(
+        JudgeRewardTrainer, functools.partial(check_config, name=name), name="JudgeRewardTaskRunner"
+    )
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name=DEFAULT_SETTING, version_base=None)
@@ -74,7 +78,7 @@ def _hydra_main(config: DictConfig) -> None:
     config_check.resolve_paths(config)
     resolve_judge_paths(config)
     print(f"judge reward {name}: checkpoints in {config.trainer.default_local_dir}")
-    run_classic(config, judge_task_runner_class())
+    run_classic(config, judge_task_runner_class(name))
 
 
 def main() -> None:

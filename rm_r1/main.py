@@ -4,12 +4,14 @@ The settings are the YAML files of ``configs/rm_r1/`` (``--help`` lists them): `
 ``sft_*`` (stage 1, distillation SFT, run under ``torchrun``). This module only checks: it composes the setting,
 refuses unknown keys, bad values and legacy reward keys (``rlpr.training.config_check``), requires verl's classic
 trainer for GRPO (``trainer.use_v1=false``, the trainer the CPU smoke test drives), makes the paths absolute, all before
-Ray starts or any data is read; then it hands the config to verl's own entry point (``verl.trainer.main_ppo.main``,
-which picks the classic ``main_ppo_v0.TaskRunner`` when ``use_v1`` is false, or ``verl.trainer.sft_trainer.main``).
+Ray starts or any data is read; then GRPO trains through verl's ``run_ppo`` with verl's classic task runner
+(``rlpr.training.task_runner``: verl's ``RayPPOTrainer``, and this check run again on the resolved config inside Ray),
+and SFT through ``verl.trainer.sft_trainer.main``.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Mapping
@@ -89,9 +91,19 @@ def _hydra_main(config: DictConfig) -> None:
 
         verl_sft_main(config)  # Hydra hands a config given directly to the function (no second parse)
     else:
-        from verl.trainer.main_ppo import main as verl_ppo_main
+        from rlpr.training.task_runner import run_classic
 
-        verl_ppo_main(config)
+        run_classic(config, grpo_task_runner_class(name))
+
+
+def grpo_task_runner_class(name: str = DEFAULT_SETTING) -> type:
+    """verl's classic task runner (``rlpr.training.task_runner``) with verl's ``RayPPOTrainer``, running this entry
+    point's ``check_config`` again inside Ray on the resolved config (what verl's own runner does with its check)."""
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
+
+    from rlpr.training.task_runner import classic_task_runner_class
+
+    return classic_task_runner_class(RayPPOTrainer, functools.partial(check_config, name=name), name="RMR1TaskRunner")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, Node, OmegaConf
 
 # Free-form although verl's default lists a few keys, or absent from verl's YAML and read with .get(...):
 # ray_init is passed as ray.init(**ray_init) (verl/trainer/main_ppo.py: run_ppo); reward_kwargs is read by
@@ -120,6 +120,24 @@ def verl_reference(base: str, choices: Mapping[str, str | None] = {}) -> DictCon
             global_hydra.initialize(saved)
 
 
+def _default(reference: DictConfig, key: object) -> Node:
+    """``reference``'s node at ``key``, with an interpolation replaced by the node it resolves to in ``reference``.
+
+    verl's config holds interpolations where the resolved config holds sections (e.g. ``rollout.mtp`` is
+    ``${oc.select:actor_rollout_ref.model.mtp, null}``): the checks must give one answer whether the config they check
+    was resolved (verl's task runner resolves it, main_ppo_v0.py:168) or not (the entry points, before Ray).
+    """
+    node = reference._get_node(key)
+    if node._is_interpolation():
+        try:
+            resolved = node._dereference_node()
+        except Exception:  # an interpolation verl's own default cannot resolve: compare with it unresolved
+            return node
+        if resolved is not None:
+            return resolved
+    return node
+
+
 def _nearest(key: str, candidates: Sequence[str], prefix: str) -> str:
     close = difflib.get_close_matches(key, list(candidates), n=1)
     return f"; did you mean {prefix}{close[0]}?" if close else ""
@@ -147,7 +165,7 @@ def unknown_keys(
         if key not in reference.keys():  # `in` alone treats a mandatory (???) value as absent
             problems.append(f"{path} (unknown key{_nearest(str(key), [str(k) for k in reference], prefix)})")
             continue
-        value, default = config._get_node(key), reference._get_node(key)
+        value, default = config._get_node(key), _default(reference, key)
         if isinstance(value, DictConfig) and not value._is_none():
             if isinstance(default, DictConfig) and not default._is_none():
                 if len(default) > 0:  # an empty dict in the default is a free-form field
@@ -176,7 +194,7 @@ def wrong_types(config: DictConfig, reference: DictConfig, prefix: str = "") -> 
     for key in config:
         if key not in reference.keys():
             continue
-        node, default = config._get_node(key), reference._get_node(key)
+        node, default = config._get_node(key), _default(reference, key)
         if isinstance(node, DictConfig) and isinstance(default, DictConfig):
             if not node._is_none() and not default._is_none():
                 problems += wrong_types(node, default, f"{prefix}{key}.")

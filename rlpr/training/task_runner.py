@@ -49,6 +49,18 @@ def classic_task_runner_class(
     from verl.trainer.main_ppo_v0 import BaseTaskRunner
 
     class _ClassicTaskRunner(BaseTaskRunner):
+        def prepare(self, config: DictConfig) -> type:
+            """What ``run`` does before any file or model is read, in verl's order (main_ppo_v0.py:166-183): resolve
+            the config in place, register the workers and resource pools, then ``check_config``. Returns the worker
+            group class. Kept apart so that a test runs exactly this on every shipped recipe."""
+            OmegaConf.resolve(config)
+            _, ray_worker_group_cls = self.add_actor_rollout_worker(config)
+            self.add_critic_worker(config)
+            self.add_reward_model_resource_pool(config)
+            self.add_teacher_model_resource_pool(config)
+            check_config(config)
+            return ray_worker_group_cls
+
         def run(self, config: DictConfig) -> None:
             from verl.trainer.ppo.utils import create_rl_dataset, create_rl_sampler
             from verl.utils.config import omega_conf_to_dataclass
@@ -56,13 +68,7 @@ def classic_task_runner_class(
 
             print(f"{name} hostname: {socket.gethostname()}, PID: {os.getpid()}")
             pprint(OmegaConf.to_container(config, resolve=True))
-            OmegaConf.resolve(config)
-
-            _, ray_worker_group_cls = self.add_actor_rollout_worker(config)
-            self.add_critic_worker(config)
-            self.add_reward_model_resource_pool(config)
-            self.add_teacher_model_resource_pool(config)
-            check_config(config)
+            ray_worker_group_cls = self.prepare(config)
 
             model_config = omega_conf_to_dataclass(config.actor_rollout_ref.model)
             tokenizer, processor = model_config.tokenizer, model_config.processor

@@ -161,7 +161,8 @@ def _rm_r1_main(argv: list[str], monkeypatch):
 
 def test_entry_point_checks_then_hands_over_to_verls_classic_trainer(monkeypatch, tmp_path):
     import verl.trainer.main_ppo
-    from verl.trainer.main_ppo_v0 import TaskRunner
+    from verl.trainer.main_ppo_v0 import BaseTaskRunner
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
     started = []
     monkeypatch.setattr(
@@ -177,7 +178,8 @@ def test_entry_point_checks_then_hands_over_to_verls_classic_trainer(monkeypatch
     assert started == []
     _rm_r1_main(["--config-name", "grpo_instruct_7b"], monkeypatch)
     ((config, runner),) = started
-    assert runner is TaskRunner  # verl's classic task runner (main_ppo_v0), not TaskRunnerV1
+    runner_cls = runner.__ray_actor_class__  # verl's classic task runner (main_ppo_v0), not TaskRunnerV1
+    assert issubclass(runner_cls, BaseTaskRunner) and runner_cls.trainer_cls is RayPPOTrainer
     assert config.data.train_files == str(tmp_path / "data" / "rm_r1" / "instruct" / "train.parquet")
     assert config.trainer.default_local_dir == str(tmp_path / "checkpoints" / "rm_r1" / "grpo_instruct_7b")
 
