@@ -9,6 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
+# The smallest tiny model vLLM's CPU attention runs (head size 32: vllm/v1/attention/backends/cpu_attn.py:64-66 lists
+# 32, 64, 80 and up): hidden 64 over 2 query heads and 1 key/value head.
+VLLM_TINY_MODEL = {"hidden_size": 64, "num_heads": 2, "num_kv_heads": 1}
 """What a complete model folder (model and tokenizer, as ``save_pretrained`` writes them) holds."""
 
 
@@ -41,9 +44,18 @@ def build_folder_atomically(
 
 
 def build_tiny_qwen2(
-    tokenizer, seed: int = 0, hidden_size: int = 64, num_layers: int = 2, initializer_range: float = 0.5
+    tokenizer,
+    seed: int = 0,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    initializer_range: float = 0.5,
+    num_heads: int = 4,
+    num_kv_heads: int = 2,
 ):
-    """A random Qwen2 causal LM sized to ``tokenizer``; a large initializer_range keeps its outputs far from uniform."""
+    """A random Qwen2 causal LM sized to ``tokenizer``; a large initializer_range keeps its outputs far from uniform.
+
+    The head size is ``hidden_size / num_heads`` (16 by default; vLLM's CPU attention needs at least 32:
+    ``VLLM_TINY_MODEL``)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -52,8 +64,8 @@ def build_tiny_qwen2(
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_kv_heads,
         max_position_embeddings=4096,
         initializer_range=initializer_range,
         tie_word_embeddings=True,

@@ -385,42 +385,23 @@ def _validation_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_smoke(
-    trainer,
-    *,
-    prog: str,
-    argv: Sequence[str],
-    output_dir: str | os.PathLike,
-    columns: Sequence[Column],
-    panels: dict[str, Sequence[Column]],
-) -> int:
-    """Fit a CPU smoke ``trainer`` (built by ``cpu_backend.build_cpu_trainer``) and report it.
-
-    Already complete (the latest checkpoint is at the last step): say so and how to go further, train nothing.
-    Otherwise: progress bars for generation, the per-step table of ``columns``, verl's full metrics appended to
-    ``<output_dir>/metrics.jsonl``, ``<output_dir>/metrics.png`` (``panels``) redrawn from the whole file, and a closing
-    summary (steps done, final validation, checkpoints, how to continue). Returns the exit status.
-    """
-    output_dir = Path(output_dir)
-    checkpoints = Path(trainer.config.trainer.default_local_dir)
-    total = int(trainer.total_training_steps)
-    done = latest_checkpoint_step(checkpoints) if trainer.config.trainer.resume_mode != "disable" else None
+def _already_complete(checkpoints: Path, total: int, resume_mode: str, prog: str, argv: Sequence[str]) -> int | None:
+    """The latest checkpointed step (None: none, or resuming is off); prints how to go further when it is ``total``."""
+    done = latest_checkpoint_step(checkpoints) if resume_mode != "disable" else None
     if done is not None and done >= total:
         print(
             f"The run is complete at step {done} of {total} (checkpoints in {checkpoints}).\n"
             f"To go further: {continue_command(prog, argv, 2 * total)}"
         )
-        return 0
-    if done:
+    elif done:
         print(f"Resuming from step {done} of {total} ({checkpoints / f'global_step_{done}'})")
+    return done
+
+
+def _summary(
+    metrics: MetricsFile, done: int | None, total: int, checkpoints: Path, output_dir: Path, prog: str, argv
+) -> list[str]:
     metrics_path, png_path = output_dir / "metrics.jsonl", output_dir / "metrics.png"
-    metrics = MetricsFile(metrics_path)
-    try:
-        with reporting_to(StepTable(columns), metrics), generation_progress(trainer.async_rollout_manager):
-            trainer.fit()
-    finally:
-        metrics.finish()
-    plot_curves(metrics_path, png_path, panels)
     last = metrics.last_step if metrics.last_step is not None else done or 0
     saved = sorted(p.name for p in checkpoints.glob("global_step_*")) if checkpoints.exists() else []
     lines = [f"\nDone: step {last} of {total}."]
@@ -432,8 +413,43 @@ def run_smoke(
         f"Metrics: {metrics_path} (every metric of every step); curves: {png_path}",
         f"To go further: {continue_command(prog, argv, 2 * total)}",
     ]
-    print("\n".join(lines))
+    return lines
+
+
+def run_smoke(
+    trainer,
+    *,
+    prog: str,
+    argv: Sequence[str],
+    output_dir: str | os.PathLike,
+    columns: Sequence[Column],
+    panels: dict[str, Sequence[Column]],
+) -> int:
+    """Fit a CPU smoke ``trainer`` (built by ``cpu_backend.build_cpu_trainer``) in this process and report it.
+
+    Already complete (the latest checkpoint is at the last step): say so and how to go further, train nothing.
+    Otherwise: progress bars for generation, the per-step table of ``columns``, verl's full metrics appended to
+    ``<output_dir>/metrics.jsonl``, ``<output_dir>/metrics.png`` (``panels``) redrawn from the whole file, and a closing
+    summary (steps done, final validation, checkpoints, how to continue). Returns the exit status.
+    """
+    output_dir = Path(output_dir)
+    checkpoints = Path(trainer.config.trainer.default_local_dir)
+    total = int(trainer.total_training_steps)
+    done = _already_complete(checkpoints, total, trainer.config.trainer.resume_mode, prog, argv)
+    if done is not None and done >= total:
+        return 0
+    metrics = MetricsFile(output_dir / "metrics.jsonl")
+    try:
+        with reporting_to(StepTable(columns), metrics), generation_progress(trainer.async_rollout_manager):
+            trainer.fit()
+    finally:
+        metrics.finish()
+    plot_curves(output_dir / "metrics.jsonl", output_dir / "metrics.png", panels)
+    print("\n".join(_summary(metrics, done, total, checkpoints, output_dir, prog, argv)))
     return 0
+
+
+BACKENDS = ("real", "inprocess")
 
 
 def smoke_command(
@@ -445,26 +461,65 @@ def smoke_command(
     default_output_dir: str,
     warm_steps: int,
     build_trainer: Callable[[Path, list[str], int], Any],
+    build_real: Callable[[Path, list[str], int, int], tuple[Any, type]],
     columns: Sequence[Column],
     panels: dict[str, Sequence[Column]],
+    witness: bool = True,
 ) -> int:
-    """The command line of a CPU smoke run: ``--output-dir``, ``--warm-steps`` and Hydra overrides of ``recipe`` (the
-    YAML file, named in the help). Builds the trainer with ``build_trainer(output_dir, overrides, warm_steps)`` and
-    runs it with ``run_smoke`` (``argv``: the arguments, ``sys.argv[1:]`` when None). Returns the exit status."""
+    """The command line of a CPU smoke run: ``--backend``, ``--gpus``, ``--output-dir``, ``--warm-steps`` and Hydra
+    overrides of ``recipe`` (the YAML file, named in the help). ``argv``: the arguments, ``sys.argv[1:]`` when None.
+
+    ``--backend real`` (the default): verl's own Ray + vLLM + FSDP2 path on this CPU
+    (``cpu_backend.real_stack.run_real_smoke`` with the config and task runner class of
+    ``build_real(output_dir, overrides, warm_steps, gpus)``). ``--backend inprocess``: the in-process backend
+    (``run_smoke`` of ``build_trainer(output_dir, overrides, warm_steps)``), in ``<output-dir>_inprocess`` by default.
+    Returns the exit status."""
     quiet_known_warnings(on_cpu=True)
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument(
-        "--output-dir", default=default_output_dir, help="data, models, checkpoints, metrics (default: %(default)s)"
+        "--backend",
+        choices=BACKENDS,
+        default="real",
+        help="real: verl's Ray + vLLM rollout + FSDP2 actor path on this CPU; inprocess: one process, HF generate() "
+        "in place of vLLM, no Ray (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gpus", type=int, default=1, help="logical GPUs of the local Ray cluster: actor ranks = vLLM replicas (real)"
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help=f"data, models, checkpoints, metrics (default: {default_output_dir}, {default_output_dir}_inprocess)",
     )
     parser.add_argument(
         "--warm-steps", type=int, default=warm_steps, help="supervised steps of the warm start (default: %(default)s)"
     )
     parser.add_argument("overrides", nargs="*", help=f"Hydra overrides of {recipe}")
     args = parser.parse_args(argv)
+    if args.gpus < 1:
+        parser.error(f"--gpus must be at least 1, got {args.gpus}")
     import torch
 
     torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
-    out_dir = Path(args.output_dir).resolve()
-    trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
+    suffix = "_inprocess" if args.backend == "inprocess" else ""
+    out_dir = Path(args.output_dir or default_output_dir + suffix).resolve()
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
+    if args.backend == "inprocess":
+        print("backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)")
+        trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
+        return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
+    from cpu_backend.real_stack import run_real_smoke, use_environment
+
+    use_environment()
+    config, runner = build_real(out_dir, list(args.overrides), args.warm_steps, args.gpus)
+    return run_real_smoke(
+        config,
+        runner,
+        prog=prog,
+        argv=argv,
+        output_dir=out_dir,
+        columns=columns,
+        panels=panels,
+        n_gpus=args.gpus,
+        witness=witness,
+    )

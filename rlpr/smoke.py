@@ -63,7 +63,7 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
 
     from cpu_backend import warm_start
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
-    from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
+    from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
 
     tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
     data = out_dir / "data" / "sample_train.parquet"
@@ -71,7 +71,9 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
         data.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(data, lambda tmp: pd.DataFrame(sample_training_rows()).to_parquet(tmp))
     base = out_dir / "models" / "tiny-random"
-    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed), MODEL_FILES)
+    build_folder_atomically(
+        base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed, **VLLM_TINY_MODEL), MODEL_FILES
+    )
     warm = warm_start(base, warm_model_dir(out_dir), tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
     return data, Path(warm), tokenizer
 
@@ -113,6 +115,41 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     return build_cpu_trainer(RLPRTrainer, config, tokenizer)
 
 
+# On the real path every step must train so that each one witnesses the weight sync: a step short of its 4 prompts
+# still trains on mini-batches of 2, with up to 4 generation rounds to fill it.
+REAL_SMOKE_OVERRIDES = ("actor_rollout_ref.actor.ppo_mini_batch_size=2", "rlpr.max_gen_rounds=4")
+
+
+def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1):
+    """The smoke recipe on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
+    absolute, and the task runner class ``rlpr.main`` trains with (the training rows are checked inside it)."""
+    from cpu_backend.real_stack import compose_real_config
+    from rlpr.main import check_config, rlpr_task_runner_class
+    from rlpr.reporting import step_progress
+    from rlpr.training import config_check
+    from rlpr.training.config_paths import recipe_config_dir
+
+    with step_progress(WARM_START_PROGRESS, warm_steps):
+        data, model, _ = prepare(out_dir, warm_steps)
+    config = compose_real_config(
+        recipe_config_dir("rlpr"),
+        SMOKE_RECIPE,
+        [
+            f"actor_rollout_ref.model.path={model}",
+            f"data.train_files={data}",
+            f"data.val_files={data}",
+            f"trainer.default_local_dir={out_dir / 'checkpoints'}",
+            "trainer.resume_mode=auto",
+            *REAL_SMOKE_OVERRIDES,
+            *overrides,
+        ],
+        n_gpus,
+    )
+    check_config(config)
+    config_check.resolve_paths(config)
+    return config, rlpr_task_runner_class()
+
+
 # The per-step table and the curves (rlpr.reporting): the metrics that matter for RLPR, by the trainer's names.
 TABLE = (
     Column("R", "rlpr/reward_mean"),
@@ -144,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         default_output_dir=DEFAULT_OUTPUT_DIR,
         warm_steps=WARM_STEPS,
         build_trainer=build_trainer,
+        build_real=build_real,
         columns=TABLE,
         panels=CURVES,
     )

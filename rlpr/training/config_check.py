@@ -19,6 +19,7 @@ into absolute ones (``~`` and ``$VARIABLES`` expanded, relative paths taken from
 from __future__ import annotations
 
 import difflib
+import importlib
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -138,6 +139,25 @@ def _default(reference: DictConfig, key: object) -> Node:
     return node
 
 
+def _dataclass_fields(section: DictConfig) -> list[str]:
+    """The field names of the dataclass a ``_target_`` section builds (verl's YAML omits some, e.g.
+    ``rollout.enable_sleep_mode``, verl/workers/config/rollout.py:268, which ``omega_conf_to_dataclass`` accepts).
+    A field typed as a free-form value (``dict``, ``Any``) takes any keys below it."""
+    import dataclasses
+
+    target = section.get("_target_") if "_target_" in section.keys() else None
+    if not isinstance(target, str):
+        return []
+    module, _, name = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return []
+    return (
+        [f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")] if dataclasses.is_dataclass(cls) else []
+    )
+
+
 def _nearest(key: str, candidates: Sequence[str], prefix: str) -> str:
     close = difflib.get_close_matches(key, list(candidates), n=1)
     return f"; did you mean {prefix}{close[0]}?" if close else ""
@@ -163,7 +183,11 @@ def unknown_keys(
                 problems += unknown_keys(child, schema, f"{key}.")
             continue
         if key not in reference.keys():  # `in` alone treats a mandatory (???) value as absent
-            problems.append(f"{path} (unknown key{_nearest(str(key), [str(k) for k in reference], prefix)})")
+            fields = _dataclass_fields(reference)
+            if str(key) in fields:  # a field of the section's dataclass that verl's YAML leaves out
+                continue
+            candidates = [str(k) for k in reference] + list(fields)
+            problems.append(f"{path} (unknown key{_nearest(str(key), candidates, prefix)})")
             continue
         value, default = config._get_node(key), _default(reference, key)
         if isinstance(value, DictConfig) and not value._is_none():

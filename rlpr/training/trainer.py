@@ -466,6 +466,10 @@ class RLPRTrainer(RayPPOTrainer):
             metrics.update({"actor/entropy": entropy.detach().item(), "perf/mfu/actor_infer": mfu})
             old_log_prob.batch.pop("entropys")
             batch = batch.union(old_log_prob)
+            if "rollout_log_probs" in batch.batch.keys():  # the rollout's own log-probs: verl's weight-sync witness
+                from verl.utils.debug.metrics import calculate_debug_metrics
+
+                metrics.update(calculate_debug_metrics(batch))  # as verl's fit does (ray_trainer.py:1611-1615)
         if self.use_reference_policy:  # only when a KL term is on
             with marked_timer("ref", timing_raw, color="olive"):
                 batch = batch.union(self._compute_ref_log_prob(batch))
@@ -585,7 +589,9 @@ class RLPRTrainer(RayPPOTrainer):
         self._load_checkpoint()
         start_metrics = {}
         if self.debias_cache is not None:  # the replicas still sleep (init_workers leaves them asleep)
+            started = time.perf_counter()
             start_metrics.update(self._prepare_initial_r_prime())
+            start_metrics["timing_s/rlpr_r_prime_initial"] = time.perf_counter() - started
         self.checkpoint_manager.update_weights(self.global_steps)
         if self.config.trainer.get("val_before_train", True) and self.global_steps == 0:
             start_metrics.update(self._validate())
@@ -609,27 +615,26 @@ class RLPRTrainer(RayPPOTrainer):
                 record = self._collect_step_batch(step, metrics, timing_raw)
                 batch = record.batch
                 is_last_step = is_last_step or record.exhausted
+                metrics["filter/skipped_update"] = float(batch is None)
                 if batch is None:
                     print(f"rlpr: step {step} kept no prompt group: no update this step")
-                    metrics["filter/skipped_update"] = 1.0
-                    self.checkpoint_manager.update_weights(self.global_steps)
                 else:
-                    metrics["filter/skipped_update"] = 0.0
                     batch = self._update(batch, metrics, timing_raw)
-                    # ESI: save before a capacity block expires (ray_trainer.py:1693-1711)
-                    esi_close_to_expiration = should_save_ckpt_esi(
-                        max_steps_duration=self.max_steps_duration,
-                        redundant_time=self.config.trainer.esi_redundant_time,
-                    )
-                    if self.config.trainer.save_freq > 0 and (
-                        is_last_step or step % self.config.trainer.save_freq == 0 or esi_close_to_expiration
-                    ):
-                        if esi_close_to_expiration:
-                            print("rlpr: saving a checkpoint: the ESI capacity block expires soon")
-                        with marked_timer("save_checkpoint", timing_raw, color="green"):
-                            self._save_checkpoint()
-                    with marked_timer("update_weights", timing_raw, color="red"):
-                        self.checkpoint_manager.update_weights(self.global_steps)
+                # ESI: save before a capacity block expires (ray_trainer.py:1693-1711). A step without an update is
+                # saved too: its filter state, overflow cache and data position moved on.
+                esi_close_to_expiration = should_save_ckpt_esi(
+                    max_steps_duration=self.max_steps_duration,
+                    redundant_time=self.config.trainer.esi_redundant_time,
+                )
+                if self.config.trainer.save_freq > 0 and (
+                    is_last_step or step % self.config.trainer.save_freq == 0 or esi_close_to_expiration
+                ):
+                    if esi_close_to_expiration:
+                        print("rlpr: saving a checkpoint: the ESI capacity block expires soon")
+                    with marked_timer("save_checkpoint", timing_raw, color="green"):
+                        self._save_checkpoint()
+                with marked_timer("update_weights", timing_raw, color="red"):
+                    self.checkpoint_manager.update_weights(self.global_steps)
             if self.config.trainer.test_freq > 0 and (is_last_step or step % self.config.trainer.test_freq == 0):
                 with marked_timer("testing", timing_raw, color="green"):
                     val_metrics = self._validate()
@@ -647,6 +652,8 @@ class RLPRTrainer(RayPPOTrainer):
                 metrics.update(compute_timing_metrics(batch=batch, timing_raw=timing_raw))
                 n_gpus = self.resource_pool_manager.get_n_gpus()
                 metrics.update(compute_throughout_metrics(batch=batch, timing_raw=timing_raw, n_gpus=n_gpus))
+            else:  # no update: the phases that ran (generation, scoring) still show where the step's time went
+                metrics.update({f"timing_s/{name}": seconds for name, seconds in timing_raw.items()})
             tracker.log(data=metrics, step=step)
             if self._rng_at_save is not None:  # continue from the RNG states the checkpoint holds
                 _set_rng_state(self._rng_at_save)
