@@ -222,15 +222,15 @@ def run_real_smoke(
         metrics.finish()
     if metrics.path.exists():
         plot_curves(metrics.path, output_dir / "metrics.png", panels)
-    lines = _summary(metrics, done, total, checkpoints, output_dir, prog, argv)
+    lines = []
     phases = phase_table(steps)
     if phases:
-        lines += ["Where each step's time went (also in the metrics file, timing_s/*):", *phases]
+        lines += ["\nWhere each step's time went (also in the metrics file, timing_s/*):", *phases]
     problems = witness_problems(steps) if witness and failure is None else []
     late = {s: m[WITNESS] for s, m in steps.items() if s > 1 and WITNESS in m}
     if witness and late:
         lines.append(f"weight-sync witness {WITNESS}: " + ", ".join(f"step {s}: {v:.2e}" for s, v in late.items()))
-    print("\n".join(lines))
+    print("\n".join(lines + _summary(metrics, done, total, checkpoints, output_dir, prog, argv)))
     if failure is not None:
         print(f"{prog}: the run stopped: {failure}", file=sys.stderr)
         return 1

@@ -26,7 +26,11 @@ versions than those they were read from (``PINNED``):
    layers/utils.py:543-590), so verl's in-place weight update (verl/workers/rollout/vllm_rollout/utils.py:405) has
    nothing to load into. Layers are marked ``skip_weight_relayout`` (vLLM 0.30's own switch for a plain
    ``F.linear`` on the unpacked weight, linear.py:207-211) before vLLM processes them.
-5. **No sleep mode.** vLLM refuses sleep mode on CPU (vllm/config/model.py:657) and verl enables it by default
+5. **The reference policy's offload.** verl's FSDP2 engine wraps a forward-only model (the reference) with
+   ``CPUOffloadPolicy(pin_memory=True)`` (verl/workers/engine/fsdp/transformer_impl.py:459-463); pinned memory needs
+   an accelerator (``Cannot access accelerator device when none is available``). On CPU the policy is built
+   unpinned: the parameters live in host memory either way.
+6. **No sleep mode.** vLLM refuses sleep mode on CPU (vllm/config/model.py:657) and verl enables it by default
    (verl/workers/config/rollout.py:268): :data:`REAL_STACK_OVERRIDES` turns it off, with the other settings this
    path needs.
 """
@@ -170,6 +174,22 @@ def _after_import(name: str, patch: Callable) -> None:
         sys.meta_path.insert(0, _AfterImport(name, patch))
 
 
+def _unpinned_offload(module) -> None:
+    policy = module.CPUOffloadPolicy
+    if getattr(policy, "_unpinned", False):
+        return
+
+    class UnpinnedCPUOffloadPolicy(policy):
+        """``CPUOffloadPolicy`` that never pins host memory (no accelerator to pin it for)."""
+
+        _unpinned = True
+
+        def __init__(self, pin_memory: bool = False) -> None:
+            super().__init__(pin_memory=False)
+
+    module.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
+
+
 def _ray_cpu_platform_class() -> type:
     from cpu_backend.engine_actor import CpuPlatform
 
@@ -204,8 +224,11 @@ def activate() -> None:
     if type(get_platform()).__name__ != platform_cls.__name__:
         set_platform(platform_cls())
 
+    import verl.workers.engine.fsdp.transformer_impl as fsdp_engine
     from verl.workers.engine import EngineRegistry
     from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    _unpinned_offload(fsdp_engine)
 
     try:
         EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")

@@ -74,17 +74,36 @@ def prepare_model(out_dir: Path, tokenizer, train_file: Path, warm_steps: int = 
     import pandas as pd
 
     from cpu_backend import warm_start
-    from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
+    from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
     from rlpr.reporting import step_progress
     from rlpr.smoke import WARM_START_PROGRESS
     from rm_r1.reward import VERDICT_TAGS
 
     base = out_dir / "models" / "tiny-random"
-    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed), MODEL_FILES)
+    build_folder_atomically(
+        base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed, **VLLM_TINY_MODEL), MODEL_FILES
+    )
     prompts = pd.read_parquet(train_file)["prompt"]
     examples = [(list(p), VERDICT_TAGS[side]) for p in prompts for side in ("A", "B")]
     with step_progress(WARM_START_PROGRESS, warm_steps):
         return Path(warm_start(base, out_dir / "models" / "tiny-warm", tokenizer, examples, warm_steps, 1e-2, seed))
+
+
+def _prepared_overrides(out_dir: Path, overrides: list[str], warm_steps: int, budget: int) -> list[str]:
+    """The sample data and the warm-started judge (both cached in ``out_dir``), as overrides of the smoke recipe."""
+    from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
+
+    tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
+    train, val = prepare_data(out_dir, tokenizer, budget)
+    model = prepare_model(out_dir, tokenizer, train, warm_steps)
+    return [
+        f"actor_rollout_ref.model.path={model}",
+        f"data.train_files={train}",
+        f"data.val_files={val}",
+        f"trainer.default_local_dir={out_dir / 'checkpoints'}",
+        "trainer.resume_mode=auto",
+        *overrides,
+    ]
 
 
 def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
@@ -101,22 +120,28 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     budget = int(
         compose_cpu_config(SMOKE_RECIPE, overrides=list(overrides), config_dir=config_dir).data.max_prompt_length
     )
-    tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
-    train, val = prepare_data(out_dir, tokenizer, budget)
-    model = prepare_model(out_dir, tokenizer, train, warm_steps)
     config = compose_cpu_config(
-        SMOKE_RECIPE,
-        overrides=[
-            f"actor_rollout_ref.model.path={model}",
-            f"data.train_files={train}",
-            f"data.val_files={val}",
-            f"trainer.default_local_dir={out_dir / 'checkpoints'}",
-            "trainer.resume_mode=auto",
-            *overrides,
-        ],
-        config_dir=config_dir,
+        SMOKE_RECIPE, overrides=_prepared_overrides(out_dir, overrides, warm_steps, budget), config_dir=config_dir
     )
-    return build_cpu_trainer(RayPPOTrainer, config, tokenizer)
+    return build_cpu_trainer(RayPPOTrainer, config, load_qwen25_tokenizer(SMALL_VOCAB))
+
+
+def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1):
+    """The smoke setting on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
+    absolute, and the task runner class ``rm_r1.main`` trains GRPO with."""
+    from cpu_backend.real_stack import compose_real_config
+    from rlpr.training import config_check
+    from rlpr.training.config_paths import recipe_config_dir
+    from rm_r1.main import check_config, grpo_task_runner_class
+
+    config_dir = recipe_config_dir("rm_r1")
+    budget = int(compose_real_config(config_dir, SMOKE_RECIPE, overrides, n_gpus).data.max_prompt_length)
+    config = compose_real_config(
+        config_dir, SMOKE_RECIPE, _prepared_overrides(out_dir, overrides, warm_steps, budget), n_gpus
+    )
+    check_config(config, name=SMOKE_RECIPE)
+    config_check.resolve_paths(config)
+    return config, grpo_task_runner_class(SMOKE_RECIPE)
 
 
 def preference_accuracy(metrics: dict[str, Any]) -> float | None:
@@ -151,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         default_output_dir=DEFAULT_OUTPUT_DIR,
         warm_steps=WARM_STEPS,
         build_trainer=build_trainer,
+        build_real=build_real,
         columns=TABLE,
         panels=CURVES,
     )

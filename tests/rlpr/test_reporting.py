@@ -169,7 +169,8 @@ def test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done(tmp_path
 
     monkeypatch.chdir(tmp_path)  # verl's file backend would write ./rlpr/smoke_cpu.jsonl here
     out = tmp_path / "smoke"
-    args = ["--output-dir", str(out), "--warm-steps", "3", "trainer.val_before_train=false", "trainer.save_freq=1",
+    args = ["--backend", "inprocess", "--output-dir", str(out), "--warm-steps", "3", "trainer.val_before_train=false",
+            "trainer.save_freq=1",
             "trainer.test_freq=2", "rlpr.filter.start_step=10"]  # fmt: skip
     assert smoke.main([*args, "trainer.total_training_steps=2"]) == 0
     printed, progress = capsys.readouterr()

@@ -130,7 +130,8 @@ def test_cpu_smoke_grpo_with_the_preference_reward(small_tokenizer, tmp_path, mo
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "smoke"
-    assert smoke.main(["--output-dir", str(out), "trainer.total_training_steps=2", "trainer.save_freq=-1",
+    assert smoke.main(["--backend", "inprocess", "--output-dir", str(out), "trainer.total_training_steps=2",
+                       "trainer.save_freq=-1",
                        f"trainer.validation_data_dir={tmp_path / 'val_dump'}"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     lines = [line.split() for line in printed.splitlines()]
