@@ -36,7 +36,7 @@ from typing import Any
 
 from rlpr.answer import FORMAT_MODES
 from rlpr.data.checks import read_rows
-from rlpr.evaluation.judge import LLMJudge
+from rlpr.evaluation.judge import VERDICT_RULES, LLMJudge
 from rlpr.evaluation.validation import (
     BENCHMARKS,
     DOMAINS,
@@ -386,7 +386,7 @@ def evaluate(
         "data": [str(p) for p in data],
         "sampling": asdict(sampling),
         "format": format_mode,
-        "judge": None if judge is None else {"base_url": judge.config.base_url, "model": judge.config.model},
+        "judge": None if judge is None else judge_settings(judge),
     }
     out = prepare_output_dir(output_dir, settings)
     samples_path = out / SAMPLES_FILE
@@ -439,7 +439,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--judge-concurrency", type=int, default=16)
     p.add_argument("--judge-timeout", type=float, default=60.0)
     p.add_argument("--judge-retries", type=int, default=2)
+    p.add_argument(
+        "--judge-verdict-rule",
+        default="official",
+        choices=VERDICT_RULES,
+        help="how the judge's boxed verdict is read: official (last single-letter box) or lenient",
+    )
     return p.parse_args(argv)
+
+
+def judge_settings(judge: LLMJudge) -> dict[str, Any]:
+    """What of the judge the stored samples depend on (part of settings.json)."""
+    cfg = judge.config
+    return {"base_url": cfg.base_url, "model": cfg.model, "protocol": cfg.protocol, "verdict_rule": cfg.verdict_rule}
 
 
 def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
@@ -456,6 +468,7 @@ def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
         judge_concurrency=args.judge_concurrency,
         judge_timeout=args.judge_timeout,
         judge_retries=args.judge_retries,
+        judge_verdict_rule=args.judge_verdict_rule,
     )
 
 

@@ -16,7 +16,8 @@ Grading by answer type (``extra_info["answer_type"]``, else the benchmark's defa
 
 When a judge is configured, responses that the rules reject are sent to it. Its protocol (``rlpr.evaluation.judge``)
 decides what it sees: ``paper`` (the default, the paper's official evaluation) sends the question, the reference and the
-FULL response for every answer type (a multiple-choice judge names the chosen letter); ``answer`` sends only the
+FULL response for every answer type (a multiple-choice judge, which never sees the reference, names the chosen
+letter and the code compares it); ``answer`` sends only the
 extracted answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
 endpoint (``judge_endpoints``).
 
@@ -487,6 +488,7 @@ def judge_from_kwargs(
     judge_retries: int = 2,
     judge_protocol: str = "paper",
     judge_max_tokens: int | None = None,
+    judge_verdict_rule: str = "official",
 ) -> LLMJudge | None:
     """An ``LLMJudge`` if ``judge_base_url`` is set (then ``judge_model`` is required), else None."""
     if not judge_base_url:
@@ -500,6 +502,7 @@ def judge_from_kwargs(
         retries=int(judge_retries),
         protocol=judge_protocol,
         max_tokens=None if judge_max_tokens is None else int(judge_max_tokens),
+        verdict_rule=judge_verdict_rule,
     )
     return LLMJudge(config)
 
@@ -554,6 +557,7 @@ async def compute_score(
     judge_sources: Sequence[str] | None = None,
     judge_protocol: str = "paper",
     judge_max_tokens: int | None = None,
+    judge_verdict_rule: str = "official",
     judge_endpoints: Mapping[str, Any] | None = None,
     unknown_source_answer_type: str | None = None,
     grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
@@ -568,9 +572,10 @@ async def compute_score(
     ``answer_type``; unset, such a source is an error) and the judge: ``judge_base_url`` (e.g.
     ``http://host:8000/v1``), ``judge_model``, ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds,
     ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.evaluation.judge``),
-    ``judge_max_tokens`` (default: the protocol's budget), ``judge_endpoints`` (per-benchmark ``base_url`` / ``model``
-    / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources`` (limits
-    the judge to those data sources).
+    ``judge_max_tokens`` (default: the protocol's budget), ``judge_verdict_rule`` (``official``, the default, or
+    ``lenient``: how a ``paper`` judge's boxed verdict is read), ``judge_endpoints`` (per-benchmark ``base_url`` /
+    ``model`` / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources``
+    (limits the judge to those data sources).
     """
     unknown = set(verl_kwargs) - VERL_CALL_KWARGS
     if unknown:
@@ -583,7 +588,15 @@ async def compute_score(
             data_source, judge_base_url, judge_model, judge_api_key, judge_endpoints
         )
         judge = judge_from_kwargs(
-            base_url, model, api_key, judge_concurrency, judge_timeout, judge_retries, judge_protocol, judge_max_tokens
+            base_url,
+            model,
+            api_key,
+            judge_concurrency,
+            judge_timeout,
+            judge_retries,
+            judge_protocol,
+            judge_max_tokens,
+            judge_verdict_rule,
         )
     grade = await grade_response(
         data_source,
