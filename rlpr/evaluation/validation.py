@@ -50,8 +50,8 @@ import select
 import subprocess
 import sys
 import threading
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -95,7 +95,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     )
 }
 _BENCHMARK_NAMES = {alias.lower(): b for b in BENCHMARKS.values() for alias in (b.name, *b.aliases)}
-_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)")
+_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)", re.IGNORECASE)
 
 
 def find_benchmark(data_source: str) -> Benchmark | None:
@@ -615,25 +615,39 @@ async def compute_score(
 # Avg@k
 
 
-def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix: str = "val") -> dict[str, float]:
+def avg_at_k_metrics(
+    data_sources: Sequence[str],
+    accs: Sequence[float],
+    prefix: str = "val",
+    question_ids: Sequence[Hashable] | None = None,
+) -> dict[str, float]:
     """Avg@k per data source and the paper's averages, as fractions in [0, 1].
 
     Keys: ``{prefix}/{benchmark}/avg@{k}`` for a source that names a benchmark (``find_benchmark``: the canonical
-    name, k from the source's ``_Avg<k>`` suffix, else the table's), ``{prefix}/{source}/acc`` for any other source,
-    and ``{prefix}/general/avg``, ``{prefix}/math/avg``, ``{prefix}/overall/avg``: unweighted means of the
-    per-benchmark Avg@k over the general-domain benchmarks (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified),
-    the math benchmarks (MATH-500, Minerva, AIME2024) and all of them. Sources outside the table are not in the
-    averages; an average is emitted only if at least one of its benchmarks is present. Two differently named sources
-    of one benchmark (say ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
+    name), ``{prefix}/{source}/acc`` for any other source, and ``{prefix}/general/avg``, ``{prefix}/math/avg``,
+    ``{prefix}/overall/avg``: unweighted means of the per-benchmark Avg@k over the general-domain benchmarks
+    (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified), the math benchmarks (MATH-500, Minerva, AIME2024) and
+    all of them. Avg@k is the mean accuracy over all samples of the source.
+
+    k: with ``question_ids`` (one per sample; the samples of one question share it), the number of samples each
+    question of the source has, the same for all of them (else an error naming the source); without, the source's
+    ``_Avg<k>`` suffix, else the benchmark table's k. Sources outside the table are not in the averages; an average is
+    emitted only if at least one of its benchmarks is present. Two differently named sources of one benchmark (say
+    ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
     """
     if len(data_sources) != len(accs):
         raise ValueError(f"data_sources ({len(data_sources)}) and accs ({len(accs)}) differ in length")
+    if question_ids is not None and len(question_ids) != len(accs):
+        raise ValueError(f"question_ids ({len(question_ids)}) and accs ({len(accs)}) differ in length")
     per_source: dict[str, list[float]] = defaultdict(list)
-    for source, acc in zip(data_sources, accs, strict=True):
+    questions: dict[str, Counter] = defaultdict(Counter)
+    for i, (source, acc) in enumerate(zip(data_sources, accs, strict=True)):
         acc = float(acc)
         if not math.isfinite(acc):
             raise ValueError(f"non-finite accuracy {acc} for data source {source!r}")
         per_source[str(source)].append(acc)
+        if question_ids is not None:
+            questions[str(source)][question_ids[i]] += 1
     metrics: dict[str, float] = {}
     by_domain: dict[str, list[float]] = defaultdict(list)
     seen: dict[str, str] = {}
@@ -649,7 +663,16 @@ def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix:
                 "validate one file per benchmark"
             )
         seen[bench.name] = source
-        metrics[f"{prefix}/{bench.name}/avg@{bench.k}"] = mean
+        k = bench.k
+        if question_ids is not None:
+            counts = set(questions[source].values())
+            if len(counts) != 1:
+                raise ValueError(
+                    f"data source {source!r}: its questions have different numbers of samples {sorted(counts)}; "
+                    "Avg@k needs the same k for every question"
+                )
+            k = counts.pop()
+        metrics[f"{prefix}/{bench.name}/avg@{k}"] = mean
         by_domain[bench.domain].append(mean)
         by_domain["overall"].append(mean)
     for group in (*DOMAINS, "overall"):

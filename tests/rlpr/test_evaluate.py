@@ -30,9 +30,10 @@ from rlpr.evaluate import (
 DATA = Path(__file__).parent / "data"
 
 
-def _rows():
-    math, _ = prepare_rows("MATH-500", load_source(str(DATA / "math500.jsonl")))  # 2 questions x k=2
-    mc, _ = prepare_rows("MMLU-Pro", load_source(str(DATA / "mmlu_pro.jsonl")))  # 2 questions x k=2
+def _rows(repeat=2):
+    """2 MATH-500 and 2 MMLU-Pro questions, each written ``repeat`` times (rows already repeated k = 2 times)."""
+    math, _ = prepare_rows("MATH-500", load_source(str(DATA / "math500.jsonl")), repeat=repeat)
+    mc, _ = prepare_rows("MMLU-Pro", load_source(str(DATA / "mmlu_pro.jsonl")), repeat=repeat)
     return math + mc
 
 
