@@ -1,10 +1,13 @@
 """Benchmark evaluation outside training: ``python -m rlpr.evaluate --model PATH --data FILE.parquet [...]``.
 
-Generates one response per row of each verl-format file (the files repeat each question k times, so one sample per
-row gives Avg@k), grades it exactly as training validation does (``rlpr.evaluation.validation.grade_response``,
+Generates k responses per row of each verl-format file, k read from the file's name (``<name>_Avg<k>``, any case; 1
+without that suffix) as the paper's trainer does (``--one-sample-per-row``: every row once, for files that already
+repeat each question k times; a ``_Avg<k>`` file whose rows repeat a question is refused otherwise), grades each
+exactly as training validation does (``rlpr.evaluation.validation.grade_response``,
 with the optional LLM judge), and writes to ``--output-dir``:
 
-* ``samples.jsonl``: one line per row (row position, data source, question index, sample, reference, response,
+* ``samples.jsonl``: one line per sample (sample position, data source, question id and index, sample number,
+  reference, response,
   extracted prediction, acc, format, has_answer, judge_used, judge_failed), appended and synced to disk after every
   generation batch;
 * ``settings.json``: what the samples depend on (model, data files, sampling, format, judge);
@@ -36,7 +39,7 @@ from typing import Any
 
 from rlpr.answer import FORMAT_MODES
 from rlpr.data.checks import read_rows
-from rlpr.evaluation.judge import LLMJudge
+from rlpr.evaluation.judge import VERDICT_RULES, LLMJudge
 from rlpr.evaluation.validation import (
     BENCHMARKS,
     DOMAINS,
@@ -74,10 +77,11 @@ class SamplingSettings:
             raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
 
 
-def load_eval_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
-    """The rows of the verl-format files, checked for the fields evaluation needs (the bad row is named)."""
-    rows: list[dict[str, Any]] = []
+def load_eval_files(paths: Sequence[str | Path]) -> list[list[dict[str, Any]]]:
+    """The rows of each verl-format file, checked for the fields evaluation needs (the bad row is named)."""
+    files: list[list[dict[str, Any]]] = []
     for path in paths:
+        rows = []
         for i, row in enumerate(read_rows(path)):
             where = f"{path} row {i}"
             if not isinstance(row.get("data_source"), str) or not row["data_source"]:
@@ -89,9 +93,36 @@ def load_eval_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
             if not isinstance(truth, str) or not truth.strip():
                 raise ValueError(f"{where}: reward_model.ground_truth must be a non-empty str")
             rows.append(row)
-    if not rows:
+        files.append(rows)
+    if not any(files):
         raise ValueError(f"no rows in {list(map(str, paths))}")
-    return rows
+    return files
+
+
+def load_eval_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The rows of all the files, in order (``load_eval_files``)."""
+    return [row for rows in load_eval_files(paths) for row in rows]
+
+
+def expand_samples(
+    paths: Sequence[str | Path], files: Sequence[Sequence[dict[str, Any]]], from_file_name: bool = True
+) -> list[dict[str, Any]]:
+    """The samples to generate: each row of ``files`` (the rows of each of ``paths``) k times in a row, k from its
+    file's name (``rlpr.training.val_samples.samples_per_row``) when ``from_file_name``, else once. Each sample is
+    the row with ``extra_info.sample`` set and ``question_id`` (the same for every copy of one question)."""
+    from rlpr.training.val_samples import check_not_repeated, question_id, samples_per_row
+
+    samples = []
+    for path, rows in zip(paths, files, strict=True):
+        ids = [question_id(r["data_source"], r["prompt"], r["reward_model"]["ground_truth"]) for r in rows]
+        k = samples_per_row(path) if from_file_name else 1
+        check_not_repeated(path, ids, k)
+        samples += [
+            {**row, "extra_info": {**(row.get("extra_info") or {}), "sample": s}, "question_id": qid}
+            for row, qid in zip(rows, ids, strict=True)
+            for s in range(k)
+        ]
+    return samples
 
 
 def render_prompts(tokenizer: Any, rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -200,6 +231,7 @@ def sample_records(
         records.append(
             {
                 "data_source": row["data_source"],
+                "question": row.get("question_id"),
                 "index": extra.get("index"),
                 "sample": extra.get("sample"),
                 "reference": row["reward_model"]["ground_truth"],
@@ -226,7 +258,13 @@ def missing_benchmarks(sources: Iterable[str]) -> dict[str, list[str]]:
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Avg@k metrics (prefix ``eval``), per-source sample counts, judge counts, and the paper benchmarks each
     reported average lacks (``missing_benchmarks``)."""
-    metrics = avg_at_k_metrics([r["data_source"] for r in records], [r["acc"] for r in records], METRIC_PREFIX)
+    ids = [r.get("question") for r in records]
+    metrics = avg_at_k_metrics(
+        [r["data_source"] for r in records],
+        [r["acc"] for r in records],
+        METRIC_PREFIX,
+        question_ids=ids if all(q is not None for q in ids) else None,
+    )
     samples = dict(Counter(r["data_source"] for r in records))
     return {
         "metrics": metrics,
@@ -245,8 +283,11 @@ def summary_table(summary: Mapping[str, Any]) -> str:
     lines = ["| data source | k | samples | Avg@k (%) |", "|---|---|---|---|"]
     for source in sorted(samples):
         bench = find_benchmark(source)
-        key = f"{METRIC_PREFIX}/{bench.name}/avg@{bench.k}" if bench else f"{METRIC_PREFIX}/{source}/acc"
-        lines.append(f"| {source} | {bench.k if bench else '-'} | {samples[source]} | {100 * metrics[key]:.1f} |")
+        key = f"{METRIC_PREFIX}/{source}/acc"
+        if bench is not None:
+            key = next(m for m in metrics if m.startswith(f"{METRIC_PREFIX}/{bench.name}/avg@"))
+        k = key.rsplit("@", 1)[1] if bench is not None else "-"
+        lines.append(f"| {source} | {k} | {samples[source]} | {100 * metrics[key]:.1f} |")
     notes = []
     for group, lacking in missing.items():
         label = f"**{group} average**"
@@ -375,18 +416,25 @@ def evaluate(
     batch_size: int = 8,
     tensor_parallel_size: int = 1,
     limit: int | None = None,
+    samples_from_file_name: bool = True,
 ) -> dict[str, Any]:
-    """Generate and grade every row not yet in ``samples.jsonl``, appending each batch as it is done, then write the
-    summary of all rows (see the module docstring) and return it."""
+    """Generate and grade every sample not yet in ``samples.jsonl``, appending each batch as it is done, then write
+    the summary of all samples (see the module docstring) and return it. ``limit`` keeps the first rows of the data
+    (before they are sampled k times)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    rows = load_eval_rows(data)[:limit]
+    files, left = [], limit
+    for rows_of_file in load_eval_files(data):
+        files.append(rows_of_file if left is None else rows_of_file[: max(left, 0)])
+        left = None if left is None else left - len(files[-1])
+    rows = expand_samples(data, files, samples_from_file_name)
     settings = {
         "model": model_path,
         "data": [str(p) for p in data],
         "sampling": asdict(sampling),
         "format": format_mode,
-        "judge": None if judge is None else {"base_url": judge.config.base_url, "model": judge.config.model},
+        "samples_per_row": "file name" if samples_from_file_name else 1,
+        "judge": None if judge is None else judge_settings(judge),
     }
     out = prepare_output_dir(output_dir, settings)
     samples_path = out / SAMPLES_FILE
@@ -433,13 +481,30 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=8, help="hf backend batch size")
     p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend")
     p.add_argument("--limit", type=int, help="only the first N rows (smoke runs)")
+    p.add_argument(
+        "--one-sample-per-row",
+        action="store_true",
+        help="generate every row once, whatever the file's _Avg<k> name (files that repeat each question k times)",
+    )
     p.add_argument("--judge-base-url", help="OpenAI-compatible API root, e.g. http://host:8000/v1")
     p.add_argument("--judge-model")
     p.add_argument("--judge-api-key-env", help="name of the environment variable holding the judge's API key")
     p.add_argument("--judge-concurrency", type=int, default=16)
     p.add_argument("--judge-timeout", type=float, default=60.0)
     p.add_argument("--judge-retries", type=int, default=2)
+    p.add_argument(
+        "--judge-verdict-rule",
+        default="official",
+        choices=VERDICT_RULES,
+        help="how the judge's boxed verdict is read: official (last single-letter box) or lenient",
+    )
     return p.parse_args(argv)
+
+
+def judge_settings(judge: LLMJudge) -> dict[str, Any]:
+    """What of the judge the stored samples depend on (part of settings.json)."""
+    cfg = judge.config
+    return {"base_url": cfg.base_url, "model": cfg.model, "protocol": cfg.protocol, "verdict_rule": cfg.verdict_rule}
 
 
 def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
@@ -456,6 +521,7 @@ def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
         judge_concurrency=args.judge_concurrency,
         judge_timeout=args.judge_timeout,
         judge_retries=args.judge_retries,
+        judge_verdict_rule=args.judge_verdict_rule,
     )
 
 
@@ -475,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         batch_size=args.batch_size,
         tensor_parallel_size=args.tensor_parallel_size,
         limit=args.limit,
+        samples_from_file_name=not args.one_sample_per_row,
     )
     print(summary_table(summary), end="")
 

@@ -24,13 +24,20 @@ from rlpr.evaluation.chat_client import ChatClient, ChatError
 BACKENDS = ("hf", "openai", "vllm")
 
 
+OFFICIAL_MAX_NEW_TOKENS = 50_000
+"""The generation budget of RM-R1's official evaluation (its one-command script passes ``max_tokens=50000`` to vLLM
+for every benchmark and both families). vLLM stops a generation at the model's context length first: 32,768 tokens
+for the Qwen2.5-Instruct judges, so their budget is the context left after the prompt; the DeepSeek-R1-Distill
+judges (131,072) get all 50,000."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding settings shared by all backends; temperature 0 means greedy."""
 
     temperature: float = 0.0
     top_p: float = 1.0
-    max_new_tokens: int = 8192
+    max_new_tokens: int = OFFICIAL_MAX_NEW_TOKENS
 
 
 @dataclass(frozen=True)
@@ -44,12 +51,14 @@ class JudgeRequest:
 @dataclass(frozen=True)
 class Completion:
     """The result of ``requests[index]``: the generated text, or None and the reason it failed (``permanent``: the
-    request itself was refused, so retrying it is pointless)."""
+    request itself was refused, so retrying it is pointless). ``truncated``: the generation stopped at its token
+    budget (or the model's context) instead of ending; None where the backend does not report it (openai)."""
 
     index: int
     text: str | None
     error: str | None = None
     permanent: bool = False
+    truncated: bool | None = None
 
 
 class JudgeBackend(Protocol):
@@ -113,8 +122,11 @@ class TransformersBackend:
                     eos_token_id=self.tokenizer.eos_token_id,
                     **options,
                 )
+            eos = self.tokenizer.eos_token_id
             for offset, row in enumerate(output[:, width:]):
-                yield Completion(start + offset, self.tokenizer.decode(row, skip_special_tokens=True))
+                ended = eos is not None and bool((row == eos).any())
+                text = self.tokenizer.decode(row, skip_special_tokens=True)
+                yield Completion(start + offset, text, truncated=not ended and len(row) >= sampling.max_new_tokens)
 
 
 class BackendError(RuntimeError):
@@ -207,4 +219,5 @@ class VLLMBackend:
                 for r in chunk
             ]
             for offset, output in enumerate(self.llm.generate(prompts, params, use_tqdm=False)):
-                yield Completion(start + offset, output.outputs[0].text)
+                first = output.outputs[0]
+                yield Completion(start + offset, first.text, truncated=first.finish_reason == "length")

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_r1.backends import BACKENDS, BackendError, JudgeBackend, Sampling
+from rm_r1.backends import BACKENDS, OFFICIAL_MAX_NEW_TOKENS, BackendError, JudgeBackend, Sampling
 from rm_r1.benchmarks import BENCHMARKS, Comparison, load_benchmark, replace_surrogates_in_pairs
 from rm_r1.best_of_n import BON_FILE, BON_STRATEGIES, Asker, BestOfN, bon_sets, pairwise_tally
 from rm_r1.evaluation.modes import MODES, make_mode
@@ -51,7 +51,7 @@ from rm_r1.evaluation.run import run_judge, run_meta
 from rm_r1.evaluation.score import check_scorable, score_judgements
 from rm_r1.evaluation.store import META_FILE, META_SETTINGS_FILE, RESULTS_FILE, check_settings, read_judgements
 from rm_r1.meta_rm import ClassifierMeta, GenerativeMeta, MetaScorer
-from rm_r1.prompts import FAMILIES
+from rm_r1.prompts import FAMILIES, LAYOUTS
 from rm_r1.reward import RULES, UNPARSABLE_CREDIT
 from rm_r1.scaling import ELO_METHODS, FAILURE_RULES, TIE_RULES
 
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", default="pairwise", choices=MODES, help="pairwise verdicts or pointwise GRM scores")
     p.add_argument("--prompt-file", help="own pairwise judge instructions (see rm_r1.prompts.load_prompt)")
     p.add_argument(
+        "--prompt-layout",
+        default="project",
+        choices=LAYOUTS,
+        help="the user turn's layout of the conversation and replies: this project's, or official (RM-R1's, which "
+        "the published checkpoints were trained and evaluated on)",
+    )
+    p.add_argument(
         "--verdict-rule",
         default="anywhere",
         choices=RULES,
@@ -111,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_ks, help="voting@k for each k, e.g. 1,2,4,8 (max(k) samples per pair)")
     p.add_argument("--temperature", type=float, help="default 0 (greedy), or 0.5 with --k")
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=8192)
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=OFFICIAL_MAX_NEW_TOKENS,
+        help=f"generation budget per judgement (default {OFFICIAL_MAX_NEW_TOKENS:,}, the official evaluation's for "
+        "both families; a judgement cut by it, or by the model's context, is counted in truncated_judgements)",
+    )
     p.add_argument("--tie", default="random", choices=TIE_RULES, help="pairwise voting ties: seeded coin, or wrong")
     p.add_argument("--failures", default="abstain", choices=FAILURE_RULES, help="unparsable samples in pairwise voting")
     p.add_argument("--limit", type=int, help="only the first N benchmark records (smoke runs)")
@@ -205,6 +218,7 @@ def _settings(args: argparse.Namespace, sampling: Sampling) -> dict[str, Any]:
         "prompt_family": args.prompt_family,
         "mode": args.mode,
         "prompt_file": args.prompt_file,
+        **({"prompt_layout": args.prompt_layout} if args.prompt_layout != "project" else {}),
         "seed": args.seed,
         "both_orders": args.both_orders,
         "sampling": dataclasses.asdict(sampling),
@@ -263,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("--meta-rm needs --k: meta-RM guided voting chooses among k sampled judgements")
     if args.bon_strategy and args.benchmark != "rmb":
         raise SystemExit("--bon-strategy scores RMB's best-of-N sets: it needs --benchmark rmb")
+    if args.prompt_layout != "project" and set(args.bon_strategy or ()) & {"knockout", "elo"}:
+        raise SystemExit("--prompt-layout official is not applied to the knockout and elo tournaments yet")
     if args.reasks < 0 or args.elo_permutations < 1:
         raise SystemExit(
             f"--reasks must be >= 0 and --elo-permutations >= 1, got {args.reasks}, {args.elo_permutations}"
@@ -275,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rule=args.verdict_rule,
             tie=args.tie,
             failures=args.failures,
+            layout=args.prompt_layout,
         )
     except ValueError as error:
         raise SystemExit(str(error)) from None
@@ -342,6 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
         "pairs": len(comparisons),
         "judgements": len(wanted),
+        "truncated_judgements": sum(record.get("truncated") is True for record in judgements.values()),
+        "truncation_unknown": sum(
+            "truncated" not in record and record["response"] is not None for record in judgements.values()
+        ),
         "surrogates_replaced": {
             "data": repaired_pairs,
             "replies": sum("surrogates_replaced" in record for record in judgements.values()),

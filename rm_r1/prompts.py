@@ -18,6 +18,10 @@ from pathlib import Path
 from rm_r1.reward import VERDICT_TAGS
 
 FAMILIES = ("instruct", "reasoning")
+LAYOUTS = ("project", "official")
+"""How the conversation and the two replies are laid out in the user turn (``render_comparison``): this project's
+headers, or the layout of RM-R1's official data and evaluation, which the published checkpoints were trained and
+evaluated on."""
 PROMPT_FILES: dict[str, Path] = {
     "instruct": Path(__file__).parent / "prompt_files" / "instruct_system.txt",
     "reasoning": Path(__file__).parent / "prompt_files" / "reasoning_user.txt",
@@ -107,17 +111,47 @@ def context_messages(conversation: str | list[dict]) -> list[dict[str, str]]:
     return messages
 
 
-def render_comparison(conversation: str | list[dict], reply_a: str, reply_b: str) -> str:
+def _official_comparison(context: list[dict[str, str]], reply_a: str, reply_b: str) -> str:
+    # RM-R1's official user turn: "[Client Question]" and "[The Start/End of Chatbot X's Response]" blocks; for a
+    # multi-turn context, one whole dialogue per chatbot between "[The Start/End of the Conversation between Chatbot X
+    # and the Client]", its turns on single-newline-separated "User: " / "Chatbot X: " lines
+    if len(context) == 1:
+        question = context[0]["content"]
+        blocks = [f"[Client Question]\n{question}"] + [
+            f"[The Start of Chatbot {side}'s Response]\n{reply}\n[The End of Chatbot {side}'s Response]"
+            for side, reply in (("A", reply_a), ("B", reply_b))
+        ]
+        return "\n\n".join(blocks)
+    blocks = []
+    for side, reply in (("A", reply_a), ("B", reply_b)):
+        chatbot = f"Chatbot {side}"
+        turns = context + [{"role": "assistant", "content": reply}]
+        lines = "\n".join(f"{SPEAKERS.get(m['role'], chatbot)}: {m['content']}" for m in turns)
+        between = f"the Conversation between {chatbot} and the Client"
+        blocks.append(f"[The Start of {between}]\n{lines}\n[The End of {between}]")
+    return "\n\n".join(blocks)
+
+
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown prompt layout {layout!r}; expected one of {LAYOUTS}")
+    return layout
+
+
+def render_comparison(conversation: str | list[dict], reply_a: str, reply_b: str, layout: str = "project") -> str:
     """The text showing the judge the conversation and both replies.
 
-    Single-turn (the context is one user message): the question, then each reply. Multi-turn: the whole dialogue once
-    per side, with "User:" / "System:" lines and the assistant turns, the compared reply last, spoken by "Chatbot A"
-    (resp. "Chatbot B").
+    ``layout`` ``project``: single-turn (the context is one user message): the question, then each reply, under this
+    project's headers. Multi-turn: the whole dialogue once per side, with "User:" / "System:" lines and the assistant
+    turns, the compared reply last, spoken by "Chatbot A" (resp. "Chatbot B"). ``official``: the same content in the
+    layout of RM-R1's official data and evaluation (``LAYOUTS``).
     """
     for name, reply in (("reply_a", reply_a), ("reply_b", reply_b)):
         if not isinstance(reply, str):
             raise ValueError(f"{name} must be a str, got {type(reply).__name__}")
     context = context_messages(conversation)
+    if check_layout(layout) == "official":
+        return _official_comparison(context, reply_a, reply_b)
     if len(context) == 1:
         return (
             f"[Client question]\n{context[0]['content']}\n\n"
@@ -141,6 +175,7 @@ def build_judge_messages(
     reply_b: str,
     family: str = "instruct",
     prompt_file: str | os.PathLike | None = None,
+    layout: str = "project",
 ) -> list[dict[str, str]]:
     """The chat messages that ask the judge to compare ``reply_a`` (Chatbot A) with ``reply_b`` (Chatbot B).
 
@@ -149,10 +184,11 @@ def build_judge_messages(
     ``prompt_file``: your own instructions instead of the built-in ones (or a bundled variant's name), a UTF-8 text file
     in which ``{verdict_a}`` / ``{verdict_b}`` become the verdict tags; for ``instruct`` it is the system prompt, for
     ``reasoning`` the user message, which must hold ``{conversation}`` once (where the conversation and replies go).
-    See ``load_prompt``.
+    See ``load_prompt``. ``layout``: how the user turn lays out the conversation and replies (``render_comparison``);
+    ``official`` with a ``prompt_file`` holding the official instructions gives the official prompt of either family.
     """
     prompt = load_prompt(family, None if prompt_file is None else str(prompt_file))
-    comparison = render_comparison(conversation, reply_a, reply_b)
+    comparison = render_comparison(conversation, reply_a, reply_b, layout)
     if family == "instruct":
         return [{"role": "system", "content": prompt}, {"role": "user", "content": comparison}]
     return [{"role": "user", "content": prompt.replace(CONVERSATION_PLACEHOLDER, comparison)}]

@@ -54,7 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--config", help="hub dataset config (default: the dataset's usual one)")
     parser.add_argument("--split", help="hub split (default: the dataset's evaluation split)")
     parser.add_argument("--format", default="R1", choices=FORMAT_MODES, help="R1 (Qwen) or R1_nothink (Llama/Gemma)")
-    parser.add_argument("--repeat", type=int, help="copies per question (default: the benchmark's k; 1 for train)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        help="rows per question (default 1: validation samples k per row by the file's _Avg<k> name)",
+    )
     parser.add_argument("--max-questions", type=int, help="keep a seeded random subset of this many questions")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsets and of GPQA's option shuffle")
     parser.add_argument(

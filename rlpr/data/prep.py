@@ -2,9 +2,11 @@
 
 Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.data.prompts``),
 ``ability``, ``reward_model: {style: "rule", ground_truth}``, ``extra_info: {index, split, question, answer_type,
-sample}``. Benchmark questions are repeated k times in a row (k of the paper's Avg@k,
-``rlpr.evaluation.validation.BENCHMARKS``) and ``data_source`` is the benchmark's name there, so validation reports
-Avg@k under that name.
+sample}``. A benchmark file holds one row per question, as the paper's files do, and is named ``<name>_Avg<k>``
+(k of the paper's Avg@k, ``rlpr.evaluation.validation.BENCHMARKS``): validation and ``rlpr.evaluate`` sample k
+responses per row from that name (``rlpr.training.val_samples``). ``data_source`` is the benchmark's name, so
+validation reports Avg@k under that name. ``repeat`` writes each question that many times instead (the project's
+earlier files; validate those with ``rlpr.val_samples_from_file_name=false``).
 
 Columns read (the datasets' public column names; ``a | b`` means the first of them that the file has):
 
@@ -281,14 +283,13 @@ def prepare_rows(
 ) -> tuple[list[dict[str, Any]], PrepReport]:
     """verl rows for ``dataset`` (``train`` or a benchmark name) from its raw ``rows``, and the report.
 
-    ``repeat`` defaults to the benchmark's k (1 for ``train``); ``max_questions`` keeps a random subset of that many
-    questions (seeded by ``seed``, original order kept); without it a dataset with a paper subset (MMLU-Pro: 1,000)
-    gets that subset unless ``full``. ``variant``: see ``dataset_spec``.
+    ``repeat``: rows per question (default 1; the k samples of Avg@k are drawn at validation); ``max_questions``
+    keeps a random subset of that many questions (seeded by ``seed``, original order kept); without it a dataset
+    with a paper subset (MMLU-Pro: 1,000) gets that subset unless ``full``. ``variant``: see ``dataset_spec``.
     """
     spec = dataset_spec(dataset, variant)
     check_mode(fmt)
-    bench = BENCHMARKS.get(dataset)
-    repeat = repeat if repeat is not None else (bench.k if bench else 1)
+    repeat = repeat if repeat is not None else 1
     if not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat must be a positive int, got {repeat!r}")
     dropped: Counter[str] = Counter()

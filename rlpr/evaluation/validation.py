@@ -16,7 +16,8 @@ Grading by answer type (``extra_info["answer_type"]``, else the benchmark's defa
 
 When a judge is configured, responses that the rules reject are sent to it. Its protocol (``rlpr.evaluation.judge``)
 decides what it sees: ``paper`` (the default, the paper's official evaluation) sends the question, the reference and the
-FULL response for every answer type (a multiple-choice judge names the chosen letter); ``answer`` sends only the
+FULL response for every answer type (a multiple-choice judge, which never sees the reference, names the chosen
+letter and the code compares it); ``answer`` sends only the
 extracted answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
 endpoint (``judge_endpoints``).
 
@@ -49,8 +50,8 @@ import select
 import subprocess
 import sys
 import threading
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -94,7 +95,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     )
 }
 _BENCHMARK_NAMES = {alias.lower(): b for b in BENCHMARKS.values() for alias in (b.name, *b.aliases)}
-_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)")
+_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)", re.IGNORECASE)
 
 
 def find_benchmark(data_source: str) -> Benchmark | None:
@@ -487,6 +488,7 @@ def judge_from_kwargs(
     judge_retries: int = 2,
     judge_protocol: str = "paper",
     judge_max_tokens: int | None = None,
+    judge_verdict_rule: str = "official",
 ) -> LLMJudge | None:
     """An ``LLMJudge`` if ``judge_base_url`` is set (then ``judge_model`` is required), else None."""
     if not judge_base_url:
@@ -500,6 +502,7 @@ def judge_from_kwargs(
         retries=int(judge_retries),
         protocol=judge_protocol,
         max_tokens=None if judge_max_tokens is None else int(judge_max_tokens),
+        verdict_rule=judge_verdict_rule,
     )
     return LLMJudge(config)
 
@@ -554,6 +557,7 @@ async def compute_score(
     judge_sources: Sequence[str] | None = None,
     judge_protocol: str = "paper",
     judge_max_tokens: int | None = None,
+    judge_verdict_rule: str = "official",
     judge_endpoints: Mapping[str, Any] | None = None,
     unknown_source_answer_type: str | None = None,
     grade_timeout: float = DEFAULT_GRADE_TIMEOUT_S,
@@ -568,9 +572,10 @@ async def compute_score(
     ``answer_type``; unset, such a source is an error) and the judge: ``judge_base_url`` (e.g.
     ``http://host:8000/v1``), ``judge_model``, ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds,
     ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.evaluation.judge``),
-    ``judge_max_tokens`` (default: the protocol's budget), ``judge_endpoints`` (per-benchmark ``base_url`` / ``model``
-    / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources`` (limits
-    the judge to those data sources).
+    ``judge_max_tokens`` (default: the protocol's budget), ``judge_verdict_rule`` (``official``, the default, or
+    ``lenient``: how a ``paper`` judge's boxed verdict is read), ``judge_endpoints`` (per-benchmark ``base_url`` /
+    ``model`` / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources``
+    (limits the judge to those data sources).
     """
     unknown = set(verl_kwargs) - VERL_CALL_KWARGS
     if unknown:
@@ -583,7 +588,15 @@ async def compute_score(
             data_source, judge_base_url, judge_model, judge_api_key, judge_endpoints
         )
         judge = judge_from_kwargs(
-            base_url, model, api_key, judge_concurrency, judge_timeout, judge_retries, judge_protocol, judge_max_tokens
+            base_url,
+            model,
+            api_key,
+            judge_concurrency,
+            judge_timeout,
+            judge_retries,
+            judge_protocol,
+            judge_max_tokens,
+            judge_verdict_rule,
         )
     grade = await grade_response(
         data_source,
@@ -602,25 +615,39 @@ async def compute_score(
 # Avg@k
 
 
-def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix: str = "val") -> dict[str, float]:
+def avg_at_k_metrics(
+    data_sources: Sequence[str],
+    accs: Sequence[float],
+    prefix: str = "val",
+    question_ids: Sequence[Hashable] | None = None,
+) -> dict[str, float]:
     """Avg@k per data source and the paper's averages, as fractions in [0, 1].
 
     Keys: ``{prefix}/{benchmark}/avg@{k}`` for a source that names a benchmark (``find_benchmark``: the canonical
-    name, k from the source's ``_Avg<k>`` suffix, else the table's), ``{prefix}/{source}/acc`` for any other source,
-    and ``{prefix}/general/avg``, ``{prefix}/math/avg``, ``{prefix}/overall/avg``: unweighted means of the
-    per-benchmark Avg@k over the general-domain benchmarks (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified),
-    the math benchmarks (MATH-500, Minerva, AIME2024) and all of them. Sources outside the table are not in the
-    averages; an average is emitted only if at least one of its benchmarks is present. Two differently named sources
-    of one benchmark (say ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
+    name), ``{prefix}/{source}/acc`` for any other source, and ``{prefix}/general/avg``, ``{prefix}/math/avg``,
+    ``{prefix}/overall/avg``: unweighted means of the per-benchmark Avg@k over the general-domain benchmarks
+    (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified), the math benchmarks (MATH-500, Minerva, AIME2024) and
+    all of them. Avg@k is the mean accuracy over all samples of the source.
+
+    k: with ``question_ids`` (one per sample; the samples of one question share it), the number of samples each
+    question of the source has, the same for all of them (else an error naming the source); without, the source's
+    ``_Avg<k>`` suffix, else the benchmark table's k. Sources outside the table are not in the averages; an average is
+    emitted only if at least one of its benchmarks is present. Two differently named sources of one benchmark (say
+    ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
     """
     if len(data_sources) != len(accs):
         raise ValueError(f"data_sources ({len(data_sources)}) and accs ({len(accs)}) differ in length")
+    if question_ids is not None and len(question_ids) != len(accs):
+        raise ValueError(f"question_ids ({len(question_ids)}) and accs ({len(accs)}) differ in length")
     per_source: dict[str, list[float]] = defaultdict(list)
-    for source, acc in zip(data_sources, accs, strict=True):
+    questions: dict[str, Counter] = defaultdict(Counter)
+    for i, (source, acc) in enumerate(zip(data_sources, accs, strict=True)):
         acc = float(acc)
         if not math.isfinite(acc):
             raise ValueError(f"non-finite accuracy {acc} for data source {source!r}")
         per_source[str(source)].append(acc)
+        if question_ids is not None:
+            questions[str(source)][question_ids[i]] += 1
     metrics: dict[str, float] = {}
     by_domain: dict[str, list[float]] = defaultdict(list)
     seen: dict[str, str] = {}
@@ -636,7 +663,16 @@ def avg_at_k_metrics(data_sources: Sequence[str], accs: Sequence[float], prefix:
                 "validate one file per benchmark"
             )
         seen[bench.name] = source
-        metrics[f"{prefix}/{bench.name}/avg@{bench.k}"] = mean
+        k = bench.k
+        if question_ids is not None:
+            counts = set(questions[source].values())
+            if len(counts) != 1:
+                raise ValueError(
+                    f"data source {source!r}: its questions have different numbers of samples {sorted(counts)}; "
+                    "Avg@k needs the same k for every question"
+                )
+            k = counts.pop()
+        metrics[f"{prefix}/{bench.name}/avg@{k}"] = mean
         by_domain[bench.domain].append(mean)
         by_domain["overall"].append(mean)
     for group in (*DOMAINS, "overall"):

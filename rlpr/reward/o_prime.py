@@ -44,12 +44,18 @@ def answer_byte(raw: bytes, mode: str) -> int | None:
 
 @dataclass
 class ParsedResponse:
-    """A response cut for o': ``keep`` sampled response tokens, then ``tail`` (None when the response is invalid)."""
+    """A response cut for o': ``keep`` sampled response tokens, then ``tail`` (None when the response is invalid).
+
+    ``text`` is the response without its trailing special tokens (what validity and the format reward read);
+    ``plain`` is the response without any special token, wherever it stands, as ``decode(...,
+    skip_special_tokens=True)`` gives it (what the official repetition penalty reads).
+    """
 
     text: str
     keep: int
     tail: str | None
     ref_span: tuple[int, int] | None
+    plain: str = ""
 
 
 def parse_response(
@@ -66,9 +72,11 @@ def parse_response(
     ids = ids[:end]
     raw = tb.join(ids)
     text = raw.decode("utf-8", errors="replace")
+    inner = tb.skipped[ids]
+    plain = tb.join(ids[~inner]).decode("utf-8", errors="replace") if inner.any() else text
     tag_byte = answer_byte(raw, mode)
     if tag_byte is None:
-        return ParsedResponse(text, 0, None, None)
+        return ParsedResponse(text, 0, None, None, plain)
     # the token holding the tag's first byte (the last token that starts at or before it): walk back from the end,
     # since the answer is usually short; an answer longer than _SUFFIX_TOKENS tokens takes one cumulative sum instead
     n, table = len(ids), tb.table
@@ -91,7 +99,7 @@ def parse_response(
     after = raw[tag_byte + len(_ANSWER_OPEN_BYTES) :].decode("utf-8", errors="ignore")
     head = prefix + ANSWER_OPEN + whitespace_after_answer_tag(after)
     tail = head + reference + " " + ANSWER_CLOSE + eos_token
-    return ParsedResponse(text, k, tail, (len(head), len(head) + len(reference)))
+    return ParsedResponse(text, k, tail, (len(head), len(head) + len(reference)), plain)
 
 
 def debias_tail(reference: str, eos_token: str, tagged: bool = False) -> tuple[str, tuple[int, int]]:

@@ -41,6 +41,11 @@ class TokenBytes:
         self.array[:] = table
         self.lengths = np.fromiter((len(b) for b in table), dtype=np.int64, count=size)
         self.special_ids = frozenset(tokenizer.all_special_ids)
+        # what decode(..., skip_special_tokens=True) drops: every added token marked special (Qwen2.5: <|im_start|>,
+        # <|vision_start|>, ...; more than all_special_ids, which lists only the named ones)
+        skipped = {i for i, tok in tokenizer.added_tokens_decoder.items() if tok.special} | self.special_ids
+        self.skipped = np.zeros(size, dtype=bool)
+        self.skipped[[i for i in skipped if 0 <= i < size]] = True
 
     def join(self, ids: Sequence[int] | np.ndarray) -> bytes:
         return b"".join(self.array[np.asarray(ids, dtype=np.int64)].tolist())  # a list joins faster than an array

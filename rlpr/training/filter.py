@@ -1,14 +1,16 @@
 """The standard-deviation filter with an EMA threshold (docs/rlpr.md#std-filter), as an explicit state object.
 
 For each prompt group the trainer computes σ_g, the unbiased std of the final reward R over the group's n responses
-(``group_stds``), and keeps the group iff σ_g is finite and σ_g ≥ θ. The threshold follows the schedule below
+(``group_stds``), and keeps the group iff σ_g is finite and b·σ_g ≥ θ, where b is the group's source factor
+(``beta_per_source[data_source]``, 1 for a source not listed). The threshold follows the schedule below
 (E = ``ema_start_step``, S = ``start_step``, ρ = ``momentum``, m_t = mean of the finite σ over ALL candidate groups
 generated in step t, kept and dropped, over every generation round of that step):
 
 * steps < S: θ = 0, every group is kept; steps E..S-1 record m_t.
 * step S: ema = (m_E + ... + m_{S-1}) / (number of those steps that had a finite σ).
 * step t > S: ema ← ρ·ema + (1 - ρ)·m_{t-1}; a step without any finite σ leaves ema unchanged.
-* θ = β·ema, with β per data source when ``beta_per_source`` names the source.
+* θ = β·ema, the same for every group; the per-source factor b multiplies the group's std, as in the official code
+  (keep iff σ_g·b ≥ β·ema), and never enters m (the EMA follows the raw σ).
 
 All state lives in this object (never in the config) and round-trips through ``state_dict`` / ``load_state_dict``,
 so a run resumed after step k produces the same thresholds as an uninterrupted one.
@@ -31,7 +33,8 @@ def group_stds(rewards: Sequence[float], group_ids: Sequence[Hashable]) -> dict[
     """σ_g = sqrt(Σ_i (R_i - mean_g)² / (n_g - 1)), the unbiased std of the rewards of each group.
 
     ``rewards[i]`` belongs to group ``group_ids[i]``; the result maps each group id to its σ, in order of first
-    appearance. A group of one response has no unbiased std and gets NaN (the filter then drops it).
+    appearance. A group of one response has no unbiased std; it gets 1.0, the official code's convention (as verl's
+    GRPO advantage), so it is kept while θ ≤ 1 and counts in m like any other group.
     """
     if len(rewards) != len(group_ids):
         raise ValueError(f"rewards has {len(rewards)} entries but group_ids has {len(group_ids)}")
@@ -44,7 +47,7 @@ def group_stds(rewards: Sequence[float], group_ids: Sequence[Hashable]) -> dict[
     stds: dict[Hashable, float] = {}
     for gid, values in groups.items():
         if len(values) < 2:
-            stds[gid] = math.nan
+            stds[gid] = 1.0
             continue
         mean = math.fsum(values) / len(values)
         stds[gid] = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
@@ -79,7 +82,8 @@ class EmaStdFilter:
         ema_start_step: E, the first step whose mean σ enters the EMA.
         start_step: S, the first step that filters; E < S.
         momentum: ρ in ema ← ρ·ema + (1 - ρ)·m.
-        beta_per_source: β for particular ``data_source`` values; other sources use ``beta``.
+        beta_per_source: a factor b on the group std for particular ``data_source`` values (keep iff σ·b ≥ β·ema);
+            other sources use b = 1.
     """
 
     def __init__(
@@ -130,12 +134,15 @@ class EmaStdFilter:
         """Whether the current step filters (step ≥ start_step)."""
         return self._step is not None and self._step >= self.start_step
 
-    def threshold(self, data_source: str | None = None) -> float:
-        """θ for this step and data source: β(source)·ema once filtering is active and ema exists, else 0."""
+    def threshold(self) -> float:
+        """θ for this step: β·ema once filtering is active and ema exists, else 0."""
         if not self.active or self._ema is None:
             return 0.0
-        beta = self.beta_per_source.get(data_source, self.beta) if data_source is not None else self.beta
-        return beta * self._ema
+        return self.beta * self._ema
+
+    def source_factor(self, data_source: str | None) -> float:
+        """b of ``data_source``: its ``beta_per_source`` entry, 1 for a source not listed (or None)."""
+        return self.beta_per_source.get(data_source, 1.0) if data_source is not None else 1.0
 
     def begin_step(self, step: int) -> float:
         """Start training step ``step`` (strictly increasing); fold the previous step's m into the EMA; return θ."""
@@ -174,7 +181,7 @@ class EmaStdFilter:
                 self._step_count += 1
 
     def keep(self, group_stds: Sequence[float], data_sources: Sequence[str] | None = None) -> list[bool]:
-        """Keep-mask: σ_g finite and σ_g ≥ θ(source of g); before ``start_step`` every group is kept.
+        """Keep-mask: σ_g finite and σ_g·b(source of g) ≥ θ; before ``start_step`` every group is kept.
 
         ``data_sources[g]`` is group g's ``data_source`` (only needed with ``beta_per_source``).
         """
@@ -185,7 +192,11 @@ class EmaStdFilter:
         if not self.active:
             return [True] * len(group_stds)
         sources = data_sources if data_sources is not None else [None] * len(group_stds)
-        return [math.isfinite(float(s)) and float(s) >= self.threshold(src) for s, src in zip(group_stds, sources)]
+        theta = self.threshold()
+        return [
+            math.isfinite(float(s)) and float(s) * self.source_factor(src) >= theta
+            for s, src in zip(group_stds, sources)
+        ]
 
     def state_dict(self) -> dict[str, Any]:
         """The filter's state as plain Python values (for ``torch.save`` / JSON)."""

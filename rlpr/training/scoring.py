@@ -123,6 +123,7 @@ class ScoringBatch:
     references: list[str]  # per response: y* (stripped)
     prompt_row: dict = field(default_factory=dict)  # uid -> its debias row
     texts: list[str] = field(default_factory=list)  # decoded responses (special tokens at the end dropped)
+    plain_texts: list[str] = field(default_factory=list)  # decoded responses without any special token (for P)
     debias_overlength: list[str] = field(default_factory=list)  # uids whose debias row exceeded max_scoring_length
 
     @property
@@ -262,6 +263,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 
     status: list[str] = []
     texts: list[str] = []
+    plain_texts: list[str] = []
     kept: list[int] = []  # responses with an o' candidate
     keeps: list[int] = []  # their number of sampled response tokens kept
     tails: list[str] = []
@@ -269,6 +271,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     for i in range(n):
         parsed = parse_response(responses[i, : response_len[i]], tb, refs[i], config.format_mode, eos)
         texts.append(parsed.text)
+        plain_texts.append(parsed.plain)
         if parsed.tail is None:
             status.append("no_answer")
         elif not refs[i]:
@@ -332,6 +335,7 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
         references=refs,
         prompt_row=prompt_row,
         texts=texts,
+        plain_texts=plain_texts,
         debias_overlength=sorted(map(str, too_long_debias)),
     )
     if not selected:
@@ -381,11 +385,14 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
 # Rewards from log-probs
 
 
-def format_and_repetition(texts: Sequence[str], config: ScoringConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """F and P of every decoded response (docs/rlpr.md#final-reward)."""
+def format_and_repetition(
+    texts: Sequence[str], plain_texts: Sequence[str], config: ScoringConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """F of every decoded response (``texts``) and P of the same responses without any special token
+    (``plain_texts``), as the official code reads each (docs/rlpr.md#final-reward)."""
     f = [format_reward(t, config.format_mode) for t in texts]
     rep = config.repetition
-    p = [repetition_penalty(t, rep.window, rep.limit, rep.split_rule) for t in texts]
+    p = [repetition_penalty(t, rep.window, rep.limit, rep.split_rule) for t in plain_texts]
     return torch.tensor(f, dtype=torch.float64), torch.tensor(p, dtype=torch.float64)
 
 
@@ -446,7 +453,7 @@ def compute_rewards(
     if missing:
         raise KeyError(f"no r' for the prompts with uid {sorted(set(missing))}: no debias row, not cached")
     rp = torch.tensor([used.get(key, 0.0) for key in scoring.prompt_keys], dtype=torch.float64)
-    f, p = format_and_repetition(scoring.texts, config)
+    f, p = format_and_repetition(scoring.texts, scoring.plain_texts, config)
     r_hat, reward = final_rewards(
         r,
         rp,

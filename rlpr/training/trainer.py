@@ -500,13 +500,40 @@ class RLPRTrainer(RayPPOTrainer):
     # ------------------------------------------------------------------------------------------------------------
     # validation: verl's metrics plus Avg@k per source and the general / math / overall averages
 
+    def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler):
+        """verl's loaders, then the validation rows each k times (k from the file name; rlpr.training.val_samples)."""
+        super()._create_dataloader(train_dataset, val_dataset, collate_fn, train_sampler)
+        from torchdata.stateful_dataloader import StatefulDataLoader
+
+        from rlpr.training.val_samples import build_val_dataset
+
+        data = self.config.data
+        from_file_name = bool(self.config.rlpr.get("val_samples_from_file_name", True))
+        if from_file_name and int(self.config.actor_rollout_ref.rollout.val_kwargs.n) != 1:
+            raise ValueError(
+                "rlpr.val_samples_from_file_name samples k per question from each file's _Avg<k> name; set "
+                f"actor_rollout_ref.rollout.val_kwargs.n=1 (got {self.config.actor_rollout_ref.rollout.val_kwargs.n})"
+            )
+        files = list(data.val_files) if not isinstance(data.val_files, str) else [data.val_files]
+        self.val_dataset = build_val_dataset(self.val_dataset, files, data.get("prompt_key", "prompt"), from_file_name)
+        loader = self.val_dataloader
+        self.val_dataloader = StatefulDataLoader(
+            dataset=self.val_dataset,
+            batch_size=data.val_batch_size or len(self.val_dataset),
+            num_workers=loader.num_workers,
+            shuffle=data.get("validation_shuffle", True),
+            drop_last=False,
+            collate_fn=loader.collate_fn,
+        )
+
     def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns):
         metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
         accs = reward_extra_infos_dict.get("acc")
         if accs is not None and len(accs) == len(data_sources):
             from rlpr.evaluation.validation import avg_at_k_metrics
 
-            metrics.update(avg_at_k_metrics(list(map(str, data_sources)), [float(a) for a in accs]))
+            sources = list(map(str, data_sources))
+            metrics.update(avg_at_k_metrics(sources, [float(a) for a in accs], question_ids=list(sample_uids)))
         return metrics
 
     # ------------------------------------------------------------------------------------------------------------

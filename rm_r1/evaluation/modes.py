@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 
 from rm_r1.benchmarks import Comparison
 from rm_r1.pointwise import build_pointwise_messages, parse_scores, pointwise_voting
-from rm_r1.prompts import build_judge_messages
+from rm_r1.prompts import build_judge_messages, check_layout
 from rm_r1.reward import parse_verdict
 from rm_r1.scaling import unswap, voting
 
@@ -63,12 +63,15 @@ class Pairwise:
     rule: str = "anywhere"
     tie: str = "random"
     failures: str = "abstain"
+    layout: str = "project"
     key: ClassVar[str] = "pick"
     answer: ClassVar[str] = "verdict"
 
     def messages(self, comparison: Comparison, swap: bool) -> list[dict[str, str]]:
         a, b = shown(comparison, swap)
-        return build_judge_messages(comparison.conversation, a, b, family=self.family, prompt_file=self.prompt_file)
+        return build_judge_messages(
+            comparison.conversation, a, b, family=self.family, prompt_file=self.prompt_file, layout=self.layout
+        )
 
     def read(self, response: str | None, swap: bool) -> dict[str, Any]:
         return {"pick": None if response is None else unswap(parse_verdict(response, self.rule), swap)}
@@ -116,13 +119,16 @@ def make_mode(
     rule: str = "anywhere",
     tie: str = "random",
     failures: str = "abstain",
+    layout: str = "project",
 ) -> JudgeMode:
     """The mode ``name`` (one of ``MODES``). The pointwise judge has its own prompt and voting, so it takes only
     ``family``: a ``prompt_file`` is an error, the verdict and voting rules are not used."""
     if name == "pairwise":
-        return Pairwise(family, prompt_file, rule, tie, failures)
+        return Pairwise(family, prompt_file, rule, tie, failures, check_layout(layout))
     if name != "pointwise":
         raise ValueError(f"unknown judging mode {name!r}; expected one of {MODES}")
     if prompt_file:
         raise ValueError("--prompt-file replaces the pairwise judge prompt; pointwise mode has its own prompt")
+    if layout != "project":
+        raise ValueError("--prompt-layout lays out the pairwise judge prompt; pointwise mode has its own prompt")
     return Pointwise(family)

@@ -97,6 +97,14 @@ def summary_text(benchmark: str, summary: dict[str, Any], answer: str) -> str:
         f"replaced in {summary['surrogates_replaced']['data']} pairs and {summary['surrogates_replaced']['replies']} "
         "replies.\n"
     )
+    if "truncated_judgements" in summary:
+        unknown = summary.get("truncation_unknown", 0)
+        lines.append(
+            f"{summary['truncated_judgements']} judgements stopped at the generation budget or the model's context "
+            "before ending (read as they are)"
+            + (f"; {unknown} came from a backend that does not report it" if unknown else "")
+            + ".\n"
+        )
     return "\n".join(lines)
 
 

@@ -30,6 +30,8 @@ def judgement_record(job: Job, completion: Completion, mode: JudgeMode, rule: st
     record["response"] = text
     if text is None:
         record["error"] = replace_surrogates(str(completion.error))[0]
+    elif completion.truncated is not None:
+        record["truncated"] = completion.truncated
     if replaced:
         record["surrogates_replaced"] = replaced
     record["meta"] = meta

@@ -30,9 +30,10 @@ from rlpr.evaluate import (
 DATA = Path(__file__).parent / "data"
 
 
-def _rows():
-    math, _ = prepare_rows("MATH-500", load_source(str(DATA / "math500.jsonl")))  # 2 questions x k=2
-    mc, _ = prepare_rows("MMLU-Pro", load_source(str(DATA / "mmlu_pro.jsonl")))  # 2 questions x k=2
+def _rows(repeat=2):
+    """2 MATH-500 and 2 MMLU-Pro questions, each written ``repeat`` times (rows already repeated k = 2 times)."""
+    math, _ = prepare_rows("MATH-500", load_source(str(DATA / "math500.jsonl")), repeat=repeat)
+    mc, _ = prepare_rows("MMLU-Pro", load_source(str(DATA / "mmlu_pro.jsonl")), repeat=repeat)
     return math + mc
 
 
@@ -312,3 +313,32 @@ def test_an_unwritable_output_dir_fails_before_any_generation(tiny_model, tmp_pa
                 "2",
             ]
         )
+
+
+def test_k_samples_per_row_from_the_file_name(tiny_model, tmp_path):
+    """One row per question in a file named _avg2 (any case): two samples per row, each question's two samples share
+    its id, and the summary says avg@2; the same rows repeated in a _Avg2 file are refused."""
+    model_dir = str(tiny_model.name_or_path)
+    data = [write_rows(_rows(repeat=1), tmp_path / "bench_avg2.parquet")]
+    sampling = SamplingSettings(temperature=1.0, max_new_tokens=2, seed=1)
+    summary = evaluate(model_dir, data, tmp_path / "out", sampling=sampling, backend="hf", batch_size=4)
+    lines = _samples(tmp_path / "out")
+    assert len(lines) == 8 and [x["sample"] for x in lines] == [0, 1] * 4
+    assert [x["question"] for x in lines[::2]] == [x["question"] for x in lines[1::2]]
+    assert len({x["question"] for x in lines}) == 4
+    for source in ("MATH-500", "MMLU-Pro"):
+        accs = [x["acc"] for x in lines if x["data_source"] == source]
+        assert summary["metrics"][f"eval/{source}/avg@2"] == sum(accs) / 4
+    repeated = [write_rows(_rows(repeat=2), tmp_path / "bench_Avg2.parquet")]
+    with pytest.raises(ValueError, match="look repeated already"):
+        evaluate(model_dir, repeated, tmp_path / "refused", sampling=sampling, backend="hf")
+    once = evaluate(
+        model_dir,
+        repeated,
+        tmp_path / "once",
+        sampling=sampling,
+        backend="hf",
+        batch_size=4,
+        samples_from_file_name=False,
+    )
+    assert once["samples"] == {"MATH-500": 4, "MMLU-Pro": 4} and "eval/MATH-500/avg@2" in once["metrics"]

@@ -25,7 +25,7 @@ class FakeLLM:
     def generate(self, prompts, params, use_tqdm=True):
         self.calls.append((prompts, params))
         texts = [f"{len(p['prompt_token_ids'])} tokens" for p in prompts]
-        return [SimpleNamespace(outputs=[SimpleNamespace(text=text)]) for text in texts]
+        return [SimpleNamespace(outputs=[SimpleNamespace(text=text, finish_reason="stop")]) for text in texts]
 
 
 def test_vllm_backend_token_ids_seeds_and_chunks(small_tokenizer, monkeypatch):

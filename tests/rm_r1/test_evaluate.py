@@ -103,3 +103,12 @@ def test_unknown_bon_strategy_is_a_usage_error(tmp_path, capsys):
         main(["--benchmark", "rmb", "--model", "m", "--prompt-family", "instruct", "--backend", "hf",
               "--output-dir", str(tmp_path), "--bon-strategy", "elo,swiss"])  # fmt: skip
     assert exit_info.value.code == 2 and "unknown best-of-N strategy ['swiss']" in capsys.readouterr().err
+
+
+def test_the_default_budget_is_the_official_evaluations_for_both_families():
+    """RM-R1's official evaluation script passes max_tokens=50000 to vLLM for every model it evaluates."""
+    from rm_r1.evaluate import build_parser
+
+    base = ["--benchmark", "rewardbench", "--model", "m", "--backend", "hf", "--output-dir", "o"]
+    for family in ("instruct", "reasoning"):
+        assert build_parser().parse_args([*base, "--prompt-family", family]).max_new_tokens == 50_000

@@ -54,4 +54,11 @@ def test_hf_backend_tiny_model_end_to_end(small_tokenizer, tmp_path):
                 do_sample=False,
                 pad_token_id=small_tokenizer.pad_token_id,
             )
-        assert small_tokenizer.decode(generated[0, ids.shape[1] :], skip_special_tokens=True) == record["response"]
+        new = generated[0, ids.shape[1] :]
+        assert small_tokenizer.decode(new, skip_special_tokens=True) == record["response"]
+        # cut by the budget: five new tokens and no end token among them
+        cut = len(new) == 5 and small_tokenizer.eos_token_id not in new.tolist()
+        assert record["truncated"] is cut
+    assert summary["truncated_judgements"] == sum(r["truncated"] for r in records)
+    assert summary["truncation_unknown"] == 0
+    assert "judgements stopped at the generation budget" in (out / "summary.md").read_text()

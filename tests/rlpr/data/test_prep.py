@@ -38,12 +38,11 @@ def test_every_benchmark_has_a_dataset_spec_and_a_fixture():
 
 
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
-def test_benchmark_rows_are_verl_rows_repeated_k_times(name):
+def test_benchmark_rows_are_verl_rows_one_per_question(name):
     rows, report = _prepare(name)
-    k = BENCHMARKS[name].k
-    assert report.rows_out == len(rows) == report.questions * k and report.repeat == k
+    assert report.rows_out == len(rows) == report.questions and report.repeat == 1
     assert report.rows_in == report.questions + sum(report.dropped.values())
-    for i, row in enumerate(rows):
+    for row in rows:
         assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
         assert row["data_source"] == name and row["ability"] == BENCHMARKS[name].domain
         assert row["reward_model"]["style"] == "rule" and row["reward_model"]["ground_truth"].strip()
@@ -51,7 +50,16 @@ def test_benchmark_rows_are_verl_rows_repeated_k_times(name):
             {"role": "system", "content": R1_SYSTEM_PROMPT},
             {"role": "user", "content": row["extra_info"]["question"]},
         ]
-        assert row["extra_info"]["sample"] == i % k
+        assert row["extra_info"]["sample"] == 0
+    assert len({json.dumps(r["prompt"]) for r in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("name", ["GPQA-diamond", "MATH-500"])
+def test_repeat_writes_k_copies_of_each_question(name):
+    k = BENCHMARKS[name].k
+    rows, report = _prepare(name, repeat=k)
+    assert report.rows_out == len(rows) == report.questions * k and report.repeat == k
+    assert [r["extra_info"]["sample"] for r in rows[:k]] == list(range(k))
     # the k copies of one question are identical apart from the sample number
     first = [dict(r, extra_info={**r["extra_info"], "sample": 0}) for r in rows[:k]]
     assert all(r == first[0] for r in first)

@@ -110,6 +110,7 @@ def test_parse_verdict_rejects_anything_else(reply):
         {"retries": -1},
         {"protocol": "yesno"},
         {"max_tokens": 0},
+        {"verdict_rule": "strict"},
     ],
 )
 def test_config_rejects_bad_values(kwargs):
@@ -271,8 +272,8 @@ def test_paper_protocol_unboxed_reply_is_a_counted_failure(server):
         ("\\boxed{none}", "B", True, False),
     ],
 )
-def test_parse_paper_verdict(reply, reference, multiple_choice, expected):
-    assert parse_paper_verdict(reply, reference, multiple_choice) is expected
+def test_parse_paper_verdict_lenient(reply, reference, multiple_choice, expected):
+    assert parse_paper_verdict(reply, reference, multiple_choice, "lenient") is expected
 
 
 @pytest.mark.parametrize(
@@ -280,8 +281,9 @@ def test_parse_paper_verdict(reply, reference, multiple_choice, expected):
     [("Y", False), ("\\boxed{maybe}", False), ("\\boxed{Y", False), ("\\boxed{BC}", True), ("B", True)],
 )
 def test_parse_paper_verdict_rejects_anything_else(reply, multiple_choice):
-    with pytest.raises(JudgeError, match="boxed"):
-        parse_paper_verdict(reply, "B", multiple_choice)
+    for rule in ("official", "lenient"):
+        with pytest.raises(JudgeError, match="boxed"):
+            parse_paper_verdict(reply, "B", multiple_choice, rule)
 
 
 def test_per_benchmark_judge_endpoints(server, openai_server):

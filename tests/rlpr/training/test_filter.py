@@ -93,13 +93,13 @@ def test_mean_enters_the_ema_from_all_candidates_kept_and_dropped():
     assert f.begin_step(5) == pytest.approx(1.5 * 0.6, abs=1e-15)
 
 
-def test_beta_per_source_scales_theta_per_group():
-    f = make_filter(beta_per_source={"math": 1.0})
+def test_beta_per_source_multiplies_the_group_std_not_beta():
+    f = make_filter(beta_per_source={"math": 2.0})
     run_steps(f, [1, 2, 3])
-    f.begin_step(4)  # ema 0.5: theta 0.25 by default, 0.5 for "math"
-    assert f.threshold("math") == 0.5
-    assert f.threshold("web") == 0.25
-    assert f.keep([0.4, 0.4, 0.5], ["math", "web", "math"]) == [False, True, True]
+    assert f.begin_step(4) == 0.25  # ema 0.5, theta = 0.5 * 0.5 for every source
+    assert (f.source_factor("math"), f.source_factor("web"), f.source_factor(None)) == (2.0, 1.0, 1.0)
+    # math keeps iff 2 * std >= 0.25; web iff std >= 0.25
+    assert f.keep([0.125, 0.125, 0.25, 0.1], ["math", "web", "web", "math"]) == [True, False, True, False]
 
 
 def test_steps_without_any_finite_std_before_start_leave_no_ema_then_start_from_first_mean():
@@ -134,12 +134,13 @@ def test_restart_reproduces_the_uninterrupted_theta_sequence(restart_after):
 
 
 def test_group_stds_unbiased_per_group_in_first_appearance_order():
-    # a: 1, 3, 5 -> mean 3, squares 4 + 0 + 4 = 8, / (3 - 1) = 4, std 2. b: 0.5, 0.5 -> 0. c: one response -> NaN.
+    # a: 1, 3, 5 -> mean 3, squares 4 + 0 + 4 = 8, / (3 - 1) = 4, std 2. b: 0.5, 0.5 -> 0. c: one response -> 1.0
+    # (the official convention).
     stds = group_stds([1.0, 0.5, 3.0, 0.5, 7.0, 5.0], ["a", "b", "a", "b", "c", "a"])
     assert list(stds) == ["a", "b", "c"]
     assert stds["a"] == 2.0
     assert stds["b"] == 0.0
-    assert math.isnan(stds["c"])
+    assert stds["c"] == 1.0
 
 
 def test_group_stds_accepts_tensors():

@@ -189,6 +189,7 @@ class _FakeTokenBytes:
         self.table = table
         self.lengths = np.array([len(b) for b in table], dtype=np.int64)
         self.special_ids = frozenset()
+        self.skipped = np.zeros(len(table), dtype=bool)
 
     def join(self, ids):
         return b"".join(self.table[i] for i in ids)
