@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -25,9 +26,24 @@ def policy_side(body: dict) -> str:
 
 
 def score(server, response: str = POLICY, index: int = 0, **kwargs) -> dict:
+    """compute_score's numbers (its detail string is read by ``detail``)."""
+    return numbers(scored(server, response, index, **kwargs))
+
+
+def scored(server, response: str = POLICY, index: int = 0, info: dict | None = None, **kwargs) -> dict:
     kwargs.setdefault("base_url", server.base_url)
     kwargs.setdefault("model", "judge")
-    return asyncio.run(jr.compute_score("src", response, REFERENCE, {"index": index, jr.CONTEXT_KEY: "Q?"}, **kwargs))
+    info = {"index": index, jr.CONTEXT_KEY: "Q?"} if info is None else info
+    return asyncio.run(jr.compute_score("src", response, REFERENCE, info, **kwargs))
+
+
+def numbers(result: dict) -> dict:
+    assert isinstance(result[jr.DETAIL_KEY], str)
+    return {key: value for key, value in result.items() if key != jr.DETAIL_KEY}
+
+
+def detail(result: dict) -> dict:
+    return json.loads(result[jr.DETAIL_KEY])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -79,6 +95,7 @@ def test_pairwise_both_orders_cancels_a_position_biased_judge(openai_server):
         "judge_agreement": 0.5,
         "judge_truncated": 0.0,
         "judge_neutral": 0.0,
+        "judge_cache_hits": 0.0,
     }
     assert sorted(policy_side(b) for b in server.bodies) == ["A", "A", "B", "B"]
     assert server.paths == ["/v1/chat/completions"] * 4 and {b["model"] for b in server.bodies} == {"judge"}
@@ -122,6 +139,7 @@ def test_failures_are_counted_and_get_the_neutral_reward(openai_server):
         "judge_agreement": 0.0,
         "judge_truncated": 0.0,
         "judge_neutral": 1.0,
+        "judge_cache_hits": 0.0,
     }
 
     server = openai_server(lambda body: 400)  # refused: not retried
@@ -171,11 +189,11 @@ def test_pointwise_scores_the_single_reply(openai_server):
 def test_every_sample_returns_the_same_keys(openai_server):
     server = openai_server(lambda body: VERDICT_TAGS["A"] if "ok" in user_text(body) else 500)
     results = [
-        score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
+        scored(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
         for r in ("ok", "fails", "ok" + "x" * 40)
     ]
     keys = {tuple(r) for r in results}
-    assert keys == {("score", *jr.EXTRA_KEYS)}
+    assert keys == {("score", *jr.EXTRA_KEYS, jr.DETAIL_KEY)}
     assert [r["judge_failed"] for r in results] == [0.0, 1.0, 0.0]
     assert [r["judge_truncated"] for r in results] == [0.0, 0.0, 1.0]
 
