@@ -28,6 +28,7 @@ reward worker's samples share it); ``complete`` without one opens a pool per cal
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import ssl
@@ -114,6 +115,23 @@ _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[ChatClient, ai
 
 
 _KEEPERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+
+
+@atexit.register
+def _close_pools_at_exit() -> None:
+    """Close the pools of loops still open at exit (a Ray actor's or a thread's loop that never shuts down), which
+    aiohttp would otherwise report as unclosed."""
+    for loop, pools in list(_POOLS.items()):
+        for pool in list(pools.values()):
+            if pool.closed or loop.is_closed():
+                continue
+            try:
+                if loop.is_running():
+                    asyncio.run_coroutine_threadsafe(pool.close(), loop).result(timeout=2)
+                else:
+                    loop.run_until_complete(pool.close())
+            except Exception:  # noqa: BLE001 (best effort at exit)
+                pass
 
 
 async def _close_at_shutdown(pools: dict[ChatClient, aiohttp.ClientSession]) -> Any:
@@ -324,9 +342,8 @@ class ChatClient:
             problems.append(_FailedTry(f"{type(failed).__name__}: {why}", _transport_kind(failed)))
         else:
             return
-        logger.warning(
-            "chat completion try %d/%d at %s failed: %s", attempt + 1, self.retries + 1, self.url, problems[-1]
-        )
+        # INFO: a call that fails for good is the caller's to report (the judge reward: one line per kind and step)
+        logger.info("chat completion try %d/%d at %s failed: %s", attempt + 1, self.retries + 1, self.url, problems[-1])
 
     def _gave_up(self, problem: _FailedTry) -> ChatError:
         return ChatError(f"gave up after {self.retries + 1} attempts on {self.url}; last: {problem}", kind=problem.kind)
