@@ -96,9 +96,12 @@ def judge_failure(error: BaseException) -> BaseException | None:
 
     seen: BaseException | None = error
     while seen is not None:
+        cause = getattr(seen, "cause", None)  # Ray's RayTaskError: the actor's own exception
+        if isinstance(cause, JudgeFailure):
+            return cause
         if isinstance(seen, JudgeFailure):
             return seen
-        seen = getattr(seen, "cause", None) or seen.__cause__
+        seen = cause or seen.__cause__
     return None
 
 

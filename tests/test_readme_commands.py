@@ -56,6 +56,10 @@ CHECKS: list[tuple[str, str, str]] = [
      "tests/rlpr/test_reporting.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
     (r"^python -m rm_r1\.smoke( |$)",
      COVERED, "tests/rm_r1/test_rm_r1_smoke.py::test_cpu_smoke_grpo_with_the_preference_reward"),
+    (r"^python -m rm_r1\.judge_smoke .*--judge-url", COVERED,
+     "tests/rm_r1/test_judge_reward_smoke.py::test_judge_smoke_with_an_external_judge_keeps_its_api_key_secret"),
+    (r"^python -m rm_r1\.judge_smoke( |$)", COVERED,
+     "tests/rm_r1/test_judge_reward_smoke.py::test_cpu_smoke_grpo_with_a_served_judge_as_the_reward"),
     (r"^python -m pytest( |$)", NOT_HERE, "the test suite itself, of which this file is a part"),
     (r"^python -m \S+ (.* )?(--help|-h)$", RUN, "prints its options"),
     (r"^python -m (rlpr\.evaluate|rlpr\.score|rm_r1\.evaluate)( |$)", PARSE, "needs a real model (GPU, hub)"),
@@ -280,8 +284,8 @@ def test_covered_commands_name_tests_that_exist():
         if how == COVERED:
             file, _, name = detail.partition("::")
             source = (ROOT / file).read_text(encoding="utf-8")
-            module = command.words[2].split(".")[0]
-            assert f"def {name}(" in source and f"from {module} import smoke" in source, (command.where, detail)
+            package, _, module = command.words[2].rpartition(".")  # rlpr.smoke, rm_r1.judge_smoke, ...
+            assert f"def {name}(" in source and f"from {package} import {module}" in source, (command.where, detail)
 
 
 def test_pip_extras_exist():

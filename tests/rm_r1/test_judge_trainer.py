@@ -208,3 +208,67 @@ def test_entry_point_trains_the_judge_reward_trainer(monkeypatch, tmp_path):
     shipped = ray.cloudpickle.loads(ray.cloudpickle.dumps(runner_cls))  # how Ray sends it to the actor's process
     assert shipped.trainer_cls is JudgeRewardTrainer and shipped.__name__ == "JudgeRewardTaskRunner"
     assert config.trainer.default_local_dir.startswith(str(tmp_path))  # checked and resolved before Ray
+
+
+def _run_entry_point(monkeypatch, tmp_path, run_ppo, *overrides):
+    import verl.trainer.main_ppo
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rm_r1 import judge_main
+
+    monkeypatch.setattr(verl.trainer.main_ppo, "run_ppo", run_ppo)
+    monkeypatch.chdir(tmp_path)
+    argv = ["--config-name", "external_judge", "reward.custom_reward_function.reward_kwargs.base_url=http://j:8000/v1"]
+    monkeypatch.setattr(sys, "argv", ["rm_r1.judge_main", *argv, *overrides])
+    try:
+        judge_main.main()
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("wrapped_by_ray", [False, True])
+def test_entry_point_exits_non_zero_naming_a_failing_judge(monkeypatch, tmp_path, wrapped_by_ray):
+    from ray.exceptions import RayTaskError
+
+    def run_ppo(config, task_runner_class):
+        stop = JudgeFailure("stopping: the judge at http://j:8000/v1/chat/completions failed 100% of its calls")
+        if wrapped_by_ray:  # how ray.get hands the driver an actor's exception
+            raise RayTaskError("TaskRunner.run", "traceback", stop).as_instanceof_cause()
+        raise stop
+
+    with pytest.raises(SystemExit) as exit_:
+        _run_entry_point(monkeypatch, tmp_path, run_ppo)
+    assert "judge at http://j:8000/v1/chat/completions failed 100%" in str(exit_.value.code)
+
+
+def test_a_literal_api_key_is_refused_before_anything_starts(monkeypatch, tmp_path, capsys):
+    started = []
+    key = "+reward.custom_reward_function.reward_kwargs.api_key=sk-literal-secret"
+    with pytest.raises(SystemExit) as exit_:
+        _run_entry_point(monkeypatch, tmp_path, lambda config, task_runner_class: started.append(config), key)
+    assert "literal API key" in str(exit_.value.code) and "api_key_env" in str(exit_.value.code)
+    assert "sk-literal-secret" not in str(exit_.value.code) + capsys.readouterr().out and not started
+    monkeypatch.delenv("JUDGE_KEY_FOR_TEST", raising=False)
+    with pytest.raises(SystemExit, match="api_key_env=JUDGE_KEY_FOR_TEST: that environment variable is not set"):
+        env = "+reward.custom_reward_function.reward_kwargs.api_key_env=JUDGE_KEY_FOR_TEST"
+        _run_entry_point(monkeypatch, tmp_path, lambda config, task_runner_class: started.append(config), env)
+
+
+def test_the_api_key_reaches_the_ray_workers_and_is_never_printed(monkeypatch, tmp_path, capsys):
+    import ray
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    initialised = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: bool(initialised))
+    monkeypatch.setattr(ray, "init", lambda **kwargs: initialised.append(kwargs))
+    monkeypatch.setenv("JUDGE_KEY_FOR_TEST", "sk-env-secret")
+    configs = []
+    env = "+reward.custom_reward_function.reward_kwargs.api_key_env=JUDGE_KEY_FOR_TEST"
+    _run_entry_point(monkeypatch, tmp_path, lambda config, task_runner_class: configs.append(config), env)
+    ((kwargs,),) = [initialised]
+    assert kwargs["runtime_env"]["env_vars"]["JUDGE_KEY_FOR_TEST"] == "sk-env-secret"  # every worker's environment
+    verls = get_ppo_ray_runtime_env(configs[0])["env_vars"]
+    assert verls and verls.items() <= kwargs["runtime_env"]["env_vars"].items()  # verl's own variables kept
+    printed = capsys.readouterr().out
+    assert "ray init kwargs" in printed and "JUDGE_KEY_FOR_TEST': '***'" in printed and "sk-env-secret" not in printed
+    assert "sk-env-secret" not in str(configs[0])  # the config verl prints and logs holds the name only
