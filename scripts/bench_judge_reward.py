@@ -77,10 +77,11 @@ async def _score_all(n: int, concurrency: int, base_url: str, tag: str) -> float
     return n / seconds
 
 
-def measure(concurrency: int, base_url: str, delay: float) -> dict[str, float]:
-    """responses/s at ``concurrency`` (after a warm-up batch), the ideal and their ratio."""
+def measure(concurrency: int, base_url: str, delay: float, seconds: float = SECONDS_PER_LEVEL) -> dict[str, float]:
+    """responses/s at ``concurrency`` (after a warm-up batch, over about ``seconds`` at the ideal rate), the ideal
+    and their ratio."""
     ideal = concurrency / (CALLS_PER_RESPONSE * delay)
-    n = max(int(ideal * SECONDS_PER_LEVEL), 4 * concurrency)
+    n = max(int(ideal * seconds), 4 * concurrency)
 
     async def run() -> float:
         await _score_all(min(n, 2 * concurrency), concurrency, base_url, "warm-up")
