@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -38,7 +39,7 @@ from rm_r1.evaluation.store import append_judgement
 from rm_r1.pointwise import build_rating_messages, parse_scores
 from rm_r1.prompts import build_judge_messages
 from rm_r1.reward import parse_verdict
-from rm_r1.scaling import ELO_METHODS, averaged_elo, bradley_terry, knockout_tournament, sequential_elo
+from rm_r1.scaling import ELO_METHODS, bradley_terry, elo_runs, knockout_tournament, sequential_elo
 
 BON_STRATEGIES = ("pairwise", "knockout", "elo", "pointwise")
 BON_FILE = "bon_judgements.jsonl"
@@ -212,14 +213,27 @@ class BestOfN:
             tally.record(s, (order[result.winner],))
         return tally
 
-    def elo_ratings(self, n: int, games: Sequence[tuple[int, int, int]], group: str) -> list[float]:
+    def elo_top(self, n: int, games: Sequence[tuple[int, int, int]], group: str) -> tuple[int, ...]:
+        """The players at the top of the ratings of ``games`` (``top``, within ``RATING_TOLERANCE``). ``averaged``
+        ratings are means over game orders, so a player is also at the top when its mean is within three standard errors
+        of the difference from the best one's (a tie the number of orders cannot resolve)."""
         if self.elo_method == "sequential":
             order = sorted(games)  # the same games in any order give the same shuffled order
             random.Random(f"{self.seed}/{group}/elo").shuffle(order)
-            return sequential_elo(n, order)
-        if self.elo_method == "averaged":
-            return averaged_elo(n, games, random.Random(f"{self.seed}/{group}/elo"), self.permutations)
-        return bradley_terry(n, games)
+            return top(sequential_elo(n, order), RATING_TOLERANCE)
+        if self.elo_method == "bradley-terry":
+            return top(bradley_terry(n, games), RATING_TOLERANCE)
+        runs = elo_runs(n, games, random.Random(f"{self.seed}/{group}/elo"), self.permutations)
+        means = [sum(run[i] for run in runs) / len(runs) for i in range(n)]
+        variances = [
+            sum((run[i] - means[i]) ** 2 for run in runs) / max(len(runs) - 1, 1) / len(runs) for i in range(n)
+        ]
+        best = max(range(n), key=lambda i: means[i])
+        return tuple(
+            i
+            for i in range(n)
+            if means[best] - means[i] <= max(RATING_TOLERANCE, 3 * math.sqrt(variances[best] + variances[i]))
+        )
 
     def elo(self, sets: Sequence[BonSet]) -> Tally:
         tally = Tally(defaultdict(list))
@@ -230,8 +244,8 @@ class BestOfN:
             games = [(a, b, self.match(s, a, b, tally)) for a, b in pairings[s.group]]
             position = {index: p for p, index in enumerate(canonical_order(s.candidates))}
             canonical = [(position[a], position[b], position[w]) for a, b, w in games]
-            rated = self.elo_ratings(len(s.candidates), canonical, s.group)
-            tally.record(s, top([rated[position[i]] for i in range(len(s.candidates))], RATING_TOLERANCE))
+            order = canonical_order(s.candidates)
+            tally.record(s, tuple(sorted(order[p] for p in self.elo_top(len(s.candidates), canonical, s.group))))
         return tally
 
     def _rating_item(self, s: BonSet, attempt: int) -> tuple[str, list[dict[str, str]], list[int]]:
