@@ -1,7 +1,8 @@
-"""CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()`` (verl's classic RayPPOTrainer plus
-the judge's step metrics) on the CPU backend with a tiny policy, rewards from rm_r1.judge_reward through verl's own
-reward loop, and a tiny warm-started judge behind ``python -m rm_r1.serve_judge`` (started and stopped here). Also the
-data preparation it uses."""
+"""``python -m rm_r1.judge_smoke``, the CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()``
+(verl's classic RayPPOTrainer plus the judge's step metrics and fail-fast rule) on the CPU backend with a tiny policy,
+rewards from rm_r1.judge_reward through verl's own reward loop, and a tiny warm-started judge behind
+``python -m rm_r1.serve_judge`` (or an external judge: the fake server of the tests). Also the data preparation it
+uses."""
 
 from __future__ import annotations
 
@@ -17,11 +18,8 @@ import pytest
 from rm_r1 import judge_reward as jr
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs" / "judge_reward"
 SCRIPT = ROOT / "scripts" / "prepare_judge_reward_data.py"
 PAIRS = ROOT / "rm_r1" / "smoke_pairs.jsonl"
-SMOKE_PAIRS = 6  # 4 training prompts (2 steps of 2) and 2 held out: the fewer questions, the shorter the warm start
-INSTRUCTION = "Which reply is better? End with {verdict_a} or {verdict_b}.\n"
 
 
 def _script():
