@@ -28,8 +28,8 @@ def environment() -> dict[str, str]:
         "VERL_USE_EXTERNAL_MODULES": PLUGIN,
         "VERL_PLATFORM": "cpu",
         "VLLM_TARGET_DEVICE": "cpu",
-        "VLLM_CPU_KVCACHE_SPACE": "1",  # GiB of KV cache per vLLM server
         "VLLM_CPU_OMP_THREADS_BIND": "nobind",  # 2 shared cores: no pinning of OpenMP threads
+        "MALLOC_ARENA_MAX": "2",  # fewer glibc malloc arenas in the many-threaded Ray and vLLM processes
         "TOKENIZERS_PARALLELISM": "false",
         "RAY_DEDUP_LOGS": "0",
     }
@@ -179,6 +179,7 @@ def run_real_smoke(
     panels,
     n_gpus: int = 1,
     witness: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> int:
     """Train ``config`` through verl's ``run_ppo`` with ``task_runner_cls`` on a local Ray cluster of ``n_gpus``
     logical GPUs, and report it as the in-process smoke does (table, metrics file, curves, summary), plus where each
@@ -187,7 +188,8 @@ def run_real_smoke(
     The trainer runs inside Ray, so its metrics come back through verl's own ``file`` logger: a file of this run only
     (verl truncates it at start), followed while the run goes and appended, step by step, to
     ``<output_dir>/metrics.jsonl``. Returns the exit status: 1 when the run failed (the cause is named) or the witness
-    did not hold.
+    did not hold. ``extra_env``: more environment variables of the Ray processes (a judge's API key: never in the
+    config).
     """
     from rlpr.reporting import MetricsFile, StepTable, _already_complete, _summary, plot_curves
     from rlpr.training.task_runner import run_classic
@@ -204,14 +206,15 @@ def run_real_smoke(
     table, metrics, steps = StepTable(columns), MetricsFile(output_dir / "metrics.jsonl"), {}
 
     def on_record(step: int, data: dict) -> None:
-        steps[step] = data
+        steps.setdefault(step, {}).update(data)
         metrics.log(data, step)
         table.log(data, step)
 
     print(f"backend: verl's Ray + vLLM path on CPU ({n_gpus} logical GPU(s): FSDP2 actor ranks and vLLM replicas)")
     failure = None
     try:
-        with local_cluster(n_gpus, {"VERL_FILE_LOGGER_PATH": str(run_file)}), _Tail(run_file, on_record):
+        cluster_env = {**(extra_env or {}), "VERL_FILE_LOGGER_PATH": str(run_file)}
+        with local_cluster(n_gpus, cluster_env), _Tail(run_file, on_record):
             run_classic(config, task_runner_cls)
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; the local Ray cluster was stopped. Run the same command to resume.")

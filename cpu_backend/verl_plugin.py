@@ -68,6 +68,8 @@ REAL_STACK_OVERRIDES: tuple[str, ...] = (
     "actor_rollout_ref.rollout.dtype=float32",  # as the fp32 actor, so that their log-probs agree
     "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
     "actor_rollout_ref.rollout.checkpoint_engine.update_weights_bucket_megabytes=64",
+    # 64 MiB of KV cache per vLLM server (vLLM's CPU default is 4 GiB; a tiny model needs kilobytes per sequence)
+    f"++actor_rollout_ref.rollout.engine_kwargs.vllm.kv_cache_memory_bytes={64 * 2**20}",
 )
 """Hydra overrides every run on this path needs (a recipe's own overrides come after them and win)."""
 

@@ -123,8 +123,10 @@ def _ends_with_newline(path: Path) -> bool:
 
 
 def read_metrics(path: str | os.PathLike) -> tuple[dict[int, dict[str, Any]], int]:
-    """The metrics of every step in a metrics file (the last record of a step wins: a resumed run repeats the steps
-    after its checkpoint), and the number of unreadable lines skipped (a line cut by a kill)."""
+    """The metrics of every step in a metrics file, and the number of unreadable lines skipped (a line cut by a kill).
+
+    Records of the same step are merged, a later value winning: a resumed run repeats the steps after its checkpoint,
+    and logs what it computes before its first step (the r' cache) at the checkpoint's step."""
     steps: dict[int, dict[str, Any]] = {}
     bad = 0
     with open(path, encoding="utf-8") as f:
@@ -133,7 +135,7 @@ def read_metrics(path: str | os.PathLike) -> tuple[dict[int, dict[str, Any]], in
                 continue
             try:
                 record = json.loads(line)
-                steps[int(record["step"])] = dict(record["data"])
+                steps.setdefault(int(record["step"]), {}).update(record["data"])
             except (ValueError, KeyError, TypeError):
                 bad += 1
     return dict(sorted(steps.items())), bad

@@ -116,8 +116,14 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
 
 
 # On the real path every step must train so that each one witnesses the weight sync: a step short of its 4 prompts
-# still trains on mini-batches of 2, with up to 4 generation rounds to fill it.
-REAL_SMOKE_OVERRIDES = ("actor_rollout_ref.actor.ppo_mini_batch_size=2", "rlpr.max_gen_rounds=4")
+# still trains on mini-batches of 2 (8 responses), with up to 4 generation rounds to fill it; micro-batches of 4 so
+# that such a mini-batch splits over 2 actor ranks (--gpus 2).
+REAL_SMOKE_OVERRIDES = (
+    "actor_rollout_ref.actor.ppo_mini_batch_size=2",
+    "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=4",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=4",
+    "rlpr.max_gen_rounds=4",
+)
 
 
 def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1):

@@ -9,6 +9,11 @@ Each set holds the best reply and 2-6 losers. A strategy picks one reply; the re
 * ``pointwise``: one prompt rating all n replies (``rm_r1.pointwise.build_rating_messages``) in a seeded order; the
   best reply must get the strictly highest score.
 
+No result depends on the order of the replies in the data: brackets, game orders, rating prompts and coins are drawn
+over the replies in ``canonical_order`` (by content), and ratings closer than ``RATING_TOLERANCE`` are equal. A tie at
+the top (two or more replies sharing the highest rating or score) is reported as a tie (``ties``) and, as RMB counts
+a record only when the best reply beats every loser, does not count.
+
 In a tournament match an unparsable verdict is asked again (up to ``reasks`` times, the order of the two replies
 flipped each time, so that even greedy decoding sees a new prompt); after that a seeded coin decides. Re-asks and
 coins are counted. Every answer is stored under its own key in ``bon_judgements.jsonl`` as it arrives, so a rerun
@@ -17,11 +22,13 @@ reuses them and asks only what is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +36,31 @@ from rlpr.files import repair_jsonl_tail
 from rm_r1.backends import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.benchmarks import Comparison
 from rm_r1.evaluation.store import append_judgement
-from rm_r1.pointwise import build_rating_messages, parse_scores, strict_winner_reward
+from rm_r1.pointwise import build_rating_messages, parse_scores
 from rm_r1.prompts import build_judge_messages
 from rm_r1.reward import parse_verdict
-from rm_r1.scaling import ELO_METHODS, averaged_elo, bradley_terry, knockout_tournament, sequential_elo
+from rm_r1.scaling import ELO_METHODS, bradley_terry, elo_runs, knockout_tournament, sequential_elo
 
 BON_STRATEGIES = ("pairwise", "knockout", "elo", "pointwise")
 BON_FILE = "bon_judgements.jsonl"
+RATING_TOLERANCE = 1e-6
+"""ELO points: ratings closer than this are equal (a tie is never decided by float noise, ~1e-13 here)."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def canonical_order(candidates: Sequence[str]) -> list[int]:
+    """The candidates' indices sorted by content (SHA-256 of the text, then the text): the order in which brackets,
+    game orders and rating prompts are drawn, so that they depend on the replies and never on their order."""
+    return sorted(range(len(candidates)), key=lambda i: (_digest(candidates[i]), candidates[i]))
+
+
+def top(values: Sequence[float], tolerance: float = 0.0) -> tuple[int, ...]:
+    """The indices whose value is within ``tolerance`` of the highest: one index, or a tie."""
+    best = max(values)
+    return tuple(i for i, v in enumerate(values) if v >= best - tolerance)
 
 
 @dataclass(frozen=True)
@@ -103,13 +128,22 @@ class Asker:
 
 @dataclass
 class Tally:
-    """Per strategy: records right per section, judge calls used, re-asks, coin decisions and parse failures."""
+    """Per strategy: records right per section, judge calls used, re-asks, coin decisions, parse failures, ties at
+    the top, and each record's pick (the indices at the top: one, or a tie)."""
 
     right: dict[str, list[bool]]
     calls: int = 0
     reasks: int = 0
     coins: int = 0
     parse_failures: int = 0
+    ties: int = 0
+    picks: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def record(self, s: BonSet, pick: tuple[int, ...]) -> None:
+        """``pick`` for set ``s``: right when it is the best reply alone; a tie never counts (RMB's rule)."""
+        self.picks[s.group] = pick
+        self.ties += len(pick) > 1
+        self.right[s.section].append(pick == (0,))
 
     def summary(self) -> dict[str, Any]:
         records = sum(len(v) for v in self.right.values())
@@ -117,7 +151,7 @@ class Tally:
         out["accuracy"] = sum(sum(v) for v in self.right.values()) / records
         out["records"] = records
         out["judge_calls_per_record"] = self.calls / records
-        out.update(reasks=self.reasks, coin_decisions=self.coins, parse_failures=self.parse_failures)
+        out.update(reasks=self.reasks, coin_decisions=self.coins, parse_failures=self.parse_failures, ties=self.ties)
         return out
 
 
@@ -163,28 +197,43 @@ class BestOfN:
             if verdict is not None:
                 flipped = attempt % 2 == 1
                 return a if (verdict == "A") != flipped else b
-        tally.coins += 1
-        return random.Random(f"{self.seed}/{s.group}/{a}/{b}/coin").choice((a, b))
+        tally.coins += 1  # drawn from the two replies' contents, not their indices
+        coin = random.Random(f"{self.seed}/{s.group}/{_digest(s.candidates[a])}/{_digest(s.candidates[b])}/coin")
+        return coin.choice((a, b))
 
     def knockout(self, sets: Sequence[BonSet]) -> Tally:
         tally = Tally(defaultdict(list))
         for s in sets:
+            order = canonical_order(s.candidates)  # the bracket is drawn over the replies by content
 
-            def judge(a: int, b: int, s: BonSet = s) -> str:
-                return "A" if self.match(s, a, b, tally) == a else "B"
+            def judge(a: int, b: int, s: BonSet = s, order: list[int] = order) -> str:
+                return "A" if self.match(s, order[a], order[b], tally) == order[a] else "B"
 
             result = knockout_tournament(len(s.candidates), judge, random.Random(f"{self.seed}/{s.group}/knockout"))
-            tally.right[s.section].append(result.winner == 0)
+            tally.record(s, (order[result.winner],))
         return tally
 
-    def elo_ratings(self, n: int, games: Sequence[tuple[int, int, int]], group: str) -> list[float]:
+    def elo_top(self, n: int, games: Sequence[tuple[int, int, int]], group: str) -> tuple[int, ...]:
+        """The players at the top of the ratings of ``games`` (``top``, within ``RATING_TOLERANCE``). ``averaged``
+        ratings are means over game orders, so a player is also at the top when its mean is within three standard errors
+        of the difference from the best one's (a tie the number of orders cannot resolve)."""
         if self.elo_method == "sequential":
-            order = list(games)
+            order = sorted(games)  # the same games in any order give the same shuffled order
             random.Random(f"{self.seed}/{group}/elo").shuffle(order)
-            return sequential_elo(n, order)
-        if self.elo_method == "averaged":
-            return averaged_elo(n, games, random.Random(f"{self.seed}/{group}/elo"), self.permutations)
-        return bradley_terry(n, games)
+            return top(sequential_elo(n, order), RATING_TOLERANCE)
+        if self.elo_method == "bradley-terry":
+            return top(bradley_terry(n, games), RATING_TOLERANCE)
+        runs = elo_runs(n, games, random.Random(f"{self.seed}/{group}/elo"), self.permutations)
+        means = [sum(run[i] for run in runs) / len(runs) for i in range(n)]
+        variances = [
+            sum((run[i] - means[i]) ** 2 for run in runs) / max(len(runs) - 1, 1) / len(runs) for i in range(n)
+        ]
+        best = max(range(n), key=lambda i: means[i])
+        return tuple(
+            i
+            for i in range(n)
+            if means[best] - means[i] <= max(RATING_TOLERANCE, 3 * math.sqrt(variances[best] + variances[i]))
+        )
 
     def elo(self, sets: Sequence[BonSet]) -> Tally:
         tally = Tally(defaultdict(list))
@@ -193,19 +242,21 @@ class BestOfN:
         self.asker.ask([self._match_item(s, a, b, 0) for s in sets for a, b in pairings[s.group]])  # one batch
         for s in sets:
             games = [(a, b, self.match(s, a, b, tally)) for a, b in pairings[s.group]]
-            ratings = self.elo_ratings(len(s.candidates), games, s.group)
-            tally.right[s.section].append(all(ratings[0] > r for r in ratings[1:]))
+            position = {index: p for p, index in enumerate(canonical_order(s.candidates))}
+            canonical = [(position[a], position[b], position[w]) for a, b, w in games]
+            order = canonical_order(s.candidates)
+            tally.record(s, tuple(sorted(order[p] for p in self.elo_top(len(s.candidates), canonical, s.group))))
         return tally
 
     def _rating_item(self, s: BonSet, attempt: int) -> tuple[str, list[dict[str, str]], list[int]]:
-        order = list(range(len(s.candidates)))
+        order = canonical_order(s.candidates)
         random.Random(f"{self.seed}/{s.group}/pointwise/{attempt}").shuffle(order)
         messages = build_rating_messages(s.conversation, [s.candidates[i] for i in order], self.family)
         return f"rating/{s.group}/{attempt}", messages, order
 
     def pointwise(self, sets: Sequence[BonSet]) -> Tally:
         """All replies rated in one prompt (re-asked in a new order when unparsable); right when the best reply's
-        score is strictly the highest, wrong when no answer parsed."""
+        score is strictly the highest (a shared highest score is a tie), wrong when no answer parsed."""
         tally = Tally(defaultdict(list))
         self.asker.ask([self._rating_item(s, 0)[:2] for s in sets])
         for s in sets:
@@ -223,7 +274,11 @@ class BestOfN:
                         scores[index] = shown[position]
                     break
                 tally.parse_failures += 1
-            tally.right[s.section].append(strict_winner_reward(scores, 0) > 0)
+            if scores is None:
+                tally.picks[s.group] = ()
+                tally.right[s.section].append(False)
+            else:
+                tally.record(s, top(scores))
         return tally
 
 

@@ -7,6 +7,11 @@ bad values, legacy reward keys, verl's ``validate_config``: ``rlpr.training.conf
 task runner (``rlpr.training.task_runner``), which builds ``rm_r1.judge_trainer.JudgeRewardTrainer``
 (``RayPPOTrainer`` plus the judge's ``judge/*`` step metrics) in place of ``RayPPOTrainer``.
 ``--preflight`` is what the launchers in ``recipes/judge_reward/`` run first.
+
+Secrets: an external judge's API key is read from the environment variable named by ``reward_kwargs.api_key_env``
+(checked to be set before anything starts) and handed to the Ray workers in Ray's runtime environment, never through
+the config (which verl prints and hands to its loggers); a literal ``reward_kwargs.api_key`` is refused. A judge that
+keeps failing stops the run (``rm_r1.judge_trainer.JudgeFailure``) with a non-zero exit and its message.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sys
 from collections.abc import Mapping
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlpr.reporting import quiet_known_warnings
 from rlpr.training import config_check
@@ -39,7 +44,66 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
         raise config_check.ConfigError(
             "the judge-reward recipes run on verl's classic RayPPOTrainer: set trainer.use_v1=false"
         )
+    judge_secrets(config)
     config_check.check(config, "ppo_trainer", choices or {}, source=f"the judge-reward config {name}".rstrip())
+
+
+def judge_secrets(config: DictConfig) -> dict[str, str]:
+    """{variable: value} of the judge's API key (``reward_kwargs.api_key_env``; {} without one). A literal
+    ``reward_kwargs.api_key``, or a named variable that is not set, is a ``config_check.ConfigError`` (that never
+    shows the key)."""
+    kwargs = config.reward.custom_reward_function.get("reward_kwargs") or {}
+    if kwargs.get("api_key") is not None:
+        raise config_check.ConfigError(
+            "reward.custom_reward_function.reward_kwargs.api_key: a literal API key in the config is refused (verl "
+            "prints the config and hands it to its loggers); export the key in an environment variable and set "
+            "reward_kwargs.api_key_env to that variable's name"
+        )
+    name = kwargs.get("api_key_env")
+    if not name:
+        return {}
+    value = os.environ.get(name)
+    if not value:
+        raise config_check.ConfigError(
+            f"reward.custom_reward_function.reward_kwargs.api_key_env={name}: that environment variable is not set"
+        )
+    return {name: value}
+
+
+def start_ray_with_secrets(config: DictConfig, secrets: Mapping[str, str]) -> None:
+    """Start Ray as verl's ``run_ppo`` does (verl/trainer/main_ppo.py:57-74: verl's runtime environment merged with
+    ``ray_kwargs.ray_init``), with ``secrets`` added to the workers' environment variables, so that every reward
+    worker, on any node, reads the key; ``run_ppo`` then finds Ray started. The printed arguments mask the values.
+    Nothing to do without secrets or with Ray already started (a running cluster: export the variable on its nodes)."""
+    import ray
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    if not secrets or ray.is_initialized():
+        return
+    ray_init = OmegaConf.to_container(config.ray_kwargs.get("ray_init", {}), resolve=True)
+    runtime_env = OmegaConf.to_container(
+        OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env") or {}), resolve=True
+    )
+    env_vars = runtime_env.setdefault("env_vars", {})
+    shown = {**ray_init, "runtime_env": {**runtime_env, "env_vars": {**env_vars, **dict.fromkeys(secrets, "***")}}}
+    print(f"ray init kwargs: {shown}")
+    env_vars.update(secrets)
+    ray.init(**{**ray_init, "runtime_env": runtime_env})
+
+
+def judge_failure(error: BaseException) -> BaseException | None:
+    """The ``JudgeFailure`` behind ``error`` (raised in the trainer, or wrapped by Ray), else None."""
+    from rm_r1.judge_trainer import JudgeFailure
+
+    seen: BaseException | None = error
+    while seen is not None:
+        cause = getattr(seen, "cause", None)  # Ray's RayTaskError: the actor's own exception
+        if isinstance(cause, JudgeFailure):
+            return cause
+        if isinstance(seen, JudgeFailure):
+            return seen
+        seen = cause or seen.__cause__
+    return None
 
 
 def resolve_judge_paths(config: DictConfig) -> None:
@@ -78,7 +142,14 @@ def _hydra_main(config: DictConfig) -> None:
     config_check.resolve_paths(config)
     resolve_judge_paths(config)
     print(f"judge reward {name}: checkpoints in {config.trainer.default_local_dir}")
-    run_classic(config, judge_task_runner_class(name))
+    start_ray_with_secrets(config, judge_secrets(config))
+    try:
+        run_classic(config, judge_task_runner_class(name))
+    except Exception as err:
+        stopped = judge_failure(err)
+        if stopped is None:
+            raise
+        raise SystemExit(f"python -m rm_r1.judge_main --config-name {name}: {stopped}") from None
 
 
 def main() -> None:

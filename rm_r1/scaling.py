@@ -225,15 +225,28 @@ def averaged_elo(
 ) -> list[float]:
     """Mean over ``permutations`` orders of the games (shuffled with ``rng``) of ``sequential_elo``: an estimate
     that does not depend on the order in which ``games`` are given."""
+    runs = elo_runs(n, games, rng, permutations, k_factor, initial)
+    return [sum(run[i] for run in runs) / permutations for i in range(n)]
+
+
+def elo_runs(
+    n: int,
+    games: Sequence[tuple[int, int, int]],
+    rng: random.Random,
+    permutations: int = 32,
+    k_factor: float = 32.0,
+    initial: float = 1000.0,
+) -> list[list[float]]:
+    """The ``sequential_elo`` ratings of each of ``permutations`` orders of the games (shuffled with ``rng``), whose
+    mean ``averaged_elo`` is."""
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
-    totals = [0.0] * n
     order = sorted(games)  # the same games in any order give the same permutations
+    runs = []
     for _ in range(permutations):
         rng.shuffle(order)
-        for i, rating in enumerate(sequential_elo(n, order, k_factor, initial)):
-            totals[i] += rating
-    return [total / permutations for total in totals]
+        runs.append(sequential_elo(n, order, k_factor, initial))
+    return runs
 
 
 def bradley_terry(

@@ -66,14 +66,15 @@ class FakeOpenAI:
     """A local OpenAI-compatible chat server on 127.0.0.1 whose answers the test decides.
 
     ``answer(body)`` gets each request's JSON body and returns the reply text (sent as a chat completion, status 200),
-    an int (that HTTP status, without a completion) or bytes (a raw 200 body, e.g. a malformed reply). A request to
-    another path than ``CHAT_PATH`` gets 404. The server records each request's body, headers and path, the most
-    requests in flight at once (``peak``), and what an ``answer`` raised (``errors``; it then replies 500).
+    an int (that HTTP status, without a completion), bytes (a raw 200 body, e.g. a malformed reply) or a (status,
+    bytes) pair (a raw body with that status). A request to another path than ``CHAT_PATH`` gets 404. The server
+    records each request's body, headers, path and client port (``ports``: one per connection), the most requests in
+    flight at once (``peak``), and what an ``answer`` raised (``errors``; it then replies 500).
     """
 
     def __init__(self, answer):
         self.answer = answer
-        self.bodies, self.headers, self.paths, self.errors = [], [], [], []
+        self.bodies, self.headers, self.paths, self.errors, self.ports = [], [], [], [], []
         self.active = self.peak = 0
         self.lock = threading.Lock()
         fake = self
@@ -88,6 +89,7 @@ class FakeOpenAI:
                     fake.bodies.append(body)
                     fake.headers.append(dict(self.headers))
                     fake.paths.append(self.path)
+                    fake.ports.append(self.client_address[1])
                     fake.active += 1
                     fake.peak = max(fake.peak, fake.active)
                 try:
@@ -103,6 +105,8 @@ class FakeOpenAI:
                     status, data = 200, json.dumps({"choices": [{"message": message}]}).encode()
                 elif isinstance(answer, bytes):
                     status, data = 200, answer
+                elif isinstance(answer, tuple):
+                    status, data = answer
                 else:
                     status, data = answer, json.dumps({"error": f"status {answer}"}).encode()
                 self.send_response(status)

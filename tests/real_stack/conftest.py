@@ -111,7 +111,7 @@ def run(args: list[str], cwd: Path, timeout: float = 600) -> Run:
     return result
 
 
-def assert_clean_success(result: Run) -> None:
+def assert_clean_success(result: Run, rss_budget_gib: float = RSS_BUDGET_GIB) -> None:
     assert result.returncode == 0, result.text[-6000:]
     assert result.leftovers == [], f"processes left running: {result.leftovers}"
-    assert result.peak_rss_gib <= RSS_BUDGET_GIB, f"summed RSS peaked at {result.peak_rss_gib:.1f} GiB"
+    assert result.peak_rss_gib <= rss_budget_gib, f"summed RSS peaked at {result.peak_rss_gib:.1f} GiB"

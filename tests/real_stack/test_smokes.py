@@ -62,7 +62,9 @@ def test_two_actor_ranks_and_two_vllm_replicas(tmp_path):
     out = tmp_path / "rlpr2"
     result = run(["-m", "rlpr.smoke", "--gpus", "2", "--output-dir", str(out), "trainer.total_training_steps=2"],
                  tmp_path)  # fmt: skip
-    assert_clean_success(result)
+    # 16 processes of ~0.6-1.1 GiB each (torch, verl and vLLM imported in every one): 12.3-12.6 GiB summed RSS
+    # measured (8.6-8.9 GiB proportional), over the one-rank runs' 12 GiB budget
+    assert_clean_success(result, rss_budget_gib=13.0)
     assert "(2 logical GPU(s)" in result.out
     steps, _ = read_metrics(out / "metrics.jsonl")
     witnessed = _witnessed(steps, after=1)

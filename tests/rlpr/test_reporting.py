@@ -87,12 +87,14 @@ def test_metrics_file_appends_and_survives_a_cut_line(tmp_path):
     assert {s: m["a"] for s, m in steps.items()} == {1: 1.0, 2: 2.0, 3: 3.5, 4: 4.0}
     assert steps[2]["v"] is None  # non-finite values are written as null, as verl's file backend does
     assert (again.last_step, again.last) == (4, {"a": 4.0})
-    # a resumed run repeats the steps after its checkpoint: the later record of a step wins
+    # a resumed run repeats the steps after its checkpoint (the later value of a key wins) and logs its start-up
+    # metrics at the checkpoint's step (merged with that step's)
     redo = MetricsFile(path)
+    redo.log({"r_prime_cache": 20.0}, step=4)
     redo.log({"a": 40.0}, step=4)
     redo.finish()
-    assert read_metrics(path)[0][4] == {"a": 40.0}
-    assert len(path.read_text().splitlines()) == 6
+    assert read_metrics(path)[0][4] == {"a": 40.0, "r_prime_cache": 20.0}
+    assert len(path.read_text().splitlines()) == 7
 
 
 def test_step_table_prints_the_chosen_metrics(capsys):

@@ -74,7 +74,7 @@ def test_strategies_pick_the_best_when_the_judge_ranks_it_first(tmp_path, strate
     calls = {"knockout": (3 + 2) / 2, "elo": (4 * 3 + 3 * 2) / 2, "pointwise": 1.0}[strategy]  # n-1, n(n-1), 1
     assert summary == {
         "bon_harmlessness": 1.0, "bon_helpfulness": 1.0, "accuracy": 1.0, "records": 2,
-        "judge_calls_per_record": calls, "reasks": 0, "coin_decisions": 0, "parse_failures": 0,
+        "judge_calls_per_record": calls, "reasks": 0, "coin_decisions": 0, "parse_failures": 0, "ties": 0,
     }  # fmt: skip
     assert judge.calls == 2 * calls
 
@@ -186,3 +186,81 @@ def test_bon_strategy_needs_rmb(tmp_path):
     with pytest.raises(SystemExit, match="needs --benchmark rmb"):
         main(["--benchmark", "rewardbench", "--data", "x", "--model", "m", "--prompt-family", "instruct",
               "--backend", "openai", "--output-dir", str(tmp_path), "--bon-strategy", "elo"])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the order of the candidates never matters
+
+WORDS = ("alpha", "bravo", "charlie", "delta", "echo")  # quality 4, 3, 2, 1, 0: alpha is the best reply
+QUALITY = {f"the {w} reply": 4 - i for i, w in enumerate(WORDS)}
+
+
+def _shown(text: str) -> list[str]:
+    """The candidate replies a prompt shows, in the order shown."""
+    return [reply for _, reply in sorted((text.find(r), r) for r in QUALITY if r in text)]
+
+
+def transitive(a: str, b: str) -> str:
+    return "A" if QUALITY[a] > QUALITY[b] else "B"
+
+
+def position_biased(a: str, b: str) -> str:
+    return "A"
+
+
+def cyclic(a: str, b: str) -> str:  # a regular tournament on 5 replies: each beats the next two (mod 5)
+    return "A" if (QUALITY[a] - QUALITY[b]) % 5 in (1, 2) else "B"
+
+
+class TextJudge:
+    def __init__(self, prefer):
+        self.prefer = prefer
+
+    def generate(self, requests, sampling):
+        for i, request in enumerate(requests):
+            shown = _shown(request.messages[-1]["content"])
+            if len(shown) > 2:  # a rating prompt: the pairwise preference, counted as points against the others
+                points = [sum(self.prefer(r, o) == "A" for o in shown if o != r) for r in shown]
+                yield Completion(i, "Scores: \\boxed{" + ", ".join(str(2 + p) for p in points) + "}")
+            else:
+                yield Completion(i, f"<answer>[[{self.prefer(*shown)}]]</answer>")
+
+
+@pytest.mark.parametrize("prefer", [transitive, position_biased, cyclic])
+@pytest.mark.parametrize(
+    ("strategy", "options"),
+    [
+        ("elo", {"elo_method": "averaged"}),
+        ("elo", {"elo_method": "bradley-terry"}),
+        ("elo", {"elo_method": "sequential"}),
+        ("knockout", {}),
+        ("pointwise", {}),
+    ],
+)
+def test_the_pick_and_the_score_do_not_depend_on_the_candidates_order(tmp_path, prefer, strategy, options):
+    import random
+
+    from rm_r1.best_of_n import BonSet
+
+    best, losers = list(QUALITY)[0], list(QUALITY)[1:]
+    results = set()
+    rng = random.Random(0)
+    for i in range(100):
+        order = rng.sample(losers, len(losers))
+        s = BonSet("set", "helpfulness", "Which reply?", (best, *order))  # the best reply first, as RMB's sets are
+        asker = Asker(TextJudge(prefer), Sampling(), tmp_path / f"{i}.jsonl", seed=0)
+        runner = BestOfN(asker, family="instruct", prompt_file=None, rule="anywhere", seed=0, **options)
+        tally = getattr(runner, strategy)([s])
+        picked = frozenset(s.candidates[j] for j in tally.picks["set"])
+        results.add((picked, tally.summary()["accuracy"], tally.ties))
+    assert len(results) == 1, results  # before: averaged ELO and Bradley-Terry changed pick and score with the order
+    ((picked, accuracy, ties),) = results
+    if prefer is transitive:
+        assert (picked, accuracy, ties) == ({best}, 1.0, 0)
+    # every reply wins as A and loses as B (position bias), or beats two and loses to two (cyclic): the exact fit, the
+    # one-prompt scores and the averaged ELO (within three standard errors) tie all five; one sequential order is an
+    # estimate that may single one out, the same whatever the order of the candidates
+    if prefer is not transitive and (
+        options.get("elo_method") in ("bradley-terry", "averaged") or strategy == "pointwise"
+    ):
+        assert (picked, accuracy, ties) == (frozenset(QUALITY), 0.0, 1)

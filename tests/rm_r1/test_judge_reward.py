@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -25,9 +27,24 @@ def policy_side(body: dict) -> str:
 
 
 def score(server, response: str = POLICY, index: int = 0, **kwargs) -> dict:
+    """compute_score's numbers (its detail string is read by ``detail``)."""
+    return numbers(scored(server, response, index, **kwargs))
+
+
+def scored(server, response: str = POLICY, index: int = 0, info: dict | None = None, **kwargs) -> dict:
     kwargs.setdefault("base_url", server.base_url)
     kwargs.setdefault("model", "judge")
-    return asyncio.run(jr.compute_score("src", response, REFERENCE, {"index": index, jr.CONTEXT_KEY: "Q?"}, **kwargs))
+    info = {"index": index, jr.CONTEXT_KEY: "Q?"} if info is None else info
+    return asyncio.run(jr.compute_score("src", response, REFERENCE, info, **kwargs))
+
+
+def numbers(result: dict) -> dict:
+    assert isinstance(result[jr.DETAIL_KEY], str)
+    return {key: value for key, value in result.items() if key != jr.DETAIL_KEY}
+
+
+def detail(result: dict) -> dict:
+    return json.loads(result[jr.DETAIL_KEY])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -79,6 +96,7 @@ def test_pairwise_both_orders_cancels_a_position_biased_judge(openai_server):
         "judge_agreement": 0.5,
         "judge_truncated": 0.0,
         "judge_neutral": 0.0,
+        "judge_cache_hits": 0.0,
     }
     assert sorted(policy_side(b) for b in server.bodies) == ["A", "A", "B", "B"]
     assert server.paths == ["/v1/chat/completions"] * 4 and {b["model"] for b in server.bodies} == {"judge"}
@@ -122,6 +140,7 @@ def test_failures_are_counted_and_get_the_neutral_reward(openai_server):
         "judge_agreement": 0.0,
         "judge_truncated": 0.0,
         "judge_neutral": 1.0,
+        "judge_cache_hits": 0.0,
     }
 
     server = openai_server(lambda body: 400)  # refused: not retried
@@ -171,11 +190,11 @@ def test_pointwise_scores_the_single_reply(openai_server):
 def test_every_sample_returns_the_same_keys(openai_server):
     server = openai_server(lambda body: VERDICT_TAGS["A"] if "ok" in user_text(body) else 500)
     results = [
-        score(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
+        scored(server, response=f"{POLICY} {r}", retries=0, max_response_chars=20)
         for r in ("ok", "fails", "ok" + "x" * 40)
     ]
     keys = {tuple(r) for r in results}
-    assert keys == {("score", *jr.EXTRA_KEYS)}
+    assert keys == {("score", *jr.EXTRA_KEYS, jr.DETAIL_KEY)}
     assert [r["judge_failed"] for r in results] == [0.0, 1.0, 0.0]
     assert [r["judge_truncated"] for r in results] == [0.0, 0.0, 1.0]
 
@@ -280,3 +299,149 @@ def test_context_from_a_parquet_round_trip(tmp_path):
     assert jr.judge_context(info) == messages
     shown = jr.single_reply_messages(jr.judge_context(info), "R", "reasoning")
     assert len(shown) == 1 and "User: and?\n\nChatbot: R" in shown[0]["content"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# failures by kind, deadlines, verl's router, verl's data convention, one pool and identical requests once
+
+
+def test_failures_are_counted_by_kind_with_an_example(openai_server):
+    answers = iter([400, "no verdict here", b"<html>proxy</html>", 503])
+    server = openai_server(lambda body: next(answers))
+    result = scored(server, k=4, concurrency=1, retries=0)
+    assert numbers(result)["judge_failed"] == 4.0
+    failures = detail(result)["failures"]
+    assert sorted(failures) == ["http_400", "http_503", "malformed", "no_verdict"]
+    assert all(count == 1 for count, _ in failures.values())
+    assert "HTTP 400 from " + server.base_url in failures["http_400"][1]
+    assert (
+        "no verdict under rule 'anywhere'" in failures["no_verdict"][1]
+        and "no verdict here" in failures["no_verdict"][1]
+    )
+    assert detail(result)["endpoint"] == server.base_url + "/chat/completions"
+    assert len(detail(result)["latencies"]) == 4  # every call was sent
+
+    pointwise = scored(openai_server(lambda body: "no score"), mode="pointwise", k=2)
+    assert detail(pointwise)["failures"] == {"no_score": [2, detail(pointwise)["failures"]["no_score"][1]]}
+
+
+def test_a_refusal_wrapped_by_verls_router_is_sent_once(openai_server):
+    server = openai_server(lambda body: (500, b"Internal Server Error"))
+    result = asyncio.run(
+        jr.compute_score(
+            "src", POLICY, REFERENCE, {"index": 0, jr.CONTEXT_KEY: "Q?"},
+            reward_router_address=server.address, model="judge", k=2, retries=3, backoff=0.0,
+        )
+    )  # fmt: skip
+    assert len(server.bodies) == 2  # before: 2 x (retries + 1) = 8
+    assert list(detail(result)["failures"]) == ["router_error"] and result["judge_failed"] == 2.0
+
+
+def test_a_hung_judge_is_bounded_by_the_call_deadline(openai_server):
+    def hang(body):
+        time.sleep(3)
+        return VERDICT_TAGS["A"]
+
+    started = time.monotonic()
+    result = scored(openai_server(hang), k=2, timeout=30.0, retries=3, deadline=0.5)
+    assert time.monotonic() - started < 2.0
+    assert detail(result)["failures"]["deadline"][0] == 2 and result["score"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("info", "shown"),
+    [
+        ({"question": "What is 2+2?"}, "What is 2+2?"),  # verl's example data
+        ({"raw_prompt": [{"role": "user", "content": "Name a prime."}]}, "Name a prime."),  # verl's agent loop
+        ({"question": "the question", jr.CONTEXT_KEY: "the context"}, "the context"),  # ours first
+    ],
+)
+def test_the_context_from_verls_conventions(openai_server, info, shown):
+    server = openai_server(lambda body: VERDICT_TAGS[policy_side(body)])
+    result = scored(server, info={"index": 0, **info})
+    assert result["score"] == 1.0 and shown in user_text(server.bodies[0])
+
+
+def test_no_context_at_all_is_named():
+    with pytest.raises(
+        ValueError, match=r"none of \['judge_context', 'question', 'raw_prompt'\].*keys present: \['index'\]"
+    ):
+        jr.judge_context({"index": 3})
+    with pytest.raises(ValueError, match="extra_info\\['question'\\] must hold"):
+        jr.judge_context({"question": ""})
+
+
+def test_identical_requests_are_sent_once_over_one_kept_alive_pool(openai_server):
+    server = openai_server(lambda body: VERDICT_TAGS[policy_side(body)])
+
+    async def group():
+        # a GRPO group of 8 replies to prompt 0: replies 0-3 identical, 4-7 distinct; k=1 in both orders
+        replies = [POLICY] * 4 + [f"{POLICY} {i}" for i in range(4)]
+        info = {"index": 0, jr.CONTEXT_KEY: "Q?"}
+        kwargs = {"base_url": server.base_url, "model": "m", "both_orders": True, "concurrency": 4}
+        return await asyncio.gather(*(jr.compute_score("src", r, REFERENCE, info, **kwargs) for r in replies))
+
+    results = asyncio.run(group())
+    assert len(server.bodies) == 2 * 5  # 5 distinct replies x 2 orders; before: 16
+    assert sum(r["judge_cache_hits"] for r in results) == 6.0
+    assert all(r["score"] == 1.0 and r["judge_votes"] == 2.0 for r in results)
+    assert len(set(server.ports)) <= 4  # one pool for every sample; before: a pool per sample
+
+
+def test_a_literal_api_key_is_refused_and_the_environment_one_is_sent(openai_server, monkeypatch):
+    server = openai_server(lambda body: VERDICT_TAGS["A"])
+    with pytest.raises(ValueError, match="literal API key.*api_key_env") as error:
+        score(server, api_key="sk-secret-123")
+    assert "sk-secret-123" not in str(error.value)
+    with pytest.raises(ValueError, match="'JUDGE_TEST_KEY', which is not set"):
+        score(server, api_key_env="JUDGE_TEST_KEY")
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-from-env")
+    result = scored(server, api_key_env="JUDGE_TEST_KEY")
+    assert server.headers[-1]["Authorization"] == "Bearer sk-from-env"
+    assert "sk-from-env" not in json.dumps(result) and "sk-from-env" not in repr(jr.JudgeSettings(api_key_env="X"))
+
+
+def test_the_prompt_is_bounded_by_the_judges_context(openai_server, small_tokenizer):
+    server = openai_server(lambda body: VERDICT_TAGS[policy_side(body)])
+    long_reply = POLICY + " word" * 400
+    kwargs = {"reward_model_tokenizer": small_tokenizer, "both_orders": True, "max_new_tokens": 64}
+
+    def prompt_tokens(body) -> int:
+        return len(
+            small_tokenizer.apply_chat_template(
+                body["messages"], add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        )
+
+    full = scored(server, response=long_reply, **kwargs)
+    longest = max(prompt_tokens(b) for b in server.bodies)
+    assert full["judge_truncated"] == 0.0 and longest > 1000
+    server.bodies.clear()
+    result = scored(server, response=long_reply, max_model_len=900, **kwargs)
+    assert result["judge_truncated"] == 1.0 and result["judge_votes"] == 2.0
+    sizes = [prompt_tokens(b) for b in server.bodies]
+    assert all(900 - 64 - 40 <= n <= 900 - 64 for n in sizes), sizes  # cut to fit, not far below the bound
+    assert all(jr.TRUNCATION_MARK in user_text(b) for b in server.bodies)
+    server.bodies.clear()
+    result = scored(server, response=long_reply, max_model_len=600, **kwargs)  # the instructions alone do not fit
+    assert server.bodies == [] and list(detail(result)["failures"]) == ["too_long"] and result["judge_failed"] == 2.0
+
+
+def test_the_rl_recipes_read_a_reasoning_judges_verdict_after_its_thinking(openai_server):
+    import yaml
+
+    from rm_r1.reward import VERDICT_MARKS
+
+    recipe = yaml.safe_load((Path(__file__).parents[2] / "configs/judge_reward/grpo.yaml").read_text())
+    rule = recipe["reward"]["custom_reward_function"]["reward_kwargs"]["verdict_rule"]
+
+    def reasoning_judge(body):  # weighs both marks while thinking, then names the policy's side
+        side = policy_side(body)
+        other = "A" if side == "B" else "B"
+        return (
+            f"<think>Is it {VERDICT_MARKS[other]}? Or {VERDICT_MARKS[side]}? Let me check.</think>\n"
+            f"{VERDICT_TAGS[side]}"
+        )
+
+    result = score(openai_server(reasoning_judge), k=2, both_orders=True, verdict_rule=rule)
+    assert (result["score"], result["judge_votes"]) == (1.0, 4.0)  # before ("anywhere"): no vote, neutral 0

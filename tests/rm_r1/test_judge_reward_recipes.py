@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -30,8 +31,14 @@ def test_settings_compose_the_judge_reward(name):
     assert cfg.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B-Instruct"
     reward = cfg.reward.custom_reward_function
     assert (reward.path, reward.name) == ("pkg://rm_r1.judge_reward", "compute_score")
-    settings = JudgeSettings.from_kwargs(OmegaConf.to_container(reward.reward_kwargs))  # every key is a setting
+    # every key is a setting; verl hands compute_score dict(reward_kwargs) (verl/trainer/ppo/reward.py:82)
+    settings = JudgeSettings.from_kwargs(dict(reward.reward_kwargs))
     assert settings.mode == "pairwise" and settings.both_orders and settings.k == 1
+    assert settings.verdict_rule == "last_answer"  # a reasoning judge's verdict after its thinking
+    # a hung judge is bounded to minutes per step, and a failing one stops the run after 2 steps
+    assert settings.deadline == 600 and settings.timeout <= settings.deadline
+    assert (settings.max_failed_frac, settings.max_failed_steps) == (0.5, 2)
+    assert OmegaConf.to_container(reward.reward_kwargs, resolve=True) == dict(reward.reward_kwargs)
 
 
 def test_served_judge_split_of_one_node():
@@ -43,10 +50,14 @@ def test_served_judge_split_of_one_node():
     assert rm.rollout.name == "vllm" and rm.rollout.tensor_model_parallel_size == 2
     assert rm.rollout.gpu_memory_utilization == 0.85 and rm.rollout.free_cache_engine is False
     assert cfg.actor_rollout_ref.rollout.tensor_model_parallel_size == 2
-    # the judge's context holds its prompt (the policy's reply cut to max_response_tokens) and its answer
+    # the judge's context (vLLM's max_model_len, what bounds its chat endpoint) holds its prompt (the policy's reply
+    # cut to max_response_tokens) and its answer, and compute_score knows it (it cuts a reply that would not fit)
     kwargs = cfg.reward.custom_reward_function.reward_kwargs
-    assert kwargs.max_response_tokens + cfg.data.max_prompt_length < rm.rollout.prompt_length
-    assert kwargs.max_new_tokens == rm.rollout.response_length
+    assert rm.rollout.max_model_len == kwargs.max_model_len == 12288
+    assert kwargs.max_response_tokens + cfg.data.max_prompt_length + kwargs.max_new_tokens < rm.rollout.max_model_len
+    # prompt_length / response_length bound verl's token-level generate() only: the recipe does not set them
+    written = yaml.safe_load((CONFIGS / "served_judge_7b.yaml").read_text())["reward"]["reward_model"]["rollout"]
+    assert not {"prompt_length", "response_length"} & set(written)
     assert "base_url" not in kwargs  # the router's address comes from verl
 
 

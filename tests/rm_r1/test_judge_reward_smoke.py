@@ -1,15 +1,13 @@
-"""CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()`` (verl's classic RayPPOTrainer plus
-the judge's step metrics) on the CPU backend with a tiny policy, rewards from rm_r1.judge_reward through verl's own
-reward loop, and a tiny warm-started judge behind ``python -m rm_r1.serve_judge`` (started and stopped here). Also the
-data preparation it uses."""
+"""``python -m rm_r1.judge_smoke``, the CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()``
+(verl's classic RayPPOTrainer plus the judge's step metrics and fail-fast rule) on the CPU backend with a tiny policy,
+rewards from rm_r1.judge_reward through verl's own reward loop, and a tiny warm-started judge behind
+``python -m rm_r1.serve_judge`` (or an external judge: the fake server of the tests). Also the data preparation it
+uses."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,11 +18,8 @@ import pytest
 from rm_r1 import judge_reward as jr
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFIGS = ROOT / "configs" / "judge_reward"
 SCRIPT = ROOT / "scripts" / "prepare_judge_reward_data.py"
 PAIRS = ROOT / "rm_r1" / "smoke_pairs.jsonl"
-SMOKE_PAIRS = 6  # 4 training prompts (2 steps of 2) and 2 held out: the fewer questions, the shorter the warm start
-INSTRUCTION = "Which reply is better? End with {verdict_a} or {verdict_b}.\n"
 
 
 def _script():
@@ -111,103 +106,21 @@ def test_prepare_data_refuses_an_unwritable_folder(small_tokenizer, tmp_path):
     assert not (blocked.parent / "out").exists()
 
 
-def _warm_judge(tokenizer, files: list[Path], out: Path, prompt_file: Path) -> Path:
-    """A tiny random judge warm-started to answer judge prompts of the smoke's questions with either verdict."""
-    from cpu_backend import warm_start
-    from offline_models import build_tiny_qwen2
-    from rm_r1.prompts import build_judge_messages
-    from rm_r1.reward import VERDICT_TAGS
-
-    base = out / "judge-random"
-    build_tiny_qwen2(tokenizer, seed=1).save_pretrained(base)
-    tokenizer.save_pretrained(base)
-    examples = []
-    for row in pd.concat([pd.read_parquet(f) for f in files]).to_dict("records"):
-        context, reference = jr.judge_context(row["extra_info"]), row["reward_model"]["ground_truth"]
-        for side in ("A", "B"):
-            messages = build_judge_messages(context, "some reply", reference, "instruct", str(prompt_file))
-            examples.append((messages, VERDICT_TAGS[side]))
-    return warm_start(base, out / "judge-warm", tokenizer, examples, steps=25, lr=1e-2, seed=0)
-
-
 @pytest.mark.slow
-def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_path, monkeypatch, restore_threads):
-    import torch
-
-    from cpu_backend import build_cpu_trainer, compose_cpu_config
-    from offline_models import build_tiny_qwen2
+def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(tmp_path, capsys, restore_threads):
+    """``python -m rm_r1.judge_smoke``'s tiny judge behind ``rm_r1.serve_judge`` (``main`` builds and runs
+    ``JudgeRewardTrainer.fit()``), with the rollout dumps and the file logger on."""
     from rlpr.reporting import read_metrics
-    from rm_r1.judge_trainer import JudgeRewardTrainer
+    from rm_r1 import judge_smoke
 
-    torch.set_num_threads(1)
     started = time.monotonic()
-    data = tmp_path / "data"
-    pairs = tmp_path / "pairs.jsonl"
-    pairs.write_text("".join(PAIRS.read_text().splitlines(keepends=True)[:SMOKE_PAIRS]))
-    _script().main(
-        [
-            "--output-dir",
-            str(data),
-            "--tokenizer",
-            "x",
-            "--sources",
-            "skywork",
-            "--skywork",
-            str(pairs),
-            "--val-size",
-            "2",
-            "--max-prompt-length",
-            "256",
-        ],
-        tokenizer=small_tokenizer,
-    )
-    prompt_file = tmp_path / "judge_instruction.txt"
-    prompt_file.write_text(INSTRUCTION)
-    splits = [data / "train.parquet", data / "val.parquet"]
-    judge = _warm_judge(small_tokenizer, splits, tmp_path / "models", prompt_file)
-    prepared = time.monotonic() - started
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    # the server loads while the trainer is built; its first line says where it listens
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rm_r1.serve_judge", "--model", str(judge)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        policy = tmp_path / "models" / "policy"
-        build_tiny_qwen2(small_tokenizer, seed=2).save_pretrained(policy)
-        small_tokenizer.save_pretrained(policy)
-        line = server.stdout.readline()
-        assert line.startswith("serving "), server.stderr.read()
-        base_url = line.split(" at ")[1].strip()
-        assert base_url.startswith("http://127.0.0.1:")
-        config = compose_cpu_config(
-            "smoke_cpu",
-            config_dir=str(CONFIGS),
-            overrides=[
-                f"actor_rollout_ref.model.path={policy}",
-                f"data.train_files={data / 'train.parquet'}",
-                f"data.val_files={data / 'val.parquet'}",
-                f"reward.custom_reward_function.reward_kwargs.base_url={base_url}",
-                f"reward.custom_reward_function.reward_kwargs.prompt_file={prompt_file}",
-                f"trainer.default_local_dir={tmp_path / 'ckpt'}",
-                f"trainer.rollout_data_dir={tmp_path / 'rollouts'}",
-                f"trainer.validation_data_dir={tmp_path / 'val'}",
-                "trainer.logger=[console,file]",
-            ],
-        )
-        trainer = build_cpu_trainer(JudgeRewardTrainer, config, small_tokenizer)
-        fit_started = time.monotonic()
-        monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(tmp_path / "metrics.jsonl"))
-        trainer.fit()
-        fit_seconds = time.monotonic() - fit_started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert server.returncode == 0  # stopped by SIGTERM, cleanly
+    overrides = [f"trainer.rollout_data_dir={tmp_path / 'rollouts'}", f"trainer.validation_data_dir={tmp_path / 'val'}"]
+    assert judge_smoke.main(["--backend", "inprocess", "--output-dir", str(tmp_path / "out"), *overrides]) == 0
+    out = capsys.readouterr().out
+    assert "judge: the tiny warm-started judge at http://127.0.0.1:" in out and "Done: step 2 of 2." in out
+    assert (tmp_path / "out" / "metrics.jsonl").exists() and (
+        tmp_path / "out" / "checkpoints" / "global_step_2"
+    ).exists()
 
     k, orders = 2, 2
     varied, dumped = {}, {}
@@ -240,7 +153,7 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
     assert any(varied.values()), varied
     assert all(d["judge/calls_per_sample"] == 4 for d in dumped.values())
 
-    logged, bad = read_metrics(tmp_path / "metrics.jsonl")
+    logged, bad = read_metrics(tmp_path / "out" / "metrics.jsonl")
     assert bad == 0 and {1, 2} <= set(logged)
     for step in (1, 2):  # JudgeRewardTrainer logs the judge's work on each training step (means of <= 8 numbers)
         assert {key: logged[step].get(key) for key in dumped[step]} == pytest.approx(dumped[step], rel=1e-12), step
@@ -251,8 +164,45 @@ def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(small_tokenizer, tmp_p
         assert any("/judge_failed/mean" in key for key in metrics)
         assert any("/judge_agreement/mean" in key for key in metrics)
     assert any(logged[s]["critic/advantages/max"] > 0 for s in (1, 2))
-    total = time.monotonic() - started
-    print(
-        f"\njudge-reward smoke: {dumped}, groups with varied rewards {varied}; data and judge warm start "
-        f"{prepared:.1f} s, fit {fit_seconds:.1f} s, whole test {total:.1f} s"
+    print(f"\njudge-reward smoke: {dumped}, groups with varied rewards {varied}; {time.monotonic() - started:.1f} s")
+
+
+@pytest.mark.slow
+def test_judge_smoke_with_an_external_judge_keeps_its_api_key_secret(
+    openai_server, tmp_path, monkeypatch, capsys, restore_threads
+):
+    from rm_r1 import judge_smoke
+
+    secret = "sk-judge-smoke-7f3a9c"
+    monkeypatch.setenv("SMOKE_JUDGE_KEY", secret)
+    server = openai_server(lambda body: "<answer>[[A]]</answer>")
+    out_dir = tmp_path / "out"
+    argv = ["--backend", "inprocess", "--output-dir", str(out_dir), "--judge-url", server.base_url, "--judge-model"]
+    argv += ["ext", "--api-key-env"]
+    rollouts = f"trainer.rollout_data_dir={tmp_path / 'rollouts'}"
+    assert judge_smoke.main([*argv, "SMOKE_JUDGE_KEY", rollouts]) == 0
+    printed = capsys.readouterr()
+    assert server.bodies and {h["Authorization"] for h in server.headers} == {f"Bearer {secret}"}
+    assert {b["model"] for b in server.bodies} == {"ext"}
+    # the key is nowhere but in the requests: not in what was printed, the metrics, the rollouts or the checkpoints
+    assert secret not in printed.out + printed.err
+    files = [f for folder in (out_dir, tmp_path / "rollouts") for f in folder.rglob("*") if f.is_file()]
+    assert any("checkpoints" in str(f) for f in files) and any(f.name == "metrics.jsonl" for f in files)
+    assert [f for f in files if secret.encode() in f.read_bytes()] == []
+
+
+@pytest.mark.slow
+def test_judge_smoke_stops_naming_an_always_failing_judge(openai_server, tmp_path, capsys, restore_threads):
+    from rm_r1 import judge_smoke
+
+    server = openai_server(lambda body: 503)
+    started = time.monotonic()
+    status = judge_smoke.main(
+        ["--backend", "inprocess", "--output-dir", str(tmp_path / "out"), "--judge-url", server.base_url]
     )
+    seconds = time.monotonic() - started
+    err = capsys.readouterr().err
+    assert status != 0 and seconds < 300
+    assert f"the judge at {server.base_url}/chat/completions failed 100% of its calls" in err
+    assert "most frequent failure: http_503" in err
+    assert not (tmp_path / "out" / "checkpoints" / "global_step_2").exists()  # stopped before step 2's update

@@ -122,9 +122,10 @@ def test_parse_rejects_a_reply_with_value_error_and_it_is_retried(openai_server,
 def test_an_unreachable_endpoint_and_a_timeout_are_failed_tries(openai_server, how):
     client = ChatClient("http://127.0.0.1:9/v1", "m", retries=1, backoff=0.0)
     with pytest.raises(
-        ChatError, match="gave up after 2 attempts on http://127.0.0.1:9/v1/chat/completions; last: Conn"
-    ):
+        ChatError, match="gave up after 2 attempts on http://127.0.0.1:9/v1/chat/completions; last: (Client)?Conn"
+    ) as error:
         call(client, how, client.payload(MESSAGES, 8))
+    assert error.value.kind == "connection" and not error.value.permanent
 
     def slow(body):
         time.sleep(0.5)
@@ -132,8 +133,9 @@ def test_an_unreachable_endpoint_and_a_timeout_are_failed_tries(openai_server, h
 
     server = openai_server(slow)
     client = ChatClient(server.base_url, "m", retries=0, timeout=0.1)
-    with pytest.raises(ChatError, match="gave up after 1 attempts .*; last: ReadTimeout"):
+    with pytest.raises(ChatError, match="gave up after 1 attempts .*; last: (ReadTimeout|TimeoutError)") as error:
         call(client, how, client.payload(MESSAGES, 8))
+    assert error.value.kind == "timeout"
 
 
 def test_async_requests_in_flight_are_bounded_per_client(openai_server):
@@ -179,3 +181,56 @@ def test_bad_settings_are_named(kwargs, message):
 def test_chat_url_joins_the_api_root():
     assert chat_url("http://h:8000/v1") == chat_url("http://h:8000/v1/") == "http://h:8000/v1/chat/completions"
     assert "sk-secret" not in repr(ChatClient("http://h/v1", "m", api_key="sk-secret"))
+
+
+@HOW
+def test_failures_name_their_kind(openai_server, no_sleep, how):
+    cases = [(503, "http_503"), (404, "http_404"), (b"<html>", "malformed"), ((502, b"bad gateway"), "http_502")]
+    for answer, kind in cases:
+        client = ChatClient(openai_server(lambda body, answer=answer: answer).base_url, "m", retries=1)
+        with pytest.raises(ChatError) as error:
+            call(client, how, client.payload(MESSAGES, 8))
+        assert error.value.kind == kind, answer
+
+
+@HOW
+def test_verls_router_wrapping_an_error_is_not_tried_again(openai_server, how):
+    # verl's router (FastAPI) answers a bare "500 Internal Server Error" when the judge server behind it refused the
+    # request: sent once, permanent, kind router_error; the same answer from a server that is not the router is retried
+    server = openai_server(lambda body: (500, b"Internal Server Error"))
+    client = ChatClient(server.base_url, "m", retries=3, backoff=0.0, router=True)
+    with pytest.raises(ChatError, match="verl's reward router") as error:
+        call(client, how, client.payload(MESSAGES, 8))
+    assert (len(server.bodies), error.value.kind, error.value.permanent) == (1, "router_error", True)
+    plain = ChatClient(server.base_url, "m", retries=3, backoff=0.0)
+    with pytest.raises(ChatError) as error:
+        call(plain, how, plain.payload(MESSAGES, 8))
+    assert len(server.bodies) == 1 + 4 and error.value.kind == "http_500"
+
+
+@HOW
+def test_the_deadline_bounds_the_whole_call_tries_and_back_off_included(openai_server, how):
+    def slow(body):
+        time.sleep(0.4)
+        return 503
+
+    server = openai_server(slow)
+    # without a deadline: 4 tries of 0.4 s plus 0.2 + 0.4 + 0.8 s of back-off = 3 s; the deadline stops it at 1 s
+    client = ChatClient(server.base_url, "m", retries=3, backoff=0.2, timeout=5.0, deadline=1.0)
+    started = time.monotonic()
+    with pytest.raises(ChatError, match="within the call's deadline of 1 s") as error:
+        call(client, how, client.payload(MESSAGES, 8))
+    assert error.value.kind == "deadline" and time.monotonic() - started < 1.5
+    assert 1 <= len(server.bodies) <= 2
+
+
+def test_one_pool_per_loop_keeps_connections_alive(openai_server):
+    server = openai_server(lambda body: "ok")
+    client = ChatClient(server.base_url, "m", concurrency=2)
+
+    async def many():
+        for _ in range(3):  # three waves of 4 calls, 2 in flight at most
+            await asyncio.gather(*(client.acomplete(client.payload(MESSAGES, 8)) for _ in range(4)))
+
+    asyncio.run(many())
+    assert len(server.bodies) == 12 and len(set(server.ports)) <= 2  # before: a pool (a connection) per call
