@@ -180,6 +180,7 @@ def run_real_smoke(
     n_gpus: int = 1,
     witness: bool = True,
     extra_env: dict[str, str] | None = None,
+    cluster_gpus: int | None = None,
 ) -> int:
     """Train ``config`` through verl's ``run_ppo`` with ``task_runner_cls`` on a local Ray cluster of ``n_gpus``
     logical GPUs, and report it as the in-process smoke does (table, metrics file, curves, summary), plus where each
@@ -189,7 +190,7 @@ def run_real_smoke(
     (verl truncates it at start), followed while the run goes and appended, step by step, to
     ``<output_dir>/metrics.jsonl``. Returns the exit status: 1 when the run failed (the cause is named) or the witness
     did not hold. ``extra_env``: more environment variables of the Ray processes (a judge's API key: never in the
-    config).
+    config). ``cluster_gpus``: the cluster's logical GPUs when more than the actor's (a reward model's own pool).
     """
     from rlpr.reporting import MetricsFile, StepTable, _already_complete, _summary, plot_curves
     from rlpr.training.task_runner import run_classic
@@ -214,7 +215,7 @@ def run_real_smoke(
     failure = None
     try:
         cluster_env = {**(extra_env or {}), "VERL_FILE_LOGGER_PATH": str(run_file)}
-        with local_cluster(n_gpus, cluster_env), _Tail(run_file, on_record):
+        with local_cluster(cluster_gpus or n_gpus, cluster_env), _Tail(run_file, on_record):
             run_classic(config, task_runner_cls)
     except KeyboardInterrupt:
         print(f"\n{prog}: interrupted; the local Ray cluster was stopped. Run the same command to resume.")

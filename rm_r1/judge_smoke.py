@@ -81,13 +81,13 @@ def prepare_judge(out_dir: Path, tokenizer, files: tuple[Path, ...], prompt_file
     import pandas as pd
 
     from cpu_backend import warm_start
-    from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2
+    from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
     from rm_r1.judge_reward import judge_context
     from rm_r1.prompts import build_judge_messages
     from rm_r1.reward import VERDICT_TAGS
 
     base = out_dir / "models" / "judge-random"
-    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, 1), MODEL_FILES)
+    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, 1, **VLLM_TINY_MODEL), MODEL_FILES)
     examples = []
     for row in pd.concat([pd.read_parquet(f) for f in files]).to_dict("records"):
         context, reference = judge_context(row["extra_info"]), row["reward_model"]["ground_truth"]
@@ -178,6 +178,31 @@ def build_real(
     return config, judge_task_runner_class(SMOKE_RECIPE)
 
 
+def verl_served_judge_overrides(judge: Path, max_model_len: int = 1024) -> list[str]:
+    """verl serves the judge itself (``reward.reward_model.enable``) on its own resource pool of one logical GPU, with
+    the real path's vLLM settings (``cpu_backend.verl_plugin.REAL_STACK_OVERRIDES``); the reward function reaches it
+    through verl's router, under its model path."""
+    from cpu_backend.verl_plugin import REAL_STACK_OVERRIDES
+
+    rm = "reward.reward_model"
+    rollout_settings = [
+        o.replace("actor_rollout_ref.rollout.", f"{rm}.rollout.")
+        for o in REAL_STACK_OVERRIDES
+        if ".rollout." in o and "checkpoint_engine" not in o and "rollout.mode=" not in o
+    ]
+    return [
+        f"{rm}.enable=true",
+        f"{rm}.enable_resource_pool=true",
+        f"{rm}.n_gpus_per_node=1",
+        f"{rm}.nnodes=1",
+        f"{rm}.model_path={judge}",
+        *rollout_settings,
+        f"{rm}.rollout.max_model_len={max_model_len}",
+        "reward.custom_reward_function.reward_kwargs.base_url=null",
+        "reward.custom_reward_function.reward_kwargs.model=null",
+    ]
+
+
 def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str, model: str, prompt_file) -> int:
     from rlpr.reporting import run_smoke
 
@@ -190,6 +215,7 @@ def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str,
 
     use_environment()
     config, runner = build_real(out_dir, overrides, url, model, prompt_file, args.gpus)
+    pool = int(config.reward.reward_model.n_gpus_per_node) if config.reward.reward_model.enable_resource_pool else 0
     return run_real_smoke(
         config,
         runner,
@@ -199,6 +225,7 @@ def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str,
         columns=TABLE,
         panels=CURVES,
         n_gpus=args.gpus,
+        cluster_gpus=args.gpus + pool,  # the judge's own pool when verl serves it
         extra_env=judge_secrets(config),  # the judge's key reaches the reward workers, never the config
     )
 
@@ -221,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
         "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
     )
     parser.add_argument("--judge-url", help="an OpenAI-compatible judge's API root, e.g. http://host:8000/v1")
+    parser.add_argument(
+        "--verl-serves-judge",
+        action="store_true",
+        help="verl serves the tiny judge itself (reward.reward_model.enable, vLLM on its own logical GPU; real only)",
+    )
     parser.add_argument("--judge-model", help="the model name it serves (default with --judge-url: 'judge')")
     parser.add_argument("--api-key-env", help="the environment variable holding the judge's API key")
     parser.add_argument(
@@ -238,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
         if not os.environ.get(args.api_key_env):
             raise SystemExit(f"{PROG}: the environment variable {args.api_key_env} (--api-key-env) is not set")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if args.verl_serves_judge and (args.judge_url or args.backend != "real"):
+        parser.error(
+            "--verl-serves-judge runs on the real path (--backend real) and serves its own judge (no --judge-url)"
+        )
     try:
         if args.judge_url:
             print(f"judge: {args.judge_url} ({args.judge_model or 'judge'})", flush=True)
@@ -247,6 +283,10 @@ def main(argv: list[str] | None = None) -> int:
         tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
         train, val, prompt_file = prepare_data(out_dir, tokenizer, 256)
         judge = prepare_judge(out_dir, tokenizer, (train, val), prompt_file, args.warm_steps)
+        if args.verl_serves_judge:
+            print(f"judge: the tiny warm-started judge {judge}, served by verl (reward.reward_model)", flush=True)
+            overrides = [*verl_served_judge_overrides(judge), *overrides]
+            return _train(args, argv, out_dir, overrides, "null", "null", prompt_file)
         with served_judge(judge) as url:
             print(f"judge: the tiny warm-started judge at {url}", flush=True)
             return _train(args, argv, out_dir, overrides, url, JUDGE_MODEL, prompt_file)

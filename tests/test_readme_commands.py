@@ -57,7 +57,7 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^python -m rlpr\.smoke (.* )?--gpus 2( |$)", COVERED,
      "tests/real_stack/test_smokes.py::test_two_actor_ranks_and_two_vllm_replicas"),
     (r"^python -m rlpr\.smoke( |$)", COVERED,
-     "tests/real_stack/test_smokes.py::test_rlpr_two_steps_then_a_resume_to_four_with_the_saved_rlpr_state"),
+     "tests/real_stack/test_smokes.py::test_rlpr_killed_after_two_steps_stops_in_time_and_resumes_to_four_with_the_saved_state"),
     (r"^python -m rm_r1\.smoke (.* )?--backend inprocess( |$)",
      COVERED, "tests/rm_r1/test_rm_r1_smoke.py::test_cpu_smoke_grpo_with_the_preference_reward"),
     (r"^python -m rm_r1\.smoke( |$)", COVERED,
