@@ -452,6 +452,33 @@ def run_smoke(
 
 
 BACKENDS = ("real", "inprocess")
+INPROCESS_BANNER = (
+    "backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)"
+)
+
+
+def _logical_gpus(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--backend {real,inprocess}`` (default real) and ``--gpus N`` of every CPU smoke command."""
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="real",
+        help="real: verl's Ray + vLLM rollout + FSDP2 actor path on this CPU; inprocess: one process, HF generate() "
+        "in place of vLLM, no Ray (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--gpus",
+        type=_logical_gpus,
+        default=1,
+        help="logical GPUs of the local Ray cluster: actor ranks = vLLM replicas (real; default: %(default)s)",
+    )
 
 
 def smoke_command(
@@ -478,16 +505,7 @@ def smoke_command(
     Returns the exit status."""
     quiet_known_warnings(on_cpu=True)
     parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="real",
-        help="real: verl's Ray + vLLM rollout + FSDP2 actor path on this CPU; inprocess: one process, HF generate() "
-        "in place of vLLM, no Ray (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--gpus", type=int, default=1, help="logical GPUs of the local Ray cluster: actor ranks = vLLM replicas (real)"
-    )
+    add_backend_arguments(parser)
     parser.add_argument(
         "--output-dir",
         default=None,
@@ -498,8 +516,6 @@ def smoke_command(
     )
     parser.add_argument("overrides", nargs="*", help=f"Hydra overrides of {recipe}")
     args = parser.parse_args(argv)
-    if args.gpus < 1:
-        parser.error(f"--gpus must be at least 1, got {args.gpus}")
     import torch
 
     torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
@@ -507,7 +523,7 @@ def smoke_command(
     out_dir = Path(args.output_dir or default_output_dir + suffix).resolve()
     argv = sys.argv[1:] if argv is None else list(argv)
     if args.backend == "inprocess":
-        print("backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)")
+        print(INPROCESS_BANNER)
         trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
         return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
     from cpu_backend.real_stack import run_real_smoke, use_environment

@@ -76,8 +76,12 @@ def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path, Pat
     return paths
 
 
-def prepare_judge(out_dir: Path, tokenizer, files: tuple[Path, ...], prompt_file: Path, warm_steps: int) -> Path:
-    """The tiny random judge warm-started to answer the judge prompts of the smoke's questions with either verdict."""
+def prepare_judge(
+    out_dir: Path, tokenizer, files: tuple[Path, ...], prompt_file: Path, warm_steps: int, for_vllm: bool = False
+) -> Path:
+    """The tiny random judge warm-started to answer the judge prompts of the smoke's questions with either verdict.
+
+    ``for_vllm``: sized for vLLM's CPU attention (``VLLM_TINY_MODEL``), for verl to serve it; in its own folders."""
     import pandas as pd
 
     from cpu_backend import warm_start
@@ -86,14 +90,16 @@ def prepare_judge(out_dir: Path, tokenizer, files: tuple[Path, ...], prompt_file
     from rm_r1.prompts import build_judge_messages
     from rm_r1.reward import VERDICT_TAGS
 
-    base = out_dir / "models" / "judge-random"
-    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, 1, **VLLM_TINY_MODEL), MODEL_FILES)
+    suffix, size = ("-vllm", VLLM_TINY_MODEL) if for_vllm else ("", {})
+    base = out_dir / "models" / f"judge-random{suffix}"
+    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, 1, **size), MODEL_FILES)
     examples = []
     for row in pd.concat([pd.read_parquet(f) for f in files]).to_dict("records"):
         context, reference = judge_context(row["extra_info"]), row["reward_model"]["ground_truth"]
         messages = build_judge_messages(context, "some reply", reference, "instruct", str(prompt_file))
         examples += [(messages, VERDICT_TAGS[side]) for side in ("A", "B")]
-    return Path(warm_start(base, out_dir / "models" / "judge-warm", tokenizer, examples, warm_steps, 1e-2, 0))
+    warm = out_dir / "models" / f"judge-warm{suffix}"
+    return Path(warm_start(base, warm, tokenizer, examples, warm_steps, 1e-2, 0))
 
 
 @contextmanager
@@ -204,10 +210,10 @@ def verl_served_judge_overrides(judge: Path, max_model_len: int = 1024) -> list[
 
 
 def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str, model: str, prompt_file) -> int:
-    from rlpr.reporting import run_smoke
+    from rlpr.reporting import INPROCESS_BANNER, run_smoke
 
     if args.backend == "inprocess":
-        print("backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)")
+        print(INPROCESS_BANNER)
         trainer = build_trainer(out_dir, overrides, url, model, prompt_file)
         return run_smoke(trainer, prog=PROG, argv=argv, output_dir=out_dir, columns=TABLE, panels=CURVES)
     from cpu_backend.real_stack import run_real_smoke, use_environment
@@ -231,19 +237,12 @@ def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import BACKENDS, quiet_known_warnings
+    from rlpr.reporting import add_backend_arguments, quiet_known_warnings
     from rm_r1.judge_main import judge_failure
 
     quiet_known_warnings(on_cpu=True)
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="real",
-        help="real: verl's Ray + vLLM rollout + FSDP2 actor path on this CPU; inprocess: one process, HF generate() "
-        "in place of vLLM, no Ray (default: %(default)s)",
-    )
-    parser.add_argument("--gpus", type=int, default=1, help="logical GPUs of the local Ray cluster (real)")
+    add_backend_arguments(parser)
     parser.add_argument(
         "--output-dir", default=DEFAULT_OUTPUT_DIR, help="data, models, checkpoints, metrics (default: %(default)s)"
     )
@@ -282,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
 
         tokenizer = load_qwen25_tokenizer(SMALL_VOCAB)
         train, val, prompt_file = prepare_data(out_dir, tokenizer, 256)
-        judge = prepare_judge(out_dir, tokenizer, (train, val), prompt_file, args.warm_steps)
+        judge = prepare_judge(out_dir, tokenizer, (train, val), prompt_file, args.warm_steps, args.verl_serves_judge)
         if args.verl_serves_judge:
             print(f"judge: the tiny warm-started judge {judge}, served by verl (reward.reward_model)", flush=True)
             overrides = [*verl_served_judge_overrides(judge), *overrides]
