@@ -3,7 +3,7 @@
 The recipes are the YAML files of ``configs/rlpr/`` (``python -m rlpr.main --help`` lists them); each lists
 ``_base.yaml`` (not a recipe: verl's ``ppo_trainer`` plus what every RLPR recipe shares, the whole ``rlpr:`` section
 included) in its defaults and holds only what differs. ``--cfg job`` prints the composed config without
-training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (the in-process CPU backend), not here.
+training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (a local Ray cluster on CPU), not here.
 
 The flow follows verl's ``main_ppo`` with the classic trainer: check the composed config (``check_config``: unknown
 keys with the nearest valid one, value types, verl's ``validate_config``, the RLPR rules) and make its paths absolute
@@ -177,7 +177,7 @@ def _hydra_main(config: DictConfig) -> None:
     hydra_config = HydraConfig.get()
     if hydra_config.job.config_name == SMOKE_RECIPE:
         raise SystemExit(
-            f"the {SMOKE_RECIPE} recipe runs on the in-process CPU backend: use python -m rlpr.smoke [key=value ...]"
+            f"the {SMOKE_RECIPE} recipe runs with its CPU settings: use python -m rlpr.smoke [key=value ...]"
         )
     try:
         run_rlpr(config, dict(hydra_config.runtime.choices))

@@ -1,7 +1,8 @@
 """``python -m rlpr.smoke``: the RLPR loop on CPU in a few minutes (the README's main job).
 
-Runs ``RLPRTrainer`` (verl's real classic trainer loop) on the in-process CPU backend (``cpu_backend``: HF
-``generate()`` instead of vLLM, verl's own FSDP engine worker as the actor, no Ray — for smoke runs and tests only) with
+Runs ``RLPRTrainer`` on verl's own Ray + vLLM + FSDP2 path on this CPU (``--backend real``, the default:
+``cpu_backend.real_stack``, the task runner ``python -m rlpr.main`` uses) or on the in-process backend
+(``--backend inprocess``: HF ``generate()`` instead of vLLM, verl's own FSDP engine worker as the actor, no Ray) with
 ``configs/rlpr/smoke_cpu.yaml``: a tiny Qwen2 model over the real Qwen2.5 tokenizer (rebuilt offline, first 8,192
 ranks) and the bundled sample (``rlpr/data/sample.jsonl``). A random tiny model never writes
 ``<think>…</think><answer>…</answer>``, so it is first warm-started with a few seconds of supervised fitting on the

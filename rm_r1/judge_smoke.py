@@ -1,7 +1,8 @@
 """``python -m rm_r1.judge_smoke``: the judge-as-reward loop on CPU in a few minutes.
 
-Runs ``JudgeRewardTrainer`` (verl's real classic trainer plus the judge's step metrics and fail-fast rule) on the
-in-process CPU backend (``cpu_backend``) with ``configs/judge_reward/smoke_cpu.yaml``: a tiny random Qwen2 policy
+Runs ``JudgeRewardTrainer`` (verl's real classic trainer plus the judge's step metrics and fail-fast rule) on verl's
+own Ray + vLLM + FSDP2 path on this CPU (``--backend real``, the default) or the in-process backend
+(``--backend inprocess``) with ``configs/judge_reward/smoke_cpu.yaml``: a tiny random Qwen2 policy
 answers a few questions of the bundled sample pairs (``rm_r1/smoke_pairs.jsonl``, prepared by
 ``scripts/prepare_judge_reward_data.py``), and its replies are rewarded by ``rm_r1.judge_reward`` through verl's own
 reward loop, against the pairs' chosen replies. The judge is a tiny Qwen2 warm-started to write either verdict (built

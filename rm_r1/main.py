@@ -30,7 +30,7 @@ SMOKE_SETTING = "smoke_cpu"
 
 def setting_names() -> list[str]:
     """The settings ``--config-name`` accepts: the shared bases ``grpo`` and ``sft`` are not run by themselves, and
-    ``smoke_cpu`` runs through ``python -m rm_r1.smoke`` (the in-process CPU backend)."""
+    ``smoke_cpu`` runs through ``python -m rm_r1.smoke`` (a local Ray cluster on CPU)."""
     not_settings = {"grpo", "sft", SMOKE_SETTING}
     return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml") if p.stem not in not_settings)
 
@@ -124,7 +124,7 @@ def main() -> None:
     custom_path = any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
     if name == SMOKE_SETTING and not custom_path:
         raise SystemExit(
-            f"python -m rm_r1.main: the {SMOKE_SETTING} setting runs on the in-process CPU backend: "
+            f"python -m rm_r1.main: the {SMOKE_SETTING} setting runs with its CPU settings: "
             "use python -m rm_r1.smoke [key=value ...]"
         )
     if name is not None and not custom_path and name not in setting_names():

@@ -1,7 +1,8 @@
 """``python -m rm_r1.smoke``: RM-R1's GRPO stage with the preference reward on CPU in a few minutes.
 
-Runs verl's real classic trainer (``RayPPOTrainer.fit()``) on the in-process CPU backend (``cpu_backend``: HF
-``generate()`` instead of vLLM, verl's own FSDP engine worker as the actor, no Ray, for smoke runs and tests only) with
+Runs verl's classic trainer (``RayPPOTrainer.fit()``) on verl's own Ray + vLLM + FSDP2 path on this CPU
+(``--backend real``, the default: ``cpu_backend.real_stack``, the task runner ``python -m rm_r1.main`` uses) or on the
+in-process backend (``--backend inprocess``: HF ``generate()`` instead of vLLM, no Ray) with
 ``configs/rm_r1/smoke_cpu.yaml`` (the shared GRPO recipe, shrunk): the bundled sample pairs
 (``rm_r1/smoke_pairs.jsonl``, Skywork's format) become judge prompts of the instruct family through the same code as
 ``scripts/prepare_rm_r1_data.py`` (with a one-line judge instruction, to keep the CPU forwards short), and a tiny
