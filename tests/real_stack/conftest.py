@@ -17,6 +17,8 @@ import pytest
 
 # Summed RSS of a run's process tree (double-counts shared pages: an upper bound), the budget of one run.
 RSS_BUDGET_GIB = 12.0
+# How long a run's processes may take to exit after the command did (Ray's workers notice their raylet's end).
+LEFTOVER_GRACE_S = 30
 
 
 @dataclass
@@ -98,7 +100,9 @@ def finish(proc: subprocess.Popen, watch: TreeWatch, started: float, timeout: fl
         pytest.fail(f"{proc.args} did not finish within {timeout} s:\n{out[-3000:]}\n{err[-3000:]}")
     seconds = time.monotonic() - started
     watch.stop()
-    time.sleep(2)  # let the cluster's processes finish exiting
+    deadline = time.monotonic() + LEFTOVER_GRACE_S  # the cluster's processes exit once their raylet is gone
+    while watch.alive() and time.monotonic() < deadline:
+        time.sleep(1)
     return Run(proc.returncode, out, err, seconds, watch.peak / 2**30, watch.alive())
 
 

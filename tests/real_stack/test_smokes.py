@@ -115,7 +115,7 @@ def test_rlpr_killed_after_two_steps_stops_in_time_and_resumes_to_four_with_the_
     killed = time.monotonic()
     result = finish(proc, watch, started, timeout=300)
     assert result.returncode != 0
-    assert time.monotonic() - killed <= 120 + 5, "the command took longer than 120 s to stop"  # +5: finish's wait
+    assert result.seconds - (killed - started) <= 120, "the command took longer than 120 s to stop"
     assert "the run stopped: a Ray worker process died" in result.err and "WorkerDict" in result.err, result.err[-3000:]
     assert result.leftovers == [], f"processes left running: {result.leftovers}"
     assert REAL in result.out and result.peak_rss_gib <= 12.0
