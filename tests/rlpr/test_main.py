@@ -263,7 +263,7 @@ def test_a_literal_validation_judge_key_is_refused_before_ray_starts(monkeypatch
 
 def test_the_validation_judge_key_variable_must_be_set(monkeypatch):
     monkeypatch.delenv("RLPR_MAIN_KEY_FOR_TEST", raising=False)
-    overrides = [f"+{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST"]
+    overrides = [f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST"]
     expected = f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST: that environment variable is not set"
     with pytest.raises(config_check.ConfigError, match=expected):
         check_config(compose_recipe("qwen2.5-7b-base", overrides))
@@ -288,7 +288,7 @@ def test_the_validation_judge_keys_reach_the_ray_workers_and_are_never_printed(m
         "actor_rollout_ref.model.path=Qwen/Qwen2.5-7B",
         f"{JUDGE_KWARGS}.judge_base_url=http://judge:8000/v1",
         f"{JUDGE_KWARGS}.judge_model=judge",
-        f"+{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST",
+        f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST",
         f"+{JUDGE_KWARGS}.judge_endpoints.TheoremQA={{model:strong,api_key_env:RLPR_STRONG_KEY_FOR_TEST}}",
     ]
     run_rlpr(compose_recipe("qwen2.5-7b-base", overrides))
