@@ -48,6 +48,7 @@ from rlpr.evaluation.validation import (
     find_benchmark,
     grade_response,
     judge_from_kwargs,
+    key_from_environment,
 )
 from rlpr.files import repair_jsonl_tail, write_text_atomically
 
@@ -509,11 +510,10 @@ def judge_settings(judge: LLMJudge) -> dict[str, Any]:
 
 def judge_from_args(args: argparse.Namespace) -> LLMJudge | None:
     """The judge the ``--judge-*`` options ask for (None without ``--judge-base-url``)."""
-    api_key = None
-    if args.judge_api_key_env:
-        api_key = os.environ.get(args.judge_api_key_env)
-        if not api_key:
-            raise SystemExit(f"environment variable {args.judge_api_key_env} (--judge-api-key-env) is not set")
+    try:
+        api_key = key_from_environment(args.judge_api_key_env, "--judge-api-key-env")
+    except ValueError as err:
+        raise SystemExit(f"python -m rlpr.evaluate: {err}") from None
     return judge_from_kwargs(
         judge_base_url=args.judge_base_url,
         judge_model=args.judge_model,

@@ -80,7 +80,8 @@ def _check_rlpr_values(config: DictConfig) -> None:
 def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Reject configs the RLPR trainer cannot honour, before Ray starts (``ConfigError``, a ``ValueError``).
 
-    RLPR needs the classic trainer (``trainer.use_v1=false``), an ``rlpr:`` section and no setting its ``fit`` cannot
+    RLPR needs the classic trainer (``trainer.use_v1=false``), an ``rlpr:`` section, the validation judge's API keys
+    named by environment variables that are set (``validation_judge_secrets``) and no setting its ``fit`` cannot
     honour (``check_trainer_supports``); then ``rlpr.training.config_check.check`` (unknown keys, value types, legacy
     reward keys, verl's ``validate_config``, the ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's
     defaults-list choices of the recipe.
@@ -91,6 +92,7 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
         raise config_check.ConfigError("RLPR runs on verl's classic RayPPOTrainer: set trainer.use_v1=false")
     if "rlpr" not in config:
         raise config_check.ConfigError("the config has no rlpr: section; start from a recipe in configs/rlpr/")
+    validation_judge_secrets(config)
     try:  # first: verl's own checks would try to build a critic (and load its model) for a critic estimator
         check_trainer_supports(config)
     except ValueError as err:
@@ -99,6 +101,19 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
         config, "ppo_trainer", choices or {}, own_sections={"rlpr": rlpr_section_schema()}, source="the RLPR config"
     )
     _check_rlpr_values(config)
+
+
+def validation_judge_secrets(config: DictConfig) -> dict[str, str]:
+    """{variable: value} of the validation judge's API keys (``reward.custom_reward_function.reward_kwargs``:
+    ``judge_api_key_env`` and ``judge_endpoints[*].api_key_env``; ``rlpr.evaluation.validation.judge_secrets``), to be
+    put in the Ray workers' environment. A literal key, or a named variable that is not set, is a ``ConfigError``."""
+    from rlpr.evaluation.validation import judge_secrets
+
+    reward_function = config.get("reward", {}).get("custom_reward_function") or {}
+    try:
+        return judge_secrets(reward_function.get("reward_kwargs") or {})
+    except ValueError as err:
+        raise config_check.ConfigError(f"reward.custom_reward_function.{err}") from None
 
 
 def check_training_data(config: DictConfig, tokenizer) -> list[str]:
@@ -139,13 +154,14 @@ def rlpr_task_runner_class() -> type:
 
 def run_rlpr(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Check the config and make its paths absolute, then train through verl's ``run_ppo`` (it starts Ray, or joins a
-    running cluster)."""
+    running cluster). The validation judge's API keys reach the Ray workers in Ray's runtime environment
+    (``rlpr.training.task_runner.start_ray_with_secrets``), never through the config."""
     from rlpr.training.task_runner import run_classic
 
     check_config(config, choices)
     config_check.resolve_paths(config)
     print(f"RLPR checkpoints, rlpr_state.pt and the r' cache: {config.trainer.default_local_dir}")
-    run_classic(config, rlpr_task_runner_class())
+    run_classic(config, rlpr_task_runner_class(), validation_judge_secrets(config))
 
 
 def usage() -> str:

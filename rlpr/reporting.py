@@ -527,6 +527,7 @@ def smoke_command(
         trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
         return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
     from cpu_backend.real_stack import run_real_smoke, use_environment
+    from rlpr.main import validation_judge_secrets
 
     use_environment()
     config, runner = build_real(out_dir, list(args.overrides), args.warm_steps, args.gpus)
@@ -540,4 +541,5 @@ def smoke_command(
         panels=panels,
         n_gpus=args.gpus,
         witness=witness,
+        extra_env=validation_judge_secrets(config),  # a validation judge's API keys, never in the config
     )

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rlpr.reporting import quiet_known_warnings
 from rlpr.training import config_check
@@ -68,27 +68,6 @@ def judge_secrets(config: DictConfig) -> dict[str, str]:
             f"reward.custom_reward_function.reward_kwargs.api_key_env={name}: that environment variable is not set"
         )
     return {name: value}
-
-
-def start_ray_with_secrets(config: DictConfig, secrets: Mapping[str, str]) -> None:
-    """Start Ray as verl's ``run_ppo`` does (verl/trainer/main_ppo.py:57-74: verl's runtime environment merged with
-    ``ray_kwargs.ray_init``), with ``secrets`` added to the workers' environment variables, so that every reward
-    worker, on any node, reads the key; ``run_ppo`` then finds Ray started. The printed arguments mask the values.
-    Nothing to do without secrets or with Ray already started (a running cluster: export the variable on its nodes)."""
-    import ray
-    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
-
-    if not secrets or ray.is_initialized():
-        return
-    ray_init = OmegaConf.to_container(config.ray_kwargs.get("ray_init", {}), resolve=True)
-    runtime_env = OmegaConf.to_container(
-        OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env") or {}), resolve=True
-    )
-    env_vars = runtime_env.setdefault("env_vars", {})
-    shown = {**ray_init, "runtime_env": {**runtime_env, "env_vars": {**env_vars, **dict.fromkeys(secrets, "***")}}}
-    print(f"ray init kwargs: {shown}")
-    env_vars.update(secrets)
-    ray.init(**{**ray_init, "runtime_env": runtime_env})
 
 
 def judge_failure(error: BaseException) -> BaseException | None:
@@ -142,9 +121,8 @@ def _hydra_main(config: DictConfig) -> None:
     config_check.resolve_paths(config)
     resolve_judge_paths(config)
     print(f"judge reward {name}: checkpoints in {config.trainer.default_local_dir}")
-    start_ray_with_secrets(config, judge_secrets(config))
     try:
-        run_classic(config, judge_task_runner_class(name))
+        run_classic(config, judge_task_runner_class(name), judge_secrets(config))
     except Exception as err:
         stopped = judge_failure(err)
         if stopped is None:

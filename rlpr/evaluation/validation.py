@@ -21,6 +21,10 @@ letter and the code compares it); ``answer`` sends only the
 extracted answer and never judges multiple choice or a response without an answer. Each benchmark may have its own judge
 endpoint (``judge_endpoints``).
 
+Secrets: a judge's API key is read from the environment variable named by ``judge_api_key_env`` (or an endpoint's
+``api_key_env``), in the process that scores; a literal ``judge_api_key`` or endpoint ``api_key`` is refused, since
+verl prints the config and hands it to its loggers (``judge_secrets`` checks a config before anything starts).
+
 Benchmarks are recognised from their ``data_source`` in this project's naming or the paper's (``find_benchmark``:
 ``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ...), k from an ``_Avg<k>`` suffix; any other source needs
 ``extra_info["answer_type"]`` (or ``unknown_source_answer_type``), else grading it is an error.
@@ -476,7 +480,7 @@ async def grade_response(
     return Grade(prediction, float(correct), fmt, 1.0, 0.0, timed_out)
 
 
-_ENDPOINT_KEYS = frozenset({"base_url", "model", "api_key"})
+_ENDPOINT_KEYS = frozenset({"base_url", "model", "api_key_env"})
 
 
 def judge_from_kwargs(
@@ -507,30 +511,73 @@ def judge_from_kwargs(
     return LLMJudge(config)
 
 
-def endpoint_for(
-    data_source: str, base_url: str | None, model: str | None, api_key: str | None, endpoints: Mapping[str, Any] | None
-) -> tuple[str | None, str | None, str | None]:
-    """(base_url, model, api_key) of the judge for ``data_source``: the entry of ``endpoints`` (keyed by benchmark
-    name or alias, e.g. ``{TheoremQA: {base_url: ..., model: ...}}``) for its benchmark, over the defaults."""
-    if not endpoints:
-        return base_url, model, api_key
-    bench = find_benchmark(data_source)
-    chosen: Mapping[str, Any] | None = None
-    for key, entry in endpoints.items():
+def literal_key_refused(setting: str, instead: str) -> ValueError:
+    """The error for a literal API key at ``setting`` of ``reward_kwargs`` (it never holds the key)."""
+    return ValueError(
+        f"reward_kwargs.{setting}: a literal API key in the config is refused (verl prints the config and hands it to "
+        f"its loggers); export the key in an environment variable and set reward_kwargs.{instead} to that variable's "
+        "name"
+    )
+
+
+def key_from_environment(variable: str | None, setting: str) -> str | None:
+    """The value of the environment variable ``variable`` (None when no variable is named); a named variable that is
+    unset or empty is a ``ValueError`` naming it and ``setting``, the option or key that named it."""
+    if not variable:
+        return None
+    value = os.environ.get(str(variable))
+    if not value:
+        raise ValueError(f"{setting}={variable}: that environment variable is not set")
+    return value
+
+
+def checked_endpoints(endpoints: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """``judge_endpoints`` keyed by benchmark name, after checking each key names a benchmark and each entry holds only
+    ``base_url`` / ``model`` / ``api_key_env`` (a literal ``api_key`` is refused, naming ``api_key_env``)."""
+    checked: dict[str, Mapping[str, Any]] = {}
+    for key, entry in (endpoints or {}).items():
         named = find_benchmark(str(key))
         if named is None:
             raise ValueError(
                 f"judge_endpoints key {key!r} is not a benchmark name; expected one of {known_source_names()}"
             )
+        if isinstance(entry, Mapping) and "api_key" in entry:
+            raise literal_key_refused(f"judge_endpoints[{key}].api_key", f"judge_endpoints[{key}].api_key_env")
         if not isinstance(entry, Mapping) or not set(entry) <= _ENDPOINT_KEYS:
             raise ValueError(
                 f"judge_endpoints[{key!r}] must be a mapping with keys among {sorted(_ENDPOINT_KEYS)}, got {entry!r}"
             )
-        if bench is not None and named.name == bench.name:
-            chosen = entry
+        checked[named.name] = entry
+    return checked
+
+
+def judge_secrets(reward_kwargs: Mapping[str, Any]) -> dict[str, str]:
+    """{variable: value} of every judge API key that ``reward_kwargs`` names (``judge_api_key_env`` and the endpoints'
+    ``api_key_env``; {} without one), read from this process's environment: what the scoring workers must be given.
+    A literal key, or a named variable that is not set, is a ``ValueError`` that never shows a key."""
+    if reward_kwargs.get("judge_api_key") is not None:
+        raise literal_key_refused("judge_api_key", "judge_api_key_env")
+    named = {"reward_kwargs.judge_api_key_env": reward_kwargs.get("judge_api_key_env")}
+    for bench, entry in checked_endpoints(reward_kwargs.get("judge_endpoints")).items():
+        named[f"reward_kwargs.judge_endpoints[{bench}].api_key_env"] = entry.get("api_key_env")
+    return {str(variable): key_from_environment(variable, setting) for setting, variable in named.items() if variable}
+
+
+def endpoint_for(
+    data_source: str,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str | None,
+    endpoints: Mapping[str, Any] | None,
+) -> tuple[str | None, str | None, str | None]:
+    """(base_url, model, api_key_env) of the judge for ``data_source``: the entry of ``endpoints`` (keyed by benchmark
+    name or alias, e.g. ``{TheoremQA: {base_url: ..., model: ...}}``) for its benchmark, over the defaults."""
+    checked = checked_endpoints(endpoints)
+    bench = find_benchmark(data_source)
+    chosen = checked.get(bench.name) if bench is not None else None
     if chosen is None:
-        return base_url, model, api_key
-    return chosen.get("base_url", base_url), chosen.get("model", model), chosen.get("api_key", api_key)
+        return base_url, model, api_key_env
+    return chosen.get("base_url", base_url), chosen.get("model", model), chosen.get("api_key_env", api_key_env)
 
 
 def _named_in(data_source: str, names: Sequence[str]) -> bool:
@@ -551,6 +598,7 @@ async def compute_score(
     judge_base_url: str | None = None,
     judge_model: str | None = None,
     judge_api_key: str | None = None,
+    judge_api_key_env: str | None = None,
     judge_concurrency: int = 16,
     judge_timeout: float = 60.0,
     judge_retries: int = 2,
@@ -570,27 +618,34 @@ async def compute_score(
     the ``format`` key), ``grade_timeout`` (seconds of wall clock for math-verify per sample),
     ``unknown_source_answer_type`` (how to grade a data source that is no benchmark and whose rows carry no
     ``answer_type``; unset, such a source is an error) and the judge: ``judge_base_url`` (e.g.
-    ``http://host:8000/v1``), ``judge_model``, ``judge_api_key``, ``judge_concurrency``, ``judge_timeout`` seconds,
+    ``http://host:8000/v1``), ``judge_model``, ``judge_api_key_env`` (the environment variable holding its API key; a
+    literal ``judge_api_key`` is refused), ``judge_concurrency``, ``judge_timeout`` seconds,
     ``judge_retries``, ``judge_protocol`` (``paper``, the default, or ``answer``; see ``rlpr.evaluation.judge``),
     ``judge_max_tokens`` (default: the protocol's budget), ``judge_verdict_rule`` (``official``, the default, or
     ``lenient``: how a ``paper`` judge's boxed verdict is read), ``judge_endpoints`` (per-benchmark ``base_url`` /
-    ``model`` / ``api_key`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and ``judge_sources``
-    (limits the judge to those data sources).
+    ``model`` / ``api_key_env`` over the defaults, e.g. a stronger judge for TheoremQA and Minerva), and
+    ``judge_sources`` (limits the judge to those data sources).
     """
     unknown = set(verl_kwargs) - VERL_CALL_KWARGS
     if unknown:
         raise TypeError(f"compute_score got unknown keyword arguments {sorted(unknown)}")
+    if judge_api_key is not None:
+        raise literal_key_refused("judge_api_key", "judge_api_key_env")
     if (extra_info or {}).get(TRAINING_ROLLOUT):
         return dict(NOT_GRADED)
     judge = None
     if judge_sources is None or _named_in(data_source, judge_sources):
-        base_url, model, api_key = endpoint_for(
-            data_source, judge_base_url, judge_model, judge_api_key, judge_endpoints
+        base_url, model, key_env = endpoint_for(
+            data_source, judge_base_url, judge_model, judge_api_key_env, judge_endpoints
         )
+        bench = find_benchmark(data_source)
+        setting = "reward_kwargs.judge_api_key_env"
+        if key_env != judge_api_key_env and bench is not None:
+            setting = f"reward_kwargs.judge_endpoints[{bench.name}].api_key_env"
         judge = judge_from_kwargs(
             base_url,
             model,
-            api_key,
+            key_from_environment(key_env, setting) if base_url else None,
             judge_concurrency,
             judge_timeout,
             judge_retries,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pprint import pprint
 from typing import Any
 
@@ -110,12 +110,37 @@ def classic_task_runner_class(
     return _ClassicTaskRunner
 
 
-def run_classic(config: DictConfig, task_runner_cls: type) -> None:
+def start_ray_with_secrets(config: DictConfig, secrets: Mapping[str, str]) -> None:
+    """Start Ray as verl's ``run_ppo`` does (verl/trainer/main_ppo.py:57-74: verl's runtime environment merged with
+    ``ray_kwargs.ray_init``), with ``secrets`` ({variable: value}, e.g. a judge's API key) added to the workers'
+    environment variables, so that every worker, on any node, reads them; ``run_ppo`` then finds Ray started. The
+    printed arguments mask the values. Nothing to do without secrets or with Ray already started (a running cluster:
+    export the variables on its nodes)."""
+    import ray
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    if not secrets or ray.is_initialized():
+        return
+    ray_init = OmegaConf.to_container(config.ray_kwargs.get("ray_init", {}), resolve=True)
+    runtime_env = OmegaConf.to_container(
+        OmegaConf.merge(get_ppo_ray_runtime_env(config), ray_init.get("runtime_env") or {}), resolve=True
+    )
+    env_vars = runtime_env.setdefault("env_vars", {})
+    shown = {**ray_init, "runtime_env": {**runtime_env, "env_vars": {**env_vars, **dict.fromkeys(secrets, "***")}}}
+    print(f"ray init kwargs: {shown}")
+    env_vars.update(secrets)
+    ray.init(**{**ray_init, "runtime_env": runtime_env})
+
+
+def run_classic(config: DictConfig, task_runner_cls: type, secrets: Mapping[str, str] | None = None) -> None:
     """Train through verl's ``run_ppo`` (it starts Ray or joins a running cluster, verl/trainer/main_ppo.py:57-74) with
-    ``task_runner_cls`` in a Ray actor, after ``auto_set_device`` as verl's ``main`` does (main_ppo.py:174)."""
+    ``task_runner_cls`` in a Ray actor, after ``auto_set_device`` as verl's ``main`` does (main_ppo.py:174). With
+    ``secrets`` ({variable: value}), Ray is started first with them in the workers' environment
+    (``start_ray_with_secrets``), never in the config."""
     import ray
     from verl.trainer.main_ppo import run_ppo
     from verl.utils.device import auto_set_device
 
     auto_set_device(config)
+    start_ray_with_secrets(config, secrets or {})
     run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(task_runner_cls))

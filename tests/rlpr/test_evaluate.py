@@ -224,7 +224,7 @@ def test_judge_options(monkeypatch):
         ]
     )
     monkeypatch.delenv("RLPR_TEST_JUDGE_KEY", raising=False)
-    with pytest.raises(SystemExit, match="RLPR_TEST_JUDGE_KEY"):
+    with pytest.raises(SystemExit, match="--judge-api-key-env=RLPR_TEST_JUDGE_KEY: that environment variable is not"):
         judge_from_args(args)
     monkeypatch.setenv("RLPR_TEST_JUDGE_KEY", "k")
     cfg = judge_from_args(args).config

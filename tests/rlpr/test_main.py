@@ -20,7 +20,7 @@ from rlpr.main import (
     recipe_names,
     rlpr_task_runner_class,
 )
-from rlpr.training import config_paths
+from rlpr.training import config_check, config_paths
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -236,3 +236,70 @@ def test_the_repetition_word_rule_is_a_recipe_key():
     assert scoring_config_from(compose_recipe("smoke_cpu")).repetition.split_rule == "official"
     config = compose_recipe("smoke_cpu", ["rlpr.repetition.split_rule=drop_empty"])
     assert scoring_config_from(config).repetition.split_rule == "drop_empty"
+
+
+JUDGE_KWARGS = "reward.custom_reward_function.reward_kwargs"
+
+
+@pytest.mark.parametrize(
+    ("override", "instead"),
+    [
+        (f"+{JUDGE_KWARGS}.judge_api_key=sk-literal-789", "reward_kwargs.judge_api_key_env"),
+        (f"+{JUDGE_KWARGS}.judge_endpoints.TheoremQA={{api_key:sk-literal-789}}", "[TheoremQA].api_key_env"),
+    ],
+)
+def test_a_literal_validation_judge_key_is_refused_before_ray_starts(monkeypatch, override, instead):
+    import verl.trainer.main_ppo
+
+    with pytest.raises(config_check.ConfigError, match="a literal API key in the config is refused") as refused:
+        check_config(compose_recipe("qwen2.5-7b-base", [override]))
+    assert instead in str(refused.value) and "sk-literal-789" not in str(refused.value)
+    started = []
+    monkeypatch.setattr(verl.trainer.main_ppo, "run_ppo", lambda config, task_runner_class: started.append(config))
+    message = _main_exit(["--config-name", "qwen2.5-7b-base", override], monkeypatch)
+    assert message.startswith("python -m rlpr.main --config-name qwen2.5-7b-base: reward.custom_reward_function")
+    assert instead in message and "sk-literal-789" not in message and started == []
+
+
+def test_the_validation_judge_key_variable_must_be_set(monkeypatch):
+    monkeypatch.delenv("RLPR_MAIN_KEY_FOR_TEST", raising=False)
+    overrides = [f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST"]
+    expected = f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST: that environment variable is not set"
+    with pytest.raises(config_check.ConfigError, match=expected):
+        check_config(compose_recipe("qwen2.5-7b-base", overrides))
+    monkeypatch.setenv("RLPR_MAIN_KEY_FOR_TEST", "k")
+    check_config(compose_recipe("qwen2.5-7b-base", overrides))
+
+
+def test_the_validation_judge_keys_reach_the_ray_workers_and_are_never_printed(monkeypatch, capsys):
+    import ray
+    import verl.trainer.main_ppo
+    from verl.trainer.constants_ppo import get_ppo_ray_runtime_env
+
+    from rlpr.main import run_rlpr
+
+    initialised, started = [], []
+    monkeypatch.setattr(ray, "is_initialized", lambda: bool(initialised))
+    monkeypatch.setattr(ray, "init", lambda **kwargs: initialised.append(kwargs))
+    monkeypatch.setattr(verl.trainer.main_ppo, "run_ppo", lambda config, task_runner_class: started.append(config))
+    monkeypatch.setenv("RLPR_MAIN_KEY_FOR_TEST", "sk-default-secret")
+    monkeypatch.setenv("RLPR_STRONG_KEY_FOR_TEST", "sk-strong-secret")
+    overrides = [
+        "actor_rollout_ref.model.path=Qwen/Qwen2.5-7B",
+        f"{JUDGE_KWARGS}.judge_base_url=http://judge:8000/v1",
+        f"{JUDGE_KWARGS}.judge_model=judge",
+        f"{JUDGE_KWARGS}.judge_api_key_env=RLPR_MAIN_KEY_FOR_TEST",
+        f"+{JUDGE_KWARGS}.judge_endpoints.TheoremQA={{model:strong,api_key_env:RLPR_STRONG_KEY_FOR_TEST}}",
+    ]
+    run_rlpr(compose_recipe("qwen2.5-7b-base", overrides))
+    ((kwargs,),), (config,) = [initialised], started
+    env_vars = kwargs["runtime_env"]["env_vars"]  # every Ray worker's environment, the reward workers' included
+    assert env_vars["RLPR_MAIN_KEY_FOR_TEST"] == "sk-default-secret"
+    assert env_vars["RLPR_STRONG_KEY_FOR_TEST"] == "sk-strong-secret"
+    verls = get_ppo_ray_runtime_env(config)["env_vars"]
+    assert verls and verls.items() <= env_vars.items()  # verl's own variables kept
+    printed = capsys.readouterr().out
+    assert "ray init kwargs" in printed and "'RLPR_MAIN_KEY_FOR_TEST': '***'" in printed
+    assert "'RLPR_STRONG_KEY_FOR_TEST': '***'" in printed
+    shown = printed + str(config)  # what is printed, and the config verl prints, logs and saves
+    assert "sk-default-secret" not in shown and "sk-strong-secret" not in shown

@@ -209,3 +209,29 @@ def test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done(tmp_path
     assert "Resuming from step 2 of 3" in printed and "Done: step 3 of 3." in printed
     text = (out / "metrics.jsonl").read_text()
     assert text.startswith(first_run) and set(read_metrics(out / "metrics.jsonl")[0]) >= {1, 2, 3}
+
+
+def test_the_real_smoke_hands_a_validation_judge_key_to_the_ray_processes_only(monkeypatch, tmp_path):
+    import cpu_backend.real_stack
+    from rlpr.main import compose_recipe
+
+    monkeypatch.setenv("RLPR_SMOKE_KEY_FOR_TEST", "sk-smoke-secret")
+    kwargs = "reward.custom_reward_function.reward_kwargs"
+    config = compose_recipe("smoke_cpu", [f"{kwargs}.judge_api_key_env=RLPR_SMOKE_KEY_FOR_TEST"])
+    runs = []
+    monkeypatch.setattr(cpu_backend.real_stack, "use_environment", lambda: None)
+    monkeypatch.setattr(cpu_backend.real_stack, "run_real_smoke", lambda config, runner, **kw: runs.append(kw) or 0)
+    code = reporting.smoke_command(
+        ["--output-dir", str(tmp_path)],
+        prog="smoke",
+        description="",
+        recipe="smoke_cpu",
+        default_output_dir=str(tmp_path),
+        warm_steps=0,
+        build_trainer=None,
+        build_real=lambda out_dir, overrides, warm_steps, gpus: (config, object),
+        columns=[],
+        panels={},
+    )
+    assert code == 0 and runs[0]["extra_env"] == {"RLPR_SMOKE_KEY_FOR_TEST": "sk-smoke-secret"}
+    assert "sk-smoke-secret" not in str(config)

@@ -326,3 +326,38 @@ def test_grade_response_reports_the_prediction(server):
     url, _, _ = server
     grade = _run(grade_response("WebInstruct-verified", "<answer>good 3</answer>", "3 m/s", EXTRA, judge=_judge(url)))
     assert grade.prediction == "good 3" and grade.acc == 1.0
+
+
+def test_a_literal_judge_api_key_is_refused_and_the_environment_one_is_sent(server, monkeypatch):
+    url, state, _ = server
+    with pytest.raises(ValueError, match="judge_api_key: a literal API key .*set reward_kwargs.judge_api_key_env") as e:
+        _score(url, "<answer>good: 7</answer>", "12", judge_api_key="sk-literal-123")
+    assert "sk-literal-123" not in str(e.value) and state.bodies == []  # refused before any call
+    monkeypatch.delenv("RLPR_JUDGE_KEY_FOR_TEST", raising=False)
+    with pytest.raises(ValueError, match="judge_api_key_env=RLPR_JUDGE_KEY_FOR_TEST: that environment variable is not"):
+        _score(url, "<answer>good: 7</answer>", "12", judge_api_key_env="RLPR_JUDGE_KEY_FOR_TEST")
+    monkeypatch.setenv("RLPR_JUDGE_KEY_FOR_TEST", "sk-from-env-456")
+    out = _score(url, "<answer>good: 7</answer>", "12", judge_api_key_env="RLPR_JUDGE_KEY_FOR_TEST")
+    assert out["judge_used"] == 1.0 and out["acc"] == 1.0
+    assert [h["Authorization"] for h in state.headers] == ["Bearer sk-from-env-456"]
+    assert "sk-from-env-456" not in repr(out)
+
+
+def test_each_judge_endpoint_takes_its_key_from_its_own_variable(server, openai_server, monkeypatch):
+    url, state, _ = server
+    refused = r"judge_endpoints\[Minerva\].api_key: a literal .*\[Minerva\].api_key_env"
+    with pytest.raises(ValueError, match=refused) as e:
+        _score(url, "good: 7", "12", "Minerva", {"question": "q"}, judge_endpoints={"Minerva": {"api_key": "sk-lit"}})
+    assert "sk-lit" not in str(e.value)
+    monkeypatch.setenv("RLPR_DEFAULT_KEY", "sk-default")
+    monkeypatch.setenv("RLPR_STRONG_KEY", "sk-strong")
+    with openai_server(CannedJudge()) as strong_state:
+        endpoints = {"TheoremQA": {"base_url": strong_state.base_url, "api_key_env": "RLPR_STRONG_KEY"}}
+        kw = {"judge_api_key_env": "RLPR_DEFAULT_KEY", "judge_endpoints": endpoints}
+        _score(url, "good: 7", "12", "TheoremQA_Avg2", {"question": "q"}, **kw)
+        _score(url, "good: 8", "12", "Minerva", {"question": "q"}, **kw)
+        monkeypatch.delenv("RLPR_STRONG_KEY")
+        with pytest.raises(ValueError, match=r"judge_endpoints\[TheoremQA\].api_key_env=RLPR_STRONG_KEY: that envir"):
+            _score(url, "good: 9", "12", "TheoremQA", {"question": "q"}, **kw)
+    assert [h["Authorization"] for h in strong_state.headers] == ["Bearer sk-strong"]
+    assert [h["Authorization"] for h in state.headers] == ["Bearer sk-default"]
