@@ -150,7 +150,7 @@ def test_script_records_the_mmlu_pro_subset_in_the_report(tmp_path):
     assert _script("--dataset", "MMLU-Pro", "--source", str(source), "--output", str(tmp_path / "a")).returncode == 0
     report = json.loads((tmp_path / "a" / "MMLU-Pro_Avg2.parquet.report.json").read_text())
     assert report["subset"]["seed"] == 0 and len(report["subset"]["ids"]) == 1000 == report["questions"]
-    assert report["rows_out"] == 2000
+    assert report["rows_out"] == 1000  # one row per question: validation samples k = 2 per row (the file name)
     done = _script("--dataset", "MMLU-Pro", "--full", "--source", str(source), "--output", str(tmp_path / "b"))
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "b" / "MMLU-Pro_Avg2.parquet.report.json").read_text())
@@ -254,10 +254,10 @@ def test_script_writes_parquet_and_report(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     table = pq.read_table(tmp_path / "Minerva_Avg4.parquet").to_pylist()
-    assert len(table) == 8 and table[0]["prompt"][0]["role"] == "user"
+    assert len(table) == 2 and table[0]["prompt"][0]["role"] == "user"  # one row per question (k = 4 sampled)
     assert table[0]["reward_model"]["ground_truth"] == "2.5"
     report = json.loads((tmp_path / "Minerva_Avg4.parquet.report.json").read_text())
-    assert report["questions"] == 2 and report["rows_out"] == 8 and report["dropped"] == {}
+    assert report["questions"] == 2 and report["rows_out"] == 2 and report["dropped"] == {}
 
 
 # --- bad input: named errors or counted drops, never a silent wrong result -------------------------------------
