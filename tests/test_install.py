@@ -130,6 +130,7 @@ def _child(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env={**base, **env}, capture_output=True, text=True, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_nothing_is_patched_unless_the_environment_names_the_plugin():
     code = (
         "import importlib.metadata as md, verl, verl.utils.distributed as d\n"

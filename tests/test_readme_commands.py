@@ -426,6 +426,7 @@ _RUNNABLE = [c for c in all_commands() if (c.check() or ("",))[0] in (RUN, CFG_J
                                                                        OVERRIDES)]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", _RUNNABLE, ids=_ids(_RUNNABLE))
 def test_readme_command_works_on_cpu(command, results):
     key = command.where + " " + command.text

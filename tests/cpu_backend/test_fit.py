@@ -45,6 +45,7 @@ def run_fit(tiny_model_dir, toy_parquet, small_tokenizer, checkpoint_dir, total_
     return trainer, logged
 
 
+@pytest.mark.slow
 def test_fit_two_grpo_steps_then_resume(tiny_model_dir, toy_parquet, small_tokenizer, tmp_path, monkeypatch):
     checkpoints = tmp_path / "ckpt"
     trainer, logged = run_fit(tiny_model_dir, toy_parquet, small_tokenizer, checkpoints, 2, monkeypatch)

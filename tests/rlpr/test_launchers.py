@@ -156,6 +156,7 @@ def test_without_variables_the_launcher_runs_exactly_the_entry_point(launcher, f
     assert out.read_text().splitlines() == ["RAY_ADDRESS=", "-m", "rlpr.main", "--config-name", launcher.stem]
 
 
+@pytest.mark.slow
 def test_a_machine_without_gpus_or_wandb_key_is_refused_in_seconds(fake_tools):
     # Before: the run printed its config and waited for GPUs (or died in wandb's UsageError at the first log line).
     _, python, out, home = fake_tools

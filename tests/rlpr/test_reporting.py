@@ -38,6 +38,7 @@ def _stderr_of(code: str) -> str:
     return done.stderr
 
 
+@pytest.mark.slow
 def test_known_harmless_warnings_are_silenced_and_others_are_not():
     quiet = "from rlpr.reporting import quiet_known_warnings\nquiet_known_warnings(on_cpu=True)\n"
     loud, silent = _stderr_of(_IMPORT_VERL), _stderr_of(quiet + _IMPORT_VERL)

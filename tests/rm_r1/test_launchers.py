@@ -159,6 +159,7 @@ def _rm_r1_main(argv: list[str], monkeypatch):
         GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow
 def test_entry_point_checks_then_hands_over_to_verls_classic_trainer(monkeypatch, tmp_path):
     import verl.trainer.main_ppo
     from verl.trainer.main_ppo_v0 import BaseTaskRunner

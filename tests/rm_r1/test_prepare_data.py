@@ -379,6 +379,7 @@ def test_balanced_swaps_and_held_out():
             held_out(200, bad, 0)
 
 
+@pytest.mark.slow
 def test_command_line_help_and_run(small_tokenizer, tmp_path):
     help_text = subprocess.run(
         [sys.executable, str(SCRIPT), "--help"], check=True, capture_output=True, text=True

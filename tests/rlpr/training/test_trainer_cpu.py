@@ -50,6 +50,7 @@ def run(work_dir, checkpoints, *overrides, patch=None):
     return trainer, {step: data for step, data in logged if "filter/gen_rounds" in data}  # training steps only
 
 
+@pytest.mark.slow
 def test_loop_filters_refills_and_resumes(work_dir, tmp_path):
     full, metrics = run(work_dir, tmp_path / "full", "trainer.total_training_steps=4", "trainer.save_freq=2")
     assert sorted(metrics) == [1, 2, 3, 4]
@@ -83,6 +84,7 @@ def test_loop_filters_refills_and_resumes(work_dir, tmp_path):
     assert len(cache["entries"]) == 20  # r' of the initial policy for every training prompt, computed once
 
 
+@pytest.mark.slow
 def test_current_debias_mode_and_round_cap(work_dir, tmp_path):
     trainer, metrics = run(
         work_dir, tmp_path / "cur", "trainer.total_training_steps=2", "trainer.save_freq=-1",
@@ -137,6 +139,7 @@ def test_the_smoke_recipe_itself_is_supported():
     check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=str(recipe_config_dir("rlpr"))))
 
 
+@pytest.mark.slow
 def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(work_dir, tmp_path, monkeypatch):
     """An odd log-prob micro-batch size and 3 agent-loop workers: every compute_log_prob batch (r' pass, scoring, old
     log-probs) and every generation batch must be padded for the strict CPU backend, which also refuses any actor
@@ -209,6 +212,7 @@ def uninterrupted(work_dir, tmp_path_factory):
 RESUME_RUN = ("trainer.total_training_steps=2", "trainer.save_freq=1", "trainer.test_freq=1", "data.val_max_samples=2")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill", [kill_after_checkpoint, kill_in_update_weights, kill_after_validation])
 def test_a_kill_between_checkpoint_and_step_end_resumes_exactly(work_dir, tmp_path, uninterrupted, kill):
     full, full_metrics = uninterrupted
@@ -231,6 +235,7 @@ def test_a_kill_between_checkpoint_and_step_end_resumes_exactly(work_dir, tmp_pa
             assert metrics[2][key] == pytest.approx(full_metrics[2][key], abs=1e-6), key
 
 
+@pytest.mark.slow
 def test_a_refill_round_without_data_leaves_the_replicas_asleep(work_dir, tmp_path):
     """Round 0 keeps 2 of 4 prompts, the refill round finds the data exhausted: the update must still run with the
     replicas asleep (the strict CPU actor refuses otherwise), on the 2 kept prompts (one mini-batch of 2). The

@@ -54,6 +54,7 @@ def test_validation_samples_two_per_question_of_an_avg2_file(work_dir, tmp_path)
     assert first["val/MATH-500/avg@2"] == pytest.approx(first["val-core/MATH-500/acc/mean@2"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_a_repeated_avg2_file_stops_the_trainer(work_dir, tmp_path):
     row = smoke.sample_training_rows()[0]
     val = _val_file(tmp_path / "MATH-500_Avg2.parquet", [row, row])
