@@ -58,8 +58,13 @@ def warm_start_examples(fmt: str = "R1") -> list[tuple[list[dict], str]]:
     ]
 
 
-def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple[Path, Path, object]:
-    """The sample as parquet, and the warm-started tiny model (model + tokenizer folder); both cached."""
+def prepare(
+    out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0, for_vllm: bool = False
+) -> tuple[Path, Path, object]:
+    """The sample as parquet, and the warm-started tiny model (model + tokenizer folder); both cached.
+
+    ``for_vllm``: the model sized for vLLM's CPU attention (``VLLM_TINY_MODEL``, the real path), in its own folders;
+    the in-process backend keeps the smaller default model."""
     import pandas as pd
 
     from cpu_backend import warm_start
@@ -71,11 +76,11 @@ def prepare(out_dir: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> tuple
     if not data.exists():  # written whole, then renamed: a kill leaves no partial file behind
         data.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(data, lambda tmp: pd.DataFrame(sample_training_rows()).to_parquet(tmp))
-    base = out_dir / "models" / "tiny-random"
-    build_folder_atomically(
-        base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed, **VLLM_TINY_MODEL), MODEL_FILES
-    )
-    warm = warm_start(base, warm_model_dir(out_dir), tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
+    suffix, size = ("-vllm", VLLM_TINY_MODEL) if for_vllm else ("", {})
+    base = out_dir / "models" / f"tiny-random{suffix}"
+    build_folder_atomically(base, lambda folder: save_tiny_qwen2(tokenizer, folder, seed, **size), MODEL_FILES)
+    warm_dir = warm_model_dir(out_dir).with_name(f"tiny-warm{suffix}")
+    warm = warm_start(base, warm_dir, tokenizer, warm_start_examples(), warm_steps, 1e-2, seed)
     return data, Path(warm), tokenizer
 
 
@@ -137,7 +142,7 @@ def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_
     from rlpr.training.config_paths import recipe_config_dir
 
     with step_progress(WARM_START_PROGRESS, warm_steps):
-        data, model, _ = prepare(out_dir, warm_steps)
+        data, model, _ = prepare(out_dir, warm_steps, for_vllm=True)
     config = compose_real_config(
         recipe_config_dir("rlpr"),
         SMOKE_RECIPE,

@@ -160,6 +160,7 @@ def test_batches_fit_the_workers_and_the_actor_runs_only_while_replicas_sleep(wo
         "data.train_max_samples=8", "data.val_max_samples=2", f"trainer.validation_data_dir={dump}",
         "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=3",
         "actor_rollout_ref.rollout.agent.num_workers=3",
+        "rlpr.filter.start_step=10",  # every step trains, whatever the sampled rewards (the filter is tested above)
     )  # fmt: skip
     assert sorted(metrics) == [1, 2] and all("actor/pg_loss" in metrics[s] for s in (1, 2))
     assert metrics[1]["rlpr/r_prime_mean"] > 0.0  # r' of the initial policy came from the sleeping-replica pass
