@@ -3,7 +3,6 @@
 
 * ``environment()``: the variables every process of the path needs (the plugin ``cpu_backend.verl_plugin`` through
   ``VERL_USE_EXTERNAL_MODULES``, ``VERL_PLATFORM=cpu``, vLLM's CPU settings); ``use_environment()`` sets them here.
-* ``ray_overrides(n_gpus)``: the Hydra overrides of the local cluster (logical GPUs and CPUs).
 * ``local_cluster(n_gpus)``: starts a local Ray cluster, and stops it on exit, on Ctrl-C and on errors.
 """
 
@@ -43,16 +42,6 @@ def use_environment() -> None:
     verl_plugin.activate()
 
 
-def ray_overrides(n_gpus: int = 1) -> list[str]:
-    """Hydra overrides for a local cluster of ``n_gpus`` logical GPUs, one actor rank and one vLLM replica each."""
-    return [
-        f"trainer.n_gpus_per_node={n_gpus}",
-        f"+ray_kwargs.ray_init.num_gpus={n_gpus}",
-        f"ray_kwargs.ray_init.num_cpus={LOGICAL_CPUS}",
-        "+ray_kwargs.ray_init.include_dashboard=false",
-    ]
-
-
 @contextmanager
 def local_cluster(n_gpus: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[None]:
     """A local Ray cluster with ``n_gpus`` logical GPUs for the duration of the block (verl's ``run_ppo`` joins it).
@@ -68,7 +57,7 @@ def local_cluster(n_gpus: int = 1, extra_env: dict[str, str] | None = None) -> I
         num_gpus=n_gpus,
         include_dashboard=False,
         runtime_env={"env_vars": {**environment(), **(extra_env or {})}},
-        log_to_driver=False,  # the workers' logs stay in Ray's session folder (printed), the table stays readable
+        log_to_driver=False,  # the workers' logs stay in Ray's session folder; the table stays readable
     )
     try:
         yield
@@ -245,8 +234,9 @@ def run_real_smoke(
 
 
 def compose_real_config(config_dir: str | os.PathLike, name: str, overrides=(), n_gpus: int = 1):
-    """A recipe composed for this path: ``REAL_STACK_OVERRIDES``, the local cluster's (``ray_overrides``), the rollout's
-    own log-probs (verl's weight-sync witness needs them), then ``overrides`` (which win)."""
+    """A recipe composed for this path: ``REAL_STACK_OVERRIDES``, one actor rank per logical GPU of the local cluster
+    (``local_cluster`` starts Ray itself, so ``ray_kwargs.ray_init`` is not read), the rollout's own log-probs (verl's
+    weight-sync witness needs them), then ``overrides`` (which win)."""
     from hydra import compose, initialize_config_dir
 
     from cpu_backend.verl_plugin import REAL_STACK_OVERRIDES
@@ -256,7 +246,7 @@ def compose_real_config(config_dir: str | os.PathLike, name: str, overrides=(), 
             config_name=name,
             overrides=[
                 *REAL_STACK_OVERRIDES,
-                *ray_overrides(n_gpus),
+                f"trainer.n_gpus_per_node={n_gpus}",
                 "actor_rollout_ref.rollout.calculate_log_probs=true",
                 *overrides,
             ],
