@@ -1,12 +1,13 @@
 """RLPR: verifier-free RL with the policy's own probability of the reference answer as reward.
 
 Where things are, by stage: ``rlpr.answer`` (tags, format reward, repetition penalty; shared by the reward and
-evaluation); ``rlpr.reward`` (f_seq, debias, final R; the o' cut on token bytes; single-example scores);
-``rlpr.training`` (the scoring batch and r, r', R from its log-probs, verl's padded layout, ``RLPRTrainer``, the EMA
-std filter, dynamic sampling, the r' cache, config and launcher checks); ``rlpr.data`` (preparation, row checks and
-reading, prompts); ``rlpr.evaluation`` (validation grading and the benchmark registry, the LLM judge client). Commands:
-``rlpr.main`` (Hydra entry point), ``rlpr.smoke`` (the CPU smoke run), ``rlpr.score`` (rewards of given responses),
-``rlpr.evaluate`` (benchmark evaluation); ``rlpr.reporting`` is what they print and write.
+evaluation); ``rlpr.reward`` (f_seq, debias, final R; the o' cut on token bytes); ``rlpr.training`` (the scoring
+batch and r, r', R from its log-probs, verl's padded layout, ``RLPRTrainer``, the EMA std filter, dynamic sampling,
+the r' cache, config and launcher checks); ``rlpr.data`` (preparation, row checks and reading, prompts, the bundled
+sample); ``rlpr.evaluation`` (validation grading, the benchmark registry and Avg@k, the LLM judge client). Commands:
+``rlpr.main`` (Hydra entry point), ``rlpr.smoke`` (the CPU smoke run), ``rlpr.score`` (rewards of given responses;
+``rlpr.score_response`` and ``rlpr.score_direct_answer`` for one example), ``rlpr.evaluate`` (benchmark
+evaluation); ``rlpr.reporting`` is what they print and write.
 """
 
 __all__ = ["score_direct_answer", "score_response"]
@@ -14,7 +15,7 @@ __all__ = ["score_direct_answer", "score_response"]
 
 def __getattr__(name):
     if name in __all__:
-        from rlpr.reward import single
+        from rlpr import score
 
-        return getattr(single, name)
+        return getattr(score, name)
     raise AttributeError(f"module 'rlpr' has no attribute {name!r}")

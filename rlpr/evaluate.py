@@ -39,13 +39,10 @@ from typing import Any
 
 from rlpr.answer import FORMAT_MODES
 from rlpr.data.checks import read_rows
+from rlpr.evaluation.benchmarks import BENCHMARKS, DOMAINS, avg_at_k_metrics, find_benchmark
 from rlpr.evaluation.judge import VERDICT_RULES, LLMJudge
 from rlpr.evaluation.validation import (
-    BENCHMARKS,
-    DOMAINS,
     Grade,
-    avg_at_k_metrics,
-    find_benchmark,
     grade_response,
     judge_from_kwargs,
     key_from_environment,

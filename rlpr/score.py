@@ -9,54 +9,26 @@ Qwen2 model over the real Qwen2.5 tokenizer that has learnt the answer format fr
 (``rlpr/data/sample.jsonl``, the default data). Its numbers show how the reward behaves, not what a real policy thinks.
 Responses whose o' is longer than ``--max-scoring-length`` tokens are not scored (r = 0, status ``overlength``,
 counted and reported), so one runaway response cannot exhaust memory.
+
+The same path for one example, from Python: ``score_response`` (r of a sampled response) and ``score_direct_answer``
+(r' of a prompt), exported as ``rlpr.score_response`` and ``rlpr.score_direct_answer`` for analysis and debugging.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from importlib import resources
+from collections.abc import Sequence
 from pathlib import Path
 
 from rlpr.answer import FORMAT_MODES
+from rlpr.data.sample import load_rows, sample_path
 from rlpr.reward import FORMAT_COEF, SCORE_METHODS, SHAPINGS
 
-SAMPLE = "sample.jsonl"
 # Longest response side of an o' row scored by default: room for the recipes' longest rollouts (3,072 tokens) plus the
 # answer tail. A forward's memory grows with the length (attention with its square): a 200k-token response must not
 # reach it.
 DEFAULT_MAX_SCORING_LENGTH = 4096
-
-
-def sample_path() -> Path:
-    """The bundled sample: ~20 general-domain prompts with reference answers and a few responses each."""
-    return Path(str(resources.files("rlpr") / "data" / SAMPLE))
-
-
-def load_rows(path: str | Path) -> list[dict]:
-    """Rows of a scoring jsonl, checked; a bad row is an error naming its line."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{line_no}: not valid JSON ({e})") from e
-            if not isinstance(row.get("question"), str) and not isinstance(row.get("prompt"), list):
-                raise ValueError(f"{path}:{line_no}: needs 'question' (str) or 'prompt' (chat messages)")
-            if not isinstance(row.get("reference"), str):
-                raise ValueError(f"{path}:{line_no}: 'reference' must be a str, got {row.get('reference')!r}")
-            responses = row.get("responses")
-            if not isinstance(responses, list) or not responses or not all(isinstance(r, str) for r in responses):
-                raise ValueError(f"{path}:{line_no}: 'responses' must be a non-empty list of str")
-            row.setdefault("id", f"line-{line_no}")
-            rows.append(row)
-    if not rows:
-        raise ValueError(f"{path}: no rows")
-    return rows
 
 
 def default_model(smoke_dir: str | Path) -> Path:
@@ -109,6 +81,65 @@ def score_rows(rows, model, tokenizer, config, temperature: float):
     scoring = build_scoring_batch(rollout, tokenizer, config)
     log_probs = response_log_probs(model, scoring.data, temperature) if scoring.num_rows else None
     return scoring, compute_rewards(scoring, log_probs, config), index
+
+
+def _check_reference(reference: str) -> str:
+    if not isinstance(reference, str) or not reference.strip():
+        raise ValueError(f"reference must be a non-empty str, got {reference!r}")
+    return reference
+
+
+def score_response(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[int],
+    response_ids: Sequence[int],
+    reference: str,
+    *,
+    mode: str = "R1",
+    temperature: float = 1.0,
+    method: str = "mean_prob",
+) -> float | None:
+    """The probability reward r of one sampled response (docs/rlpr.md#probability-reward), or None for an invalid one.
+
+    ``prompt_ids``/``response_ids`` are the sampled token ids (chat template applied to the prompt); ``model`` is a
+    transformers causal LM on any device. None means the response failed the format check or its o' is empty.
+    """
+    from rlpr.training.hf_logprobs import response_log_probs
+    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.scoring import ScoringConfig, build_scoring_batch, row_scores
+
+    _check_reference(reference)
+    rollout = make_rollout([prompt_ids], [response_ids], [reference], ["0"], pad_token_id(tokenizer))
+    config = ScoringConfig(format_mode=mode, score_method=method)
+    scoring = build_scoring_batch(rollout, tokenizer, config, debias_rows=False)
+    if scoring.response_row[0] < 0:
+        return None
+    log_probs = response_log_probs(model, scoring.data, temperature)
+    return float(row_scores(scoring, log_probs, method)[scoring.response_row[0]])
+
+
+def score_direct_answer(
+    model,
+    tokenizer,
+    prompt_ids: Sequence[int],
+    reference: str,
+    *,
+    temperature: float = 1.0,
+    method: str = "mean_prob",
+    tagged: bool = False,
+) -> float:
+    """The debias term r' of a prompt: f_seq of y* answered directly after the prompt, with no reasoning (§2)."""
+    from rlpr.training.hf_logprobs import response_log_probs
+    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.scoring import DebiasConfig, ScoringConfig, build_scoring_batch, row_scores
+
+    _check_reference(reference)
+    rollout = make_rollout([prompt_ids], [[]], [reference], ["0"], pad_token_id(tokenizer))
+    config = ScoringConfig(score_method=method, debias=DebiasConfig(tagged=tagged))
+    scoring = build_scoring_batch(rollout, tokenizer, config, debias_rows=True)
+    log_probs = response_log_probs(model, scoring.data, temperature)
+    return float(row_scores(scoring, log_probs, method)[scoring.prompt_row["0"]])
 
 
 def format_table(scoring, rewards, index) -> str:

@@ -33,7 +33,7 @@ WARM_START_PROGRESS = "warm start (once, then cached)"
 def sample_training_rows(fmt: str = "R1") -> list[dict]:
     """The bundled sample as verl training rows (``data_source``, ``prompt``, ``ability``, ``reward_model``, ...)."""
     from rlpr.data.prompts import build_r1_messages
-    from rlpr.score import load_rows, sample_path
+    from rlpr.data.sample import load_rows, sample_path
 
     return [
         {
@@ -51,7 +51,7 @@ def warm_start_examples(fmt: str = "R1") -> list[tuple[list[dict], str]]:
     """(messages, response) pairs: each sample prompt with its well-formed correct AND well-formed wrong response
     (the first two of the row), so the warm model samples either and the RLPR reward varies within a group."""
     from rlpr.data.prompts import build_r1_messages
-    from rlpr.score import load_rows, sample_path
+    from rlpr.data.sample import load_rows, sample_path
 
     return [
         (build_r1_messages(r["question"], fmt), resp) for r in load_rows(sample_path()) for resp in r["responses"][:2]

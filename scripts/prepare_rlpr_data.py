@@ -32,7 +32,7 @@ from rlpr.data.prep import (
     default_file_name,
     prepare_file,
 )
-from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.evaluation.benchmarks import BENCHMARKS
 
 ALL_BENCHMARKS = "benchmarks"
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from verl.trainer.ppo.utils import need_reference_policy
 
 from rlpr.data.prep import TRAIN, default_file_name
-from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.evaluation.benchmarks import BENCHMARKS
 from rlpr.main import rlpr_section_schema
 from rlpr.training import config_check
 from rlpr.training.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter

@@ -12,7 +12,7 @@ launch_extra_overrides() {
     local names
     mapfile -t names < <("${PYTHON:-python3}" -c 'import sys
 from rlpr.data.prep import TRAIN, default_file_name
-from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.evaluation.benchmarks import BENCHMARKS
 print(f"{sys.argv[1]}/{default_file_name(TRAIN)}")
 print("[" + ",".join(f"{sys.argv[1]}/{default_file_name(name)}" for name in BENCHMARKS) + "]")' "$DATA_DIR")
     [ -n "${TRAIN_FILES:-}" ] || LAUNCH_OVERRIDES+=("data.train_files=${names[0]}")

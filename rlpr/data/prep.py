@@ -3,7 +3,7 @@
 Every output row has verl's row format: ``data_source``, ``prompt`` (chat messages from ``rlpr.data.prompts``),
 ``ability``, ``reward_model: {style: "rule", ground_truth}``, ``extra_info: {index, split, question, answer_type,
 sample}``. A benchmark file holds one row per question, as the paper's files do, and is named ``<name>_Avg<k>``
-(k of the paper's Avg@k, ``rlpr.evaluation.validation.BENCHMARKS``): validation and ``rlpr.evaluate`` sample k
+(k of the paper's Avg@k, ``rlpr.evaluation.benchmarks.BENCHMARKS``): validation and ``rlpr.evaluate`` sample k
 responses per row from that name (``rlpr.training.val_samples``). ``data_source`` is the benchmark's name, so
 validation reports Avg@k under that name. ``repeat`` writes each question that many times instead (the project's
 earlier files; validate those with ``rlpr.val_samples_from_file_name=false``).
@@ -48,7 +48,7 @@ from typing import Any
 from rlpr.answer import check_mode
 from rlpr.data.checks import read_rows, write_rows
 from rlpr.data.prompts import OPTION_LETTERS, build_r1_messages, format_options
-from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.evaluation.benchmarks import BENCHMARKS
 from rlpr.files import write_text_atomically
 
 logger = logging.getLogger(__name__)

@@ -1,1 +1,1 @@
-"""RLPR evaluation: validation grading with the benchmark registry and Avg@k, and the LLM judge client."""
+"""RLPR evaluation: validation grading, the benchmark registry with the Avg@k table, and the LLM judge client."""

@@ -1,11 +1,9 @@
-"""Validation scoring of RLPR (docs/rlpr.md#evaluation): rule grading, an optional LLM judge, and Avg@k aggregation.
+"""Validation scoring of RLPR (docs/rlpr.md#evaluation): rule grading and an optional LLM judge.
 
 * ``compute_score`` is verl's ``reward.custom_reward_function`` (``path=pkg://rlpr.evaluation.validation``,
   ``name=compute_score``): it extracts the answer of a response, grades it, and returns ``score`` plus the same extra
   keys for every sample (``acc``, ``format``, ``has_answer``, ``judge_used``, ``judge_failed``).
-* ``avg_at_k_metrics`` turns per-sample accuracies into the paper's table: Avg@k per benchmark (each question appears
-  k times in its evaluation file, so Avg@k is the mean accuracy over the file's rows) and the unweighted means over the
-  general-domain benchmarks, the math benchmarks, and all seven.
+* The benchmark registry and the Avg@k table over the grades are ``rlpr.evaluation.benchmarks``.
 
 Grading by answer type (``extra_info["answer_type"]``, else the benchmark's default, else ``math``):
 
@@ -25,9 +23,9 @@ Secrets: a judge's API key is read from the environment variable named by ``judg
 ``api_key_env``), in the process that scores; a literal ``judge_api_key`` or endpoint ``api_key`` is refused, since
 verl prints the config and hands it to its loggers (``judge_secrets`` checks a config before anything starts).
 
-Benchmarks are recognised from their ``data_source`` in this project's naming or the paper's (``find_benchmark``:
-``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ...), k from an ``_Avg<k>`` suffix; any other source needs
-``extra_info["answer_type"]`` (or ``unknown_source_answer_type``), else grading it is an error.
+Benchmarks are recognised from their ``data_source`` in this project's naming or the paper's
+(``rlpr.evaluation.benchmarks.find_benchmark``: ``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ...); any other source
+needs ``extra_info["answer_type"]`` (or ``unknown_source_answer_type``), else grading it is an error.
 
 Bounds. Every answer parser here is linear in the response length. math-verify (the only step whose cost is not
 bounded by the text length) runs in child processes (``python -m rlpr.evaluation.validation``), each grading bounded by
@@ -47,81 +45,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import re
 import select
 import subprocess
 import sys
 import threading
-from collections import Counter, defaultdict
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
 from rlpr.data.prompts import OPTION_LETTERS, parse_options
+from rlpr.evaluation.benchmarks import find_benchmark, known_source_names
 from rlpr.evaluation.judge import JudgeConfig, JudgeError, LLMJudge
 from rlpr.training.verl_reward_call import VERL_CALL_KWARGS
 
 logger = logging.getLogger(__name__)
 
 ANSWER_TYPES = ("math", "choice", "text")
-DOMAINS = ("general", "math")
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    """One evaluation set: its canonical name, the k of its Avg@k, its domain, default answer type, and the other
-    names its ``data_source`` may have (the paper's file names, e.g. ``MMLUPro-1000``)."""
-
-    name: str
-    k: int
-    domain: str
-    answer_type: str
-    aliases: tuple[str, ...] = ()
-
-
-# The paper's evaluation suite (docs/rlpr.md#evaluation). TheoremQA counts as general domain in the paper's averages.
-# WebInstruct-verified is multiple choice (A-D) in the paper's evaluation; the free-form variant's rows say otherwise.
-BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b
-    for b in (
-        Benchmark("MMLU-Pro", 2, "general", "choice", ("MMLUPro-1000", "MMLUPro", "MMLU_Pro")),
-        Benchmark("GPQA-diamond", 4, "general", "choice", ("gpqa_diamond", "GPQA")),
-        Benchmark("TheoremQA", 2, "general", "math"),
-        Benchmark("WebInstruct-verified", 2, "general", "choice", ("WebInstruct-verified-val", "WebInstruct")),
-        Benchmark("MATH-500", 2, "math", "math", ("Math500",)),
-        Benchmark("Minerva", 4, "math", "math", ("minervamath",)),
-        Benchmark("AIME2024", 16, "math", "math", ("AIME24", "aime_2024")),
-    )
-}
-_BENCHMARK_NAMES = {alias.lower(): b for b in BENCHMARKS.values() for alias in (b.name, *b.aliases)}
-_AVG_SUFFIX = re.compile(r"(.+?)_Avg(\d+)", re.IGNORECASE)
-
-
-def find_benchmark(data_source: str) -> Benchmark | None:
-    """The benchmark a ``data_source`` (or file stem) names, with k from its ``_Avg<k>`` suffix when it has one.
-
-    Names are matched without regard to case, in this project's naming (``MMLU-Pro``, ``GPQA-diamond_Avg4``) and the
-    paper's (``MMLUPro-1000_Avg2``, ``gpqa_diamond_Avg4``, ``Math-500_Avg2``, ``WebInstruct-verified-val_Avg2``).
-    None for any other name.
-    """
-    name, k = str(data_source), None
-    found = _AVG_SUFFIX.fullmatch(name)
-    if found:
-        name, k = found.group(1), int(found.group(2))
-        if k < 1:
-            raise ValueError(f"data source {data_source!r}: _Avg{k} must name a positive k")
-    bench = _BENCHMARK_NAMES.get(name.lower())
-    return replace(bench, k=k) if bench is not None and k is not None else bench
-
-
-def known_source_names() -> str:
-    """Every benchmark name ``find_benchmark`` recognises (each may end in ``_Avg<k>``), for error messages."""
-    return ", ".join(alias for b in BENCHMARKS.values() for alias in (b.name, *b.aliases))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -664,76 +608,6 @@ async def compute_score(
         unknown_source_answer_type=unknown_source_answer_type,
     )
     return grade.reward_dict()
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Avg@k
-
-
-def avg_at_k_metrics(
-    data_sources: Sequence[str],
-    accs: Sequence[float],
-    prefix: str = "val",
-    question_ids: Sequence[Hashable] | None = None,
-) -> dict[str, float]:
-    """Avg@k per data source and the paper's averages, as fractions in [0, 1].
-
-    Keys: ``{prefix}/{benchmark}/avg@{k}`` for a source that names a benchmark (``find_benchmark``: the canonical
-    name), ``{prefix}/{source}/acc`` for any other source, and ``{prefix}/general/avg``, ``{prefix}/math/avg``,
-    ``{prefix}/overall/avg``: unweighted means of the per-benchmark Avg@k over the general-domain benchmarks
-    (MMLU-Pro, GPQA-diamond, TheoremQA, WebInstruct-verified), the math benchmarks (MATH-500, Minerva, AIME2024) and
-    all of them. Avg@k is the mean accuracy over all samples of the source.
-
-    k: with ``question_ids`` (one per sample; the samples of one question share it), the number of samples each
-    question of the source has, the same for all of them (else an error naming the source); without, the source's
-    ``_Avg<k>`` suffix, else the benchmark table's k. Sources outside the table are not in the averages; an average is
-    emitted only if at least one of its benchmarks is present. Two differently named sources of one benchmark (say
-    ``MMLU-Pro`` and ``MMLUPro-1000_Avg2``) are an error: they would be averaged together.
-    """
-    if len(data_sources) != len(accs):
-        raise ValueError(f"data_sources ({len(data_sources)}) and accs ({len(accs)}) differ in length")
-    if question_ids is not None and len(question_ids) != len(accs):
-        raise ValueError(f"question_ids ({len(question_ids)}) and accs ({len(accs)}) differ in length")
-    per_source: dict[str, list[float]] = defaultdict(list)
-    questions: dict[str, Counter] = defaultdict(Counter)
-    for i, (source, acc) in enumerate(zip(data_sources, accs, strict=True)):
-        acc = float(acc)
-        if not math.isfinite(acc):
-            raise ValueError(f"non-finite accuracy {acc} for data source {source!r}")
-        per_source[str(source)].append(acc)
-        if question_ids is not None:
-            questions[str(source)][question_ids[i]] += 1
-    metrics: dict[str, float] = {}
-    by_domain: dict[str, list[float]] = defaultdict(list)
-    seen: dict[str, str] = {}
-    for source in sorted(per_source):
-        mean = sum(per_source[source]) / len(per_source[source])
-        bench = find_benchmark(source)
-        if bench is None:
-            metrics[f"{prefix}/{source}/acc"] = mean
-            continue
-        if bench.name in seen:
-            raise ValueError(
-                f"data sources {seen[bench.name]!r} and {source!r} are both {bench.name}; "
-                "validate one file per benchmark"
-            )
-        seen[bench.name] = source
-        k = bench.k
-        if question_ids is not None:
-            counts = set(questions[source].values())
-            if len(counts) != 1:
-                raise ValueError(
-                    f"data source {source!r}: its questions have different numbers of samples {sorted(counts)}; "
-                    "Avg@k needs the same k for every question"
-                )
-            k = counts.pop()
-        metrics[f"{prefix}/{bench.name}/avg@{k}"] = mean
-        by_domain[bench.domain].append(mean)
-        by_domain["overall"].append(mean)
-    for group in (*DOMAINS, "overall"):
-        if by_domain[group]:
-            metrics[f"{prefix}/{group}/avg"] = sum(by_domain[group]) / len(by_domain[group])
-    return metrics
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import torch
 from rlpr.answer import check_mode, format_reward, repetition_penalty
 from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards, sequence_scores
 from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
-from rlpr.reward.token_bytes import token_bytes
+from rlpr.reward.token_bytes import TokenBytes, token_bytes
 from rlpr.training.debias_cache import prompt_key
 from rlpr.training.rollout import big_array, filled_mask, no_padding_layout, pad_token_id, padded_layout
 
@@ -92,10 +92,12 @@ class ScoringConfig:
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# The batch
+# The batch, in phases: read the rollout, parse the responses, index the prompts, list the debias candidates,
+# tokenize the tails, apply the length budget, assemble the rows. Each phase returns a complete value, and
+# ``build_scoring_batch`` constructs the ``ScoringBatch`` once, from all of them.
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoringRows:
     """The built rows before any verl layout: left-padded prompts and right-padded responses with their lengths."""
 
@@ -105,7 +107,7 @@ class ScoringRows:
     response_lengths: np.ndarray  # (rows,)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoringBatch:
     """The scoring batch plus the bookkeeping that maps its rows back to responses and prompts.
 
@@ -121,10 +123,10 @@ class ScoringBatch:
     uids: list  # per response
     prompt_keys: list[str]  # per response: prompt_key(prompt ids, reference)
     references: list[str]  # per response: y* (stripped)
-    prompt_row: dict = field(default_factory=dict)  # uid -> its debias row
-    texts: list[str] = field(default_factory=list)  # decoded responses (special tokens at the end dropped)
-    plain_texts: list[str] = field(default_factory=list)  # decoded responses without any special token (for P)
-    debias_overlength: list[str] = field(default_factory=list)  # uids whose debias row exceeded max_scoring_length
+    prompt_row: dict  # uid -> its debias row
+    texts: list[str]  # decoded responses (special tokens at the end dropped)
+    plain_texts: list[str]  # decoded responses without any special token (for P)
+    debias_overlength: list[str]  # uids whose debias row exceeded max_scoring_length
 
     @property
     def num_rows(self) -> int:
@@ -172,6 +174,21 @@ class ScoringBatch:
         }
 
 
+# 1. Read the rollout
+
+
+@dataclass(frozen=True)
+class RolloutTokens:
+    """What the scoring batch reads of a rollout: its token ids as numpy arrays, the references and the uids."""
+
+    prompts: np.ndarray  # (n, prompt width) left-padded prompt ids
+    prompt_mask: np.ndarray  # (n, prompt width) bool: the prompt's own tokens
+    responses: np.ndarray  # (n, response width) right-padded sampled ids
+    response_len: np.ndarray  # (n,) sampled tokens per response
+    references: list[str]  # y* per response, stripped
+    uids: list  # per response: the prompt group it was sampled for
+
+
 def _references(rollout) -> list[str]:
     refs = []
     for i, rm in enumerate(rollout.non_tensor_batch["reward_model"]):
@@ -195,6 +212,144 @@ def _check_vocabulary(
     if bad.any():
         rows = bad.nonzero()[0].tolist()
         raise ValueError(f"rollout rows {rows[:10]} hold token ids outside the tokenizer's vocabulary 0..{vocab - 1}")
+
+
+def read_rollout(rollout, vocab_size: int) -> RolloutTokens:
+    """The token ids, references and uids of a verl ``DataProto`` rollout (tensors ``prompts``, ``responses``,
+    ``attention_mask``; non-tensors ``reward_model`` and ``uid``). A reference that is not a str, or a prompt or
+    response token id outside 0..``vocab_size`` - 1, is an error naming the rows."""
+    references = _references(rollout)
+    uids = list(rollout.non_tensor_batch["uid"])
+    prompts = rollout.batch["prompts"].numpy()
+    responses = rollout.batch["responses"].numpy()
+    attention = rollout.batch["attention_mask"].numpy()
+    p_width, r_width = prompts.shape[1], responses.shape[1]
+    prompt_mask = attention[:, :p_width].astype(bool)
+    response_len = attention[:, p_width : p_width + r_width].sum(-1)
+    _check_vocabulary(prompts, prompt_mask, responses, response_len, vocab_size)
+    return RolloutTokens(prompts, prompt_mask, responses, response_len, references, uids)
+
+
+# 2. Parse the responses
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Rows the batch may hold, before the length budget, in candidate order. Per candidate: ``source``, the
+    response it is read from (its prompt; for an o' row also its sampled tokens); ``keep``, the sampled response
+    tokens it keeps (0 for a debias row); ``tails``, the string tokenized after them; ``spans``, the character span
+    of y* in that string."""
+
+    source: list[int]
+    keep: list[int]
+    tails: list[str]
+    spans: list[tuple[int, int]]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __add__(self, other: Candidates) -> Candidates:
+        """These candidates, then ``other``'s."""
+        return Candidates(
+            self.source + other.source, self.keep + other.keep, self.tails + other.tails, self.spans + other.spans
+        )
+
+
+@dataclass(frozen=True)
+class ParsedResponses:
+    """Every response of the rollout read for o' (``rlpr.reward.o_prime.parse_response``)."""
+
+    texts: list[str]  # without the special tokens at the end (what validity and the format reward read)
+    plain_texts: list[str]  # without any special token (what the repetition penalty reads)
+    status: list[str]  # "ok", "no_answer" or "empty_reference" (the budget may still refuse an "ok" one)
+    o_prime: Candidates  # one per response of status "ok", in response order
+
+
+def parse_responses(tokens: RolloutTokens, tb: TokenBytes, mode: str, eos_token: str) -> ParsedResponses:
+    """Cut every response at its ``<answer>`` (by token bytes) and write its o' tail. A response without a valid
+    answer in format ``mode`` (status ``no_answer``) or with an empty reference (``empty_reference``) gets no o'
+    candidate."""
+    texts, plain_texts, status = [], [], []
+    source, keep, tails, spans = [], [], [], []
+    for i, reference in enumerate(tokens.references):
+        parsed = parse_response(tokens.responses[i, : tokens.response_len[i]], tb, reference, mode, eos_token)
+        texts.append(parsed.text)
+        plain_texts.append(parsed.plain)
+        if parsed.tail is None:
+            status.append("no_answer")
+        elif not reference:
+            status.append("empty_reference")
+        else:
+            status.append("ok")
+            source.append(i)
+            keep.append(parsed.keep)
+            tails.append(parsed.tail)
+            spans.append(parsed.ref_span)
+    return ParsedResponses(texts, plain_texts, status, Candidates(source, keep, tails, spans))
+
+
+# 3. Index the prompts
+
+
+@dataclass(frozen=True)
+class PromptIndex:
+    """Each prompt read once per uid (and prompt ids), and the r' cache key of every response."""
+
+    group: np.ndarray  # (n,) per response: the first response with its uid and its prompt ids
+    ids: dict[int, np.ndarray]  # group -> its prompt ids, without padding
+    keys: list[str]  # per response: prompt_key(prompt ids, reference)
+
+
+def _prompt_groups(uids: list, prompts: np.ndarray, prompt_mask: np.ndarray) -> np.ndarray:
+    """Per response, the first response with the same uid and the same prompt ids (its prompt is read once)."""
+    n = len(uids)
+    first: dict = {}
+    rep = np.fromiter((first.setdefault(u, i) for i, u in enumerate(uids)), dtype=np.int64, count=n)
+    if n:
+        same = ((prompts == prompts[rep]) | ~prompt_mask).all(1) & (prompt_mask == prompt_mask[rep]).all(1)
+        rep = np.where(same, rep, np.arange(n))
+    return rep
+
+
+def index_prompts(tokens: RolloutTokens) -> PromptIndex:
+    """The prompt groups of the rollout, the prompt ids of each group, and each response's prompt key (computed once
+    per group and reference)."""
+    group = _prompt_groups(tokens.uids, tokens.prompts, tokens.prompt_mask)
+    ids = {int(g): tokens.prompts[g][tokens.prompt_mask[g]] for g in np.unique(group)}
+    key_of: dict[tuple[int, str], str] = {}
+    keys = []
+    for g, reference in zip(group.tolist(), tokens.references):
+        if (g, reference) not in key_of:
+            key_of[g, reference] = prompt_key(ids[g].tolist(), reference)
+        keys.append(key_of[g, reference])
+    return PromptIndex(group, ids, keys)
+
+
+# 4. Debias candidates
+
+
+def debias_candidates(uids: Sequence, references: Sequence[str], eos_token: str, tagged: bool) -> Candidates:
+    """One debias candidate per uid (docs/rlpr.md#debias), read from the first of its responses with a non-empty
+    reference: after the prompt, ``" " + y* + " "`` (``"<answer> " + y* + " </answer>"`` when ``tagged``) and eos."""
+    first: dict = {}
+    for i, (uid, reference) in enumerate(zip(uids, references)):
+        if reference and uid not in first:
+            first[uid] = i
+    source = list(first.values())
+    written = [debias_tail(references[i], eos_token, tagged) for i in source]
+    return Candidates(source, [0] * len(source), [tail for tail, _ in written], [span for _, span in written])
+
+
+# 5. Tokenize the tails
+
+
+@dataclass(frozen=True)
+class TailTokens:
+    """The tokenization of every candidate's tail, in candidate order."""
+
+    ids: list[list[int]]
+    offsets: list[list[tuple[int, int]]]  # character (start, end) of each token in its tail
+    lengths: np.ndarray  # (candidates,) int64: tokens per tail
 
 
 def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
@@ -221,15 +376,114 @@ def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tup
     return [ids[j] for j in order], [offsets[j] for j in order]
 
 
-def _prompt_groups(uids: list, prompts: np.ndarray, prompt_mask: np.ndarray) -> np.ndarray:
-    """Per response, the first response with the same uid and the same prompt ids (its prompt is read once)."""
-    n = len(uids)
-    first: dict = {}
-    rep = np.fromiter((first.setdefault(u, i) for i, u in enumerate(uids)), dtype=np.int64, count=n)
-    if n:
-        same = ((prompts == prompts[rep]) | ~prompt_mask).all(1) & (prompt_mask == prompt_mask[rep]).all(1)
-        rep = np.where(same, rep, np.arange(n))
-    return rep
+def tokenize_tails(tokenizer, tails: list[str]) -> TailTokens:
+    """Token ids and character offsets of every tail (no special tokens added; the eos in a tail is its text)."""
+    ids, offsets = _encode(tokenizer, tails) if tails else ([], [])
+    return TailTokens(ids, offsets, np.fromiter((len(t) for t in ids), np.int64, count=len(ids)))
+
+
+# 6. The length budget
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Which candidates become rows, in row order (the o' rows first), and what that gives each response and uid."""
+
+    selected: np.ndarray  # (rows,) int64: the candidate of each row
+    o_prime_rows: int  # the first rows, the o' ones
+    response_row: list[int]  # per response: its o' row, or -1
+    prompt_row: dict  # uid -> its debias row
+    overlength: frozenset[int]  # responses whose o' candidate the budget refused
+    debias_overlength: list[str]  # uids (as str, sorted) whose debias candidate is over the budget
+
+
+def plan_rows(
+    o_prime: Candidates, debias: Candidates, tail_lengths: np.ndarray, uids: Sequence, limit: int | None
+) -> RowPlan:
+    """The length budget over the candidates (``tail_lengths``: tokens per tail, the o' candidates then the debias
+    ones). A candidate fits when its kept sampled tokens plus its tail tokens number at most ``limit`` (None: every
+    candidate fits). A debias candidate becomes a row when it fits; an o' candidate when it fits and its uid has no
+    debias candidate over the budget (that prompt gets no r', so its responses get no r either)."""
+    keep = np.array(o_prime.keep + debias.keep, dtype=np.int64)
+    fits = keep + tail_lengths <= limit if limit is not None else np.ones(len(keep), dtype=bool)
+    n_o = len(o_prime)
+    too_long = {uids[i] for j, i in enumerate(debias.source, start=n_o) if not fits[j]}
+    response_row = [-1] * len(uids)
+    overlength = set()
+    selected: list[int] = []
+    for j, i in enumerate(o_prime.source):
+        if not fits[j] or uids[i] in too_long:
+            overlength.add(i)
+        else:
+            response_row[i] = len(selected)
+            selected.append(j)
+    o_prime_rows = len(selected)
+    prompt_row = {}
+    for j, i in enumerate(debias.source, start=n_o):
+        if fits[j]:
+            prompt_row[uids[i]] = len(selected)
+            selected.append(j)
+    return RowPlan(
+        selected=np.array(selected, dtype=np.int64),
+        o_prime_rows=o_prime_rows,
+        response_row=response_row,
+        prompt_row=prompt_row,
+        overlength=frozenset(overlength),
+        debias_overlength=sorted(map(str, too_long)),
+    )
+
+
+# 7. Assemble the rows
+
+
+def assemble_rows(
+    tokens: RolloutTokens,
+    prompts: PromptIndex,
+    candidates: Candidates,
+    tails: TailTokens,
+    plan: RowPlan,
+    pad_id: int,
+) -> tuple[ScoringRows, torch.Tensor]:
+    """The rows of ``plan`` (at least one) and their (rows, response_len) y* mask. Each row: its source's prompt ids
+    (left-padded with ``pad_id``), then, right-padded, the ``keep`` first sampled tokens of its source response and
+    its tail tokens; the mask marks the tail tokens whose character span overlaps the row's y* span."""
+    sel = plan.selected
+    if not len(sel):
+        raise ValueError("assemble_rows needs at least one selected candidate")
+    m = len(sel)
+    source = np.array(candidates.source, dtype=np.int64)[sel]
+    row_prompts = [prompts.ids[int(g)] for g in prompts.group[source]]
+    p_lengths = np.fromiter((len(p) for p in row_prompts), np.int64, count=m)
+    keep_rows, tail_rows = np.array(candidates.keep, dtype=np.int64)[sel], tails.lengths[sel]
+    r_lengths = keep_rows + tail_rows
+    p_len, r_len = int(p_lengths.max()), int(r_lengths.max())
+    dtype = tokens.responses.dtype
+    prompts_out = big_array((m, p_len), dtype, pad_id)
+    prompts_out[filled_mask(p_lengths, p_len, left=True)] = np.concatenate(row_prompts)
+    # the kept sampled tokens: the o' rows' sampled responses, copied where they are kept (one masked copy)
+    responses_out = big_array((m, r_len), dtype, pad_id)
+    width = min(r_len, tokens.responses.shape[1], int(keep_rows.max()))
+    for lo in range(0, plan.o_prime_rows, 256):  # in blocks of rows, so the gathered block stays small
+        hi = min(lo + 256, plan.o_prime_rows)
+        np.copyto(
+            responses_out[lo:hi, :width],
+            tokens.responses[source[lo:hi], :width],
+            where=filled_mask(keep_rows[lo:hi], width, left=False),
+        )
+    # then the tails, and the y* mask over them
+    chosen = np.zeros(len(candidates), dtype=bool)
+    chosen[sel] = True
+    candidate_of_token = np.repeat(np.arange(len(candidates)), tails.lengths)
+    token_chosen = chosen[candidate_of_token]
+    flat_ids = np.fromiter(chain.from_iterable(tails.ids), np.int64, count=int(tails.lengths.sum()))[token_chosen]
+    flat_offsets = np.array(list(chain.from_iterable(tails.offsets)), dtype=np.int64).reshape(-1, 2)[token_chosen]
+    token_spans = np.array(candidates.spans, dtype=np.int64)[candidate_of_token[token_chosen]]
+    row_of_token = np.repeat(np.arange(m), tail_rows)
+    column = np.repeat(keep_rows - (np.cumsum(tail_rows) - tail_rows), tail_rows) + np.arange(len(row_of_token))
+    responses_out[row_of_token, column] = flat_ids
+    answer_mask = big_array((m, r_len), bool, False)
+    answer_mask[row_of_token, column] = overlap_mask(flat_offsets, token_spans)
+    return ScoringRows(prompts_out, p_lengths, responses_out, r_lengths), torch.from_numpy(answer_mask)
 
 
 def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_rows: bool = True) -> ScoringBatch:
@@ -243,142 +497,36 @@ def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_row
     ``max_scoring_length`` is not built: its prompt has no r', so its responses get no o' row either (status
     ``overlength``, r = 0) and the prompt is listed in ``debias_overlength``.
     """
-
     tb = token_bytes(tokenizer)
     eos = tokenizer.eos_token
     if eos is None:
         raise ValueError("the tokenizer has no eos token; o' ends with it (docs/rlpr.md#scoring-sequence)")
     pad_id = pad_token_id(tokenizer)
-    refs = _references(rollout)
-    uids = list(rollout.non_tensor_batch["uid"])
-    n = len(refs)
-    limit = config.max_scoring_length
-    prompts = rollout.batch["prompts"].numpy()
-    responses = rollout.batch["responses"].numpy()
-    attention = rollout.batch["attention_mask"].numpy()
-    p_width, r_width = prompts.shape[1], responses.shape[1]
-    prompt_mask = attention[:, :p_width].astype(bool)
-    response_len = attention[:, p_width : p_width + r_width].sum(-1)
-    _check_vocabulary(prompts, prompt_mask, responses, response_len, len(tb.table))
-
-    status: list[str] = []
-    texts: list[str] = []
-    plain_texts: list[str] = []
-    kept: list[int] = []  # responses with an o' candidate
-    keeps: list[int] = []  # their number of sampled response tokens kept
-    tails: list[str] = []
-    spans: list[tuple[int, int]] = []
-    for i in range(n):
-        parsed = parse_response(responses[i, : response_len[i]], tb, refs[i], config.format_mode, eos)
-        texts.append(parsed.text)
-        plain_texts.append(parsed.plain)
-        if parsed.tail is None:
-            status.append("no_answer")
-        elif not refs[i]:
-            status.append("empty_reference")
-        else:
-            status.append("ok")
-            kept.append(i)
-            keeps.append(parsed.keep)
-            tails.append(parsed.tail)
-            spans.append(parsed.ref_span)
-
-    # each prompt's ids and key once per uid (and prompt), not once per response
-    rep = _prompt_groups(uids, prompts, prompt_mask)
-    prompt_of = {int(g): prompts[g][prompt_mask[g]] for g in np.unique(rep)}
-    key_of: dict[tuple[int, str], str] = {}
-    keys = []
-    for i in range(n):
-        group = (int(rep[i]), refs[i])
-        if group not in key_of:
-            key_of[group] = prompt_key(prompt_of[group[0]].tolist(), refs[i])
-        keys.append(key_of[group])
-
-    debias_uids: list = []  # (uid, the response whose prompt and reference the debias row takes)
+    tokens = read_rollout(rollout, len(tb.table))
+    parsed = parse_responses(tokens, tb, config.format_mode, eos)
+    prompts = index_prompts(tokens)
+    debias = Candidates([], [], [], [])
     if debias_rows:
-        seen = set()
-        for i in range(n):
-            if refs[i] and uids[i] not in seen:
-                seen.add(uids[i])
-                debias_uids.append((uids[i], i))
-        for _, i in debias_uids:
-            tail, span = debias_tail(refs[i], eos, config.debias.tagged)
-            tails.append(tail)
-            spans.append(span)
-
-    tail_ids, tail_offsets = _encode(tokenizer, tails) if tails else ([], [])
-    tail_lengths = np.fromiter((len(t) for t in tail_ids), np.int64, count=len(tails))
-    keep_of = np.array(keeps + [0] * len(debias_uids), dtype=np.int64)
-    fits = keep_of + tail_lengths <= limit if limit is not None else np.ones(len(tails), dtype=bool)
-    too_long_debias = {uid for j, (uid, _) in enumerate(debias_uids) if not fits[len(kept) + j]}
-    response_row = [-1] * n
-    prompt_row = {}
-    selected: list[int] = []  # candidate rows (o' then debias) that are built, in row order
-    for j, i in enumerate(kept):
-        if not fits[j] or uids[i] in too_long_debias:
-            status[i] = "overlength"
-        else:
-            response_row[i] = len(selected)
-            selected.append(j)
-    for j, (uid, _) in enumerate(debias_uids, start=len(kept)):
-        if fits[j]:
-            prompt_row[uid] = len(selected)
-            selected.append(j)
-
-    result = ScoringBatch(
-        rows=None,
-        answer_mask=torch.zeros(0, 0, dtype=torch.bool),
-        response_row=response_row,
-        status=status,
-        uids=uids,
-        prompt_keys=keys,
-        references=refs,
-        prompt_row=prompt_row,
-        texts=texts,
-        plain_texts=plain_texts,
-        debias_overlength=sorted(map(str, too_long_debias)),
+        debias = debias_candidates(tokens.uids, tokens.references, eos, config.debias.tagged)
+    candidates = parsed.o_prime + debias
+    tails = tokenize_tails(tokenizer, candidates.tails)
+    plan = plan_rows(parsed.o_prime, debias, tails.lengths, tokens.uids, config.max_scoring_length)
+    rows, answer_mask = None, torch.zeros(0, 0, dtype=torch.bool)
+    if len(plan.selected):
+        rows, answer_mask = assemble_rows(tokens, prompts, candidates, tails, plan, pad_id)
+    return ScoringBatch(
+        rows=rows,
+        answer_mask=answer_mask,
+        response_row=plan.response_row,
+        status=["overlength" if i in plan.overlength else s for i, s in enumerate(parsed.status)],
+        uids=tokens.uids,
+        prompt_keys=prompts.keys,
+        references=tokens.references,
+        prompt_row=plan.prompt_row,
+        texts=parsed.texts,
+        plain_texts=parsed.plain_texts,
+        debias_overlength=plan.debias_overlength,
     )
-    if not selected:
-        return result
-
-    sel = np.array(selected, dtype=np.int64)
-    m = len(sel)
-    source = np.array(kept + [i for _, i in debias_uids], dtype=np.int64)[sel]
-    row_prompts = [prompt_of[int(g)] for g in rep[source]]
-    p_lengths = np.fromiter((len(p) for p in row_prompts), np.int64, count=m)
-    keep_rows, tail_rows = keep_of[sel], tail_lengths[sel]
-    r_lengths = keep_rows + tail_rows
-    p_len, r_len = int(p_lengths.max()), int(r_lengths.max())
-    dtype = responses.dtype
-    prompts_out = big_array((m, p_len), dtype, pad_id)
-    prompts_out[filled_mask(p_lengths, p_len, left=True)] = np.concatenate(row_prompts)
-    # the kept sampled tokens: the o' rows' sampled responses, copied where they are kept (one masked copy)
-    responses_out = big_array((m, r_len), dtype, pad_id)
-    width = min(r_len, r_width, int(keep_rows.max()))
-    n_o = int((sel < len(kept)).sum())  # the o' rows come first
-    for lo in range(0, n_o, 256):  # in blocks of rows, so the gathered block stays small
-        hi = min(lo + 256, n_o)
-        np.copyto(
-            responses_out[lo:hi, :width],
-            responses[source[lo:hi], :width],
-            where=filled_mask(keep_rows[lo:hi], width, left=False),
-        )
-    # then the tails, and the y* mask over them
-    chosen = np.zeros(len(tails), dtype=bool)
-    chosen[sel] = True
-    candidate_of_token = np.repeat(np.arange(len(tails)), tail_lengths)
-    token_chosen = chosen[candidate_of_token]
-    flat_ids = np.fromiter(chain.from_iterable(tail_ids), np.int64, count=int(tail_lengths.sum()))[token_chosen]
-    flat_offsets = np.array(list(chain.from_iterable(tail_offsets)), dtype=np.int64).reshape(-1, 2)[token_chosen]
-    token_spans = np.array(spans, dtype=np.int64)[candidate_of_token[token_chosen]]
-    row_of_token = np.repeat(np.arange(m), tail_rows)
-    column = np.repeat(keep_rows - (np.cumsum(tail_rows) - tail_rows), tail_rows) + np.arange(len(row_of_token))
-    responses_out[row_of_token, column] = flat_ids
-    answer_mask = big_array((m, r_len), bool, False)
-    answer_mask[row_of_token, column] = overlap_mask(flat_offsets, token_spans)
-    result.rows = ScoringRows(prompts_out, p_lengths, responses_out, r_lengths)
-    result.answer_mask = torch.from_numpy(answer_mask)
-    return result
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -530,7 +530,7 @@ class RLPRTrainer(RayPPOTrainer):
         metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
         accs = reward_extra_infos_dict.get("acc")
         if accs is not None and len(accs) == len(data_sources):
-            from rlpr.evaluation.validation import avg_at_k_metrics
+            from rlpr.evaluation.benchmarks import avg_at_k_metrics
 
             sources = list(map(str, data_sources))
             metrics.update(avg_at_k_metrics(sources, [float(a) for a in accs], question_ids=list(sample_uids)))

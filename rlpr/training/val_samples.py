@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,19 +27,13 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-_FILE_K = re.compile(r".*_avg(\d+)", re.IGNORECASE)
+from rlpr.evaluation.benchmarks import split_avg_suffix
 
 
 def samples_per_row(path: str | Path) -> int:
-    """k of a validation file: the ``_Avg<k>`` suffix of its name (any case), else 1."""
-    stem = Path(str(path)).name.split(".", 1)[0]
-    found = _FILE_K.fullmatch(stem)
-    if found is None:
-        return 1
-    k = int(found.group(1))
-    if k < 1:
-        raise ValueError(f"validation file {str(path)!r}: _Avg{k} must name a positive number of samples")
-    return k
+    """k of a validation file: the ``_Avg<k>`` suffix of its name, in any case (``split_avg_suffix``), else 1."""
+    _, k = split_avg_suffix(Path(str(path)).name.split(".", 1)[0], f"validation file {str(path)!r}")
+    return 1 if k is None else k
 
 
 def question_id(data_source: str, prompt: Any, reference: Any) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rlpr.data.prep import TRAIN, default_file_name
-from rlpr.evaluation.validation import BENCHMARKS
+from rlpr.evaluation.benchmarks import BENCHMARKS
 from rlpr.main import compose_recipe
 
 REPO = Path(__file__).resolve().parents[2]

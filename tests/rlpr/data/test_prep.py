@@ -13,7 +13,8 @@ import pytest
 from rlpr.data.checks import write_rows
 from rlpr.data.prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, load_source, prepare_rows
 from rlpr.data.prompts import R1_SYSTEM_PROMPT
-from rlpr.evaluation.validation import BENCHMARKS, compute_score
+from rlpr.evaluation.benchmarks import BENCHMARKS
+from rlpr.evaluation.validation import compute_score
 
 DATA = Path(__file__).parent
 REPO = Path(__file__).parents[3]

@@ -1,4 +1,4 @@
-"""Validation scoring: answer extraction, rule grading, verl's custom reward entry, Avg@k aggregation."""
+"""Validation scoring: answer extraction, rule grading, verl's custom reward entry."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from rlpr.data.prompts import format_options
+from rlpr.evaluation.benchmarks import find_benchmark
 from rlpr.evaluation.validation import (
-    BENCHMARKS,
     answer_type_of,
-    avg_at_k_metrics,
     choice_letter,
     compute_score,
     extract_answer,
-    find_benchmark,
     normalize_text,
     rule_grade,
 )
@@ -190,91 +188,6 @@ def test_verl_loads_it_as_an_async_custom_reward():
     assert out["acc"] == 1.0 and out["format"] == 1.0
 
 
-# --- Avg@k ------------------------------------------------------------------------------------------------------
-
-# The paper's Qwen2.5-7B RLPR row (docs/rlpr.md#paper-results) in percent, with its published general/overall averages.
-PAPER = {
-    "MMLU-Pro": 56.0,
-    "GPQA-diamond": 37.6,
-    "TheoremQA": 55.4,
-    "WebInstruct-verified": 75.5,
-    "MATH-500": 78.0,
-    "Minerva": 56.5,
-    "AIME2024": 16.3,
-}
-
-
-def test_avg_at_k_reproduces_the_papers_averages():
-    sources, accs = [], []
-    for name, pct in PAPER.items():
-        n_right = round(pct * 10)  # 1000 samples per benchmark
-        sources += [name] * 1000
-        accs += [1.0] * n_right + [0.0] * (1000 - n_right)
-    m = avg_at_k_metrics(sources, accs)
-    assert m["val/MMLU-Pro/avg@2"] == pytest.approx(0.560)
-    assert m["val/AIME2024/avg@16"] == pytest.approx(0.163)
-    assert round(100 * m["val/general/avg"], 1) == 56.1
-    assert round(100 * m["val/overall/avg"], 1) == 53.6
-    assert m["val/math/avg"] == pytest.approx((0.780 + 0.565 + 0.163) / 3)
-    assert len(m) == 7 + 3
-
-
-def test_avg_at_k_is_unweighted_across_benchmarks_and_skips_unknown_sources_in_averages():
-    m = avg_at_k_metrics(
-        ["MATH-500", "MATH-500", "MATH-500", "MATH-500", "Minerva", "extra"], [1, 1, 1, 0, 0, 1], prefix="test"
-    )
-    assert m == {
-        "test/MATH-500/avg@2": 0.75,
-        "test/Minerva/avg@4": 0.0,
-        "test/extra/acc": 1.0,
-        "test/math/avg": 0.375,
-        "test/overall/avg": 0.375,
-    }
-
-
-def test_avg_at_k_table_matches_the_paper_setup():
-    assert {b.name: b.k for b in BENCHMARKS.values()} == {
-        "MMLU-Pro": 2,
-        "GPQA-diamond": 4,
-        "TheoremQA": 2,
-        "WebInstruct-verified": 2,
-        "MATH-500": 2,
-        "Minerva": 4,
-        "AIME2024": 16,
-    }
-    assert {b.name for b in BENCHMARKS.values() if b.domain == "general"} == {
-        "MMLU-Pro",
-        "GPQA-diamond",
-        "TheoremQA",
-        "WebInstruct-verified",
-    }
-
-
-PAPER_FILES = {  # the paper's evaluation files -> (benchmark, k)
-    "MMLUPro-1000_Avg2": ("MMLU-Pro", 2),
-    "gpqa_diamond_Avg4": ("GPQA-diamond", 4),
-    "Math-500_Avg2": ("MATH-500", 2),
-    "WebInstruct-verified-val_Avg2": ("WebInstruct-verified", 2),
-    "TheoremQA_Avg2": ("TheoremQA", 2),
-    "Minerva_Avg4": ("Minerva", 4),
-    "AIME2024_Avg16": ("AIME2024", 16),
-}
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        *PAPER_FILES.items(),
-        ("AIME2024_Avg8", ("AIME2024", 8)),
-        ("GPQA-diamond", ("GPQA-diamond", 4)),
-        ("mmlu-pro", ("MMLU-Pro", 2)),
-    ],
-)
-def test_find_benchmark_reads_both_namings_and_k(source, expected):
-    bench = find_benchmark(source)
-    assert (bench.name, bench.k) == expected
-
-
 def test_unknown_source_is_an_error_not_math():
     for source in ("my-own-set", "MATH-5000_Avg2", "sample/chemistry"):
         assert find_benchmark(source) is None
@@ -284,32 +197,6 @@ def test_unknown_source_is_an_error_not_math():
     assert (
         _score("sample/chemistry", "<answer>NaCl</answer>", "NaCl", None, unknown_source_answer_type="text")["acc"] == 1
     )
-
-
-def test_avg_at_k_under_the_papers_file_names():
-    sources, accs = [], []
-    for name, pct in PAPER.items():
-        paper_name = next(f for f, (bench, _) in PAPER_FILES.items() if bench == name)
-        sources += [paper_name] * 1000
-        accs += [1.0] * round(pct * 10) + [0.0] * (1000 - round(pct * 10))
-    m = avg_at_k_metrics(sources, accs)
-    assert m == avg_at_k_metrics([find_benchmark(s).name for s in sources], accs)
-    assert round(100 * m["val/general/avg"], 1) == 56.1 and round(100 * m["val/overall/avg"], 1) == 53.6
-    assert avg_at_k_metrics(["AIME2024_Avg8"], [1.0]) == {
-        "val/AIME2024/avg@8": 1.0,
-        "val/math/avg": 1.0,
-        "val/overall/avg": 1.0,
-    }
-    with pytest.raises(ValueError, match="'MMLU-Pro' and 'MMLUPro-1000_Avg2' are both MMLU-Pro"):
-        avg_at_k_metrics(["MMLUPro-1000_Avg2", "MMLU-Pro"], [1.0, 0.0])
-
-
-def test_avg_at_k_rejects_bad_input():
-    with pytest.raises(ValueError, match="length"):
-        avg_at_k_metrics(["MATH-500"], [1.0, 0.0])
-    with pytest.raises(ValueError, match="MATH-500"):
-        avg_at_k_metrics(["MATH-500"], [float("nan")])
-    assert avg_at_k_metrics([], []) == {}
 
 
 def test_verl_naive_reward_manager_returns_our_keys(small_tokenizer):
