@@ -43,9 +43,13 @@ def use_environment() -> None:
 
 
 # No idle worker processes kept around on a 2-core machine: Ray would prestart workers for the first driver and keep
-# up to num_cpus (16 logical here) idle ones; each holds ~80-130 MB. With a soft limit of 0 an idle worker is ended after
-# Ray's idle threshold (1 s); verl's roles are actors, which are never idle workers.
-RAY_SYSTEM_CONFIG = {"prestart_worker_first_driver": False, "enable_worker_prestart": False, "num_workers_soft_limit": 0}
+# up to num_cpus (16 logical here) idle ones; each holds ~80-130 MB. With a soft limit of 0 an idle worker is ended
+# after Ray's idle threshold (1 s); verl's roles are actors, which are never idle workers.
+RAY_SYSTEM_CONFIG = {
+    "prestart_worker_first_driver": False,
+    "enable_worker_prestart": False,
+    "num_workers_soft_limit": 0,
+}
 
 
 @contextmanager
