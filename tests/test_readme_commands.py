@@ -478,6 +478,7 @@ def test_readme_command_works_on_cpu(command, results):
         assert not unknown, f"{command.where}: flags shown in the comments {unknown} are not options of {ran_as}"
 
 
+@pytest.mark.slow  # runs every README command (a minute); tests/test_configs.py checks the RLPR recipes' files fast
 def test_recipes_read_the_files_the_readme_preparation_commands_write(results):
     """Every relative data file of a composed training config (``--cfg job``) exists after the README's preparation
     commands ran in the same folder."""
