@@ -12,7 +12,7 @@ reading, prompts); ``rlpr.evaluation`` (validation grading and the benchmark reg
 __all__ = ["score_direct_answer", "score_response"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in __all__:
         from rlpr.reward import single
 

@@ -18,6 +18,12 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from rlpr.training.scoring import RlprRewards, ScoringBatch, ScoringConfig
 
 from rlpr.answer import FORMAT_MODES
 from rlpr.reward import FORMAT_COEF, SCORE_METHODS, SHAPINGS
@@ -76,7 +82,7 @@ def default_model(smoke_dir: str | Path) -> Path:
     return model_dir
 
 
-def _load_model(args):
+def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -87,7 +93,9 @@ def _load_model(args):
     return model, tokenizer
 
 
-def score_rows(rows, model, tokenizer, config, temperature: float):
+def score_rows(
+    rows: list[dict], model: torch.nn.Module, tokenizer: Any, config: ScoringConfig, temperature: float
+) -> tuple[ScoringBatch, RlprRewards, list[tuple[str, int]]]:
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
     from rlpr.data.prompts import build_r1_messages
     from rlpr.training.hf_logprobs import response_log_probs
@@ -111,7 +119,7 @@ def score_rows(rows, model, tokenizer, config, temperature: float):
     return scoring, compute_rewards(scoring, log_probs, config), index
 
 
-def format_table(scoring, rewards, index) -> str:
+def format_table(scoring: ScoringBatch, rewards: RlprRewards, index: list[tuple[str, int]]) -> str:
     lines = [
         f"{'prompt':<12} {'#':>2} {'status':<16} {'r':>10} {'r_prime':>10} {'r_hat':>10} {'F':>3} {'P':>3} {'R':>10}"
     ]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import torch
 
 from rlpr.training.hf_logprobs import response_log_probs
 from rlpr.training.rollout import make_rollout, pad_token_id
@@ -16,8 +19,8 @@ def _check_reference(reference: str) -> str:
 
 
 def score_response(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: Any,
     prompt_ids: Sequence[int],
     response_ids: Sequence[int],
     reference: str,
@@ -42,8 +45,8 @@ def score_response(
 
 
 def score_direct_answer(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: Any,
     prompt_ids: Sequence[int],
     reference: str,
     *,
