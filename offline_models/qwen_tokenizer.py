@@ -15,6 +15,10 @@ import shutil
 import tempfile
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 # The vocabulary cut of the small tokenizer that tiny models, the CPU smoke runs and most tests use: the first ranks
 # hold every byte and the common merges, so texts tokenize by the same rules with a much smaller embedding table.
@@ -136,7 +140,9 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
-def load_qwen25_tokenizer(vocab_limit: int | None = None, cache_dir: str | os.PathLike | None = None):
+def load_qwen25_tokenizer(
+    vocab_limit: int | None = None, cache_dir: str | os.PathLike | None = None
+) -> PreTrainedTokenizerBase:
     """Load the offline Qwen2.5 tokenizer through ``AutoTokenizer``, building it into the cache on first use."""
     from transformers import AutoTokenizer
 

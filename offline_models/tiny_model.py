@@ -7,6 +7,10 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 MODEL_FILES = ("config.json", "model.safetensors", "tokenizer_config.json")
 # The smallest tiny model vLLM's CPU attention runs (head size 32: vllm/v1/attention/backends/cpu_attn.py:64-66 lists
@@ -44,14 +48,14 @@ def build_folder_atomically(
 
 
 def build_tiny_qwen2(
-    tokenizer,
+    tokenizer: Any,
     seed: int = 0,
     hidden_size: int = 64,
     num_layers: int = 2,
     initializer_range: float = 0.5,
     num_heads: int = 4,
     num_kv_heads: int = 2,
-):
+) -> PreTrainedModel:
     """A random Qwen2 causal LM sized to ``tokenizer``; a large initializer_range keeps its outputs far from uniform.
 
     The head size is ``hidden_size / num_heads`` (16 by default; vLLM's CPU attention needs at least 32:
@@ -79,13 +83,13 @@ def build_tiny_qwen2(
     return model
 
 
-def save_tiny_qwen2(tokenizer, folder: str | os.PathLike, seed: int = 0, **kwargs) -> None:
+def save_tiny_qwen2(tokenizer: Any, folder: str | os.PathLike, seed: int = 0, **kwargs: Any) -> None:
     """Save a tiny model (``build_tiny_qwen2``) and ``tokenizer`` into ``folder``."""
     build_tiny_qwen2(tokenizer, seed=seed, **kwargs).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
 
-def load_tiny_qwen2(tokenizer, cache_dir: str | os.PathLike, seed: int = 0, **kwargs):
+def load_tiny_qwen2(tokenizer: Any, cache_dir: str | os.PathLike, seed: int = 0, **kwargs: Any) -> PreTrainedModel:
     """Build (once) and reload a tiny model through ``AutoModelForCausalLM`` together with its tokenizer."""
     from transformers import AutoModelForCausalLM
 

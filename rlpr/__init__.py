@@ -13,7 +13,7 @@ evaluation); ``rlpr.reporting`` is what they print and write.
 __all__ = ["score_direct_answer", "score_response"]
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in __all__:
         from rlpr import score
 

@@ -18,6 +18,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -116,7 +117,7 @@ def validation_judge_secrets(config: DictConfig) -> dict[str, str]:
         raise config_check.ConfigError(f"reward.custom_reward_function.{err}") from None
 
 
-def check_training_data(config: DictConfig, tokenizer) -> list[str]:
+def check_training_data(config: DictConfig, tokenizer: Any) -> list[str]:
     """Check the training rows (``rlpr.data.checks``); return the training files to use.
 
     Policy ``error`` raises, naming every bad row. Policy ``filter`` drops the bad rows and, if there were any,

@@ -217,7 +217,13 @@ def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
     original = tracking.Tracking
 
     class ReportingTracking(original):
-        def __init__(self, project_name, experiment_name, default_backend="console", config=None):
+        def __init__(
+            self,
+            project_name: str,
+            experiment_name: str,
+            default_backend: str | list[str] = "console",
+            config: Any = None,
+        ) -> None:
             backends = [default_backend] if isinstance(default_backend, str) else list(default_backend)
             others = [b for b in backends if b not in ("console", "file")]
             super().__init__(project_name, experiment_name, default_backend=others, config=config)
@@ -230,7 +236,7 @@ def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
     modules = [ray_trainer, rlpr_trainer]
     printers = {module: module.pprint for module in modules}
 
-    def pprint(obj, *args, **kwargs):
+    def pprint(obj: object, *args: Any, **kwargs: Any) -> None:
         if isinstance(obj, str) and re.match(r"(Initial|Final) validation metrics: ", obj):
             return
         printers[ray_trainer](obj, *args, **kwargs)
@@ -250,7 +256,9 @@ def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
 # curves
 
 
-def plot_curves(metrics_path: str | os.PathLike, png_path: str | os.PathLike, panels: dict[str, Sequence[Column]]):
+def plot_curves(
+    metrics_path: str | os.PathLike, png_path: str | os.PathLike, panels: dict[str, Sequence[Column]]
+) -> Path:
     """Write a PNG with one panel per entry of ``panels`` (title -> curves), each curve a metric over the steps of the
     whole metrics file; steps where a curve has no finite value are left out of it. Returns the PNG path."""
     import math
@@ -297,7 +305,7 @@ def step_progress(description: str, total: int) -> Iterator[None]:
 
     bar = None
 
-    def advance(optimizer, args, kwargs):
+    def advance(optimizer: object, args: tuple, kwargs: dict) -> None:
         nonlocal bar
         if bar is None:
             bar = tqdm(total=total, desc=description, unit="step")
@@ -313,7 +321,7 @@ def step_progress(description: str, total: int) -> Iterator[None]:
 
 
 @contextmanager
-def generation_progress(manager) -> Iterator[None]:
+def generation_progress(manager: Any) -> Iterator[None]:
     """A progress bar over the responses of every ``generate_sequences`` call of a CPU backend rollout manager
     (``cpu_backend.InProcessAgentLoopManager``): training rounds and validation."""
     from tqdm import tqdm
@@ -322,7 +330,7 @@ def generation_progress(manager) -> Iterator[None]:
     generate_sequences, generate = manager.generate_sequences, client.generate
     bar = None
 
-    def counted_generate_sequences(prompts):
+    def counted_generate_sequences(prompts: Any) -> Any:
         nonlocal bar
         what = "validation" if prompts.meta_info.get("validate", False) else "generation"
         bar = tqdm(total=len(prompts), desc=what, unit="response", leave=False)
@@ -331,7 +339,7 @@ def generation_progress(manager) -> Iterator[None]:
         finally:
             bar.close()
 
-    async def counted_generate(*args, **kwargs):
+    async def counted_generate(*args: Any, **kwargs: Any) -> Any:
         output = await generate(*args, **kwargs)
         if bar is not None:
             bar.update(1)
@@ -401,7 +409,13 @@ def _already_complete(checkpoints: Path, total: int, resume_mode: str, prog: str
 
 
 def _summary(
-    metrics: MetricsFile, done: int | None, total: int, checkpoints: Path, output_dir: Path, prog: str, argv
+    metrics: MetricsFile,
+    done: int | None,
+    total: int,
+    checkpoints: Path,
+    output_dir: Path,
+    prog: str,
+    argv: Sequence[str],
 ) -> list[str]:
     metrics_path, png_path = output_dir / "metrics.jsonl", output_dir / "metrics.png"
     last = metrics.last_step if metrics.last_step is not None else done or 0
@@ -419,7 +433,7 @@ def _summary(
 
 
 def run_smoke(
-    trainer,
+    trainer: Any,
     *,
     prog: str,
     argv: Sequence[str],

@@ -20,10 +20,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rlpr.answer import FORMAT_MODES
 from rlpr.data.sample import load_rows, sample_path
 from rlpr.reward import FORMAT_COEF, SCORE_METHODS, SHAPINGS
+
+if TYPE_CHECKING:
+    import torch
+
+    from rlpr.training.scoring import RlprRewards, ScoringBatch, ScoringConfig
 
 # Longest response side of an o' row scored by default: room for the recipes' longest rollouts (3,072 tokens) plus the
 # answer tail. A forward's memory grows with the length (attention with its square): a 200k-token response must not
@@ -48,7 +54,7 @@ def default_model(smoke_dir: str | Path) -> Path:
     return model_dir
 
 
-def _load_model(args):
+def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -59,7 +65,9 @@ def _load_model(args):
     return model, tokenizer
 
 
-def score_rows(rows, model, tokenizer, config, temperature: float):
+def score_rows(
+    rows: list[dict], model: torch.nn.Module, tokenizer: Any, config: ScoringConfig, temperature: float
+) -> tuple[ScoringBatch, RlprRewards, list[tuple[str, int]]]:
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
     from rlpr.data.prompts import build_r1_messages
     from rlpr.training.hf_logprobs import response_log_probs
@@ -90,8 +98,8 @@ def _check_reference(reference: str) -> str:
 
 
 def score_response(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: Any,
     prompt_ids: Sequence[int],
     response_ids: Sequence[int],
     reference: str,
@@ -120,8 +128,8 @@ def score_response(
 
 
 def score_direct_answer(
-    model,
-    tokenizer,
+    model: torch.nn.Module,
+    tokenizer: Any,
     prompt_ids: Sequence[int],
     reference: str,
     *,
@@ -142,7 +150,7 @@ def score_direct_answer(
     return float(row_scores(scoring, log_probs, method)[scoring.prompt_row["0"]])
 
 
-def format_table(scoring, rewards, index) -> str:
+def format_table(scoring: ScoringBatch, rewards: RlprRewards, index: list[tuple[str, int]]) -> str:
     lines = [
         f"{'prompt':<12} {'#':>2} {'status':<16} {'r':>10} {'r_prime':>10} {'r_hat':>10} {'F':>3} {'P':>3} {'R':>10}"
     ]

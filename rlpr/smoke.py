@@ -17,6 +17,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from rlpr.training.trainer import RLPRTrainer
 
 from rlpr.files import write_atomically
 from rlpr.reporting import Column, validation_accuracy
@@ -89,7 +95,7 @@ def warm_model_dir(out_dir: Path) -> Path:
     return Path(out_dir) / "models" / "tiny-warm"
 
 
-def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
+def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS) -> RLPRTrainer:
     """The smoke ``RLPRTrainer`` on the CPU backend, ready for ``fit()``.
 
     ``out_dir`` holds the sample data, the models and (unless an override moves them) the checkpoints.
@@ -132,7 +138,9 @@ REAL_SMOKE_OVERRIDES = (
 )
 
 
-def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1):
+def build_real(
+    out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1
+) -> tuple[DictConfig, type]:
     """The smoke recipe on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
     absolute, and the task runner class ``rlpr.main`` trains with (the training rows are checked inside it)."""
     from cpu_backend.real_stack import compose_real_config

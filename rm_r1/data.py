@@ -298,7 +298,7 @@ def rl_rows(
 
 
 def token_counts(
-    tokenizer,
+    tokenizer: Any,
     conversations: Sequence[list[dict[str, str]]],
     add_generation_prompt: bool,
     batch_size: int = 256,

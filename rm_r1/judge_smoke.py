@@ -24,6 +24,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from rm_r1.judge_trainer import JudgeRewardTrainer
 
 from rlpr.reporting import Column
 
@@ -58,7 +64,7 @@ def _prepare_script():
     return module
 
 
-def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path, Path]:
+def prepare_data(out_dir: Path, tokenizer: Any, budget: int) -> tuple[Path, Path, Path]:
     """``train.parquet``, ``val.parquet`` and the judge's instruction file under ``out_dir/data`` (written once)."""
     from rlpr.files import write_text_atomically
 
@@ -78,7 +84,12 @@ def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path, Pat
 
 
 def prepare_judge(
-    out_dir: Path, tokenizer, files: tuple[Path, ...], prompt_file: Path, warm_steps: int, for_vllm: bool = False
+    out_dir: Path,
+    tokenizer: Any,
+    files: tuple[Path, ...],
+    prompt_file: Path,
+    warm_steps: int,
+    for_vllm: bool = False,
 ) -> Path:
     """The tiny random judge warm-started to answer the judge prompts of the smoke's questions with either verdict.
 
@@ -148,7 +159,9 @@ def _overrides(out_dir: Path, overrides: list[str], judge_url: str, judge_model:
     ]
 
 
-def build_trainer(out_dir: Path, overrides: list[str], judge_url: str, judge_model: str, prompt_file: Path | None):
+def build_trainer(
+    out_dir: Path, overrides: list[str], judge_url: str, judge_model: str, prompt_file: Path | None
+) -> JudgeRewardTrainer:
     """The smoke ``JudgeRewardTrainer`` on the in-process CPU backend, judged at ``judge_url``, ready for ``fit()``."""
     from cpu_backend import build_cpu_trainer, compose_cpu_config
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
@@ -165,7 +178,7 @@ def build_trainer(out_dir: Path, overrides: list[str], judge_url: str, judge_mod
 
 def build_real(
     out_dir: Path, overrides: list[str], judge_url: str, judge_model: str, prompt_file: Path | None, n_gpus: int = 1
-):
+) -> tuple[DictConfig, type]:
     """The smoke setting on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config with its paths
     made absolute, and the task runner class ``rm_r1.judge_main`` trains with."""
     from cpu_backend.real_stack import compose_real_config
@@ -210,7 +223,15 @@ def verl_served_judge_overrides(judge: Path, max_model_len: int = 1024) -> list[
     ]
 
 
-def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str, model: str, prompt_file) -> int:
+def _train(
+    args: argparse.Namespace,
+    argv: list[str],
+    out_dir: Path,
+    overrides: list[str],
+    url: str,
+    model: str,
+    prompt_file: Path | None,
+) -> int:
     from rlpr.reporting import INPROCESS_BANNER, run_smoke
 
     if args.backend == "inprocess":

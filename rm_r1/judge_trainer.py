@@ -207,7 +207,9 @@ class JudgeRewardTrainer(RayPPOTrainer):
         output.meta_info["metrics"].update(metrics)
         return output
 
-    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns) -> dict:
+    def _val_metrics_update(
+        self, data_sources: list, sample_uids: list, reward_extra_infos_dict: dict, sample_turns: list
+    ) -> dict:
         metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
         column = reward_extra_infos_dict.get(DETAIL_KEY)
         if column:

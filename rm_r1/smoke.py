@@ -19,7 +19,11 @@ from __future__ import annotations
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
 from rlpr.reporting import Column, validation_accuracy
 
@@ -40,7 +44,7 @@ def sample_pairs_path() -> Path:
     return Path(str(resources.files("rm_r1") / "smoke_pairs.jsonl"))
 
 
-def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
+def prepare_data(out_dir: Path, tokenizer: Any, budget: int) -> tuple[Path, Path]:
     """``train.parquet`` and ``val.parquet`` (``VAL_PAIRS`` held-out pairs) of judge prompts, written once."""
     import datasets
 
@@ -70,7 +74,7 @@ def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
     return paths
 
 
-def prepare_model(out_dir: Path, tokenizer, train_file: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> Path:
+def prepare_model(out_dir: Path, tokenizer: Any, train_file: Path, warm_steps: int = WARM_STEPS, seed: int = 0) -> Path:
     """The tiny random judge (built once) warm-started on every training prompt with each verdict (cached)."""
     import pandas as pd
 
@@ -107,7 +111,7 @@ def _prepared_overrides(out_dir: Path, overrides: list[str], warm_steps: int, bu
     ]
 
 
-def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS):
+def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS) -> RayPPOTrainer:
     """The smoke ``RayPPOTrainer`` on the CPU backend, ready for ``fit()``; ``out_dir`` holds the sample data, the
     models and (unless an override moves them) the checkpoints."""
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
@@ -127,7 +131,9 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     return build_cpu_trainer(RayPPOTrainer, config, load_qwen25_tokenizer(SMALL_VOCAB))
 
 
-def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1):
+def build_real(
+    out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_STEPS, n_gpus: int = 1
+) -> tuple[DictConfig, type]:
     """The smoke setting on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
     absolute, and the task runner class ``rm_r1.main`` trains GRPO with."""
     from cpu_backend.real_stack import compose_real_config

@@ -27,6 +27,11 @@ import argparse
 import os
 import random
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from verl import DataProto
 
 WORDS = (
     "the of and to in is that for it as with was on be by this are or from at which an energy force mass velocity "
@@ -36,7 +41,7 @@ WORDS = (
 ).split()
 
 
-def synthetic_rollout(tokenizer, n: int, length: int, seed: int):
+def synthetic_rollout(tokenizer: Any, n: int, length: int, seed: int) -> DataProto:
     from rlpr.data.prompts import build_r1_messages
     from rlpr.training.rollout import make_rollout
 
@@ -59,7 +64,9 @@ def synthetic_rollout(tokenizer, n: int, length: int, seed: int):
     return make_rollout(prompts, responses, refs, uids, tokenizer.pad_token_id)
 
 
-def _o_prime_texts(prompt_texts, response_texts, references, eos_token):
+def _o_prime_texts(
+    prompt_texts: list[str], response_texts: list[str], references: list[str], eos_token: str
+) -> list[tuple[str, tuple[int, int]] | None]:
     """The reference's o' strings and the character span of y* in each (None for a response without ``<answer>``)."""
     out = []
     for prompt_text, response_text, ref in zip(prompt_texts, response_texts, references):
@@ -72,7 +79,7 @@ def _o_prime_texts(prompt_texts, response_texts, references, eos_token):
     return out
 
 
-def _split(rollout):
+def _split(rollout: DataProto) -> tuple[list[list[int]], list[list[int]]]:
     prompts, attn = rollout.batch["prompts"], rollout.batch["attention_mask"]
     p_len = prompts.shape[1]
     prompt_ids, response_ids = [], []
@@ -84,11 +91,11 @@ def _split(rollout):
     return prompt_ids, response_ids
 
 
-def _references(rollout):
+def _references(rollout: DataProto) -> list[str]:
     return [rm["ground_truth"] for rm in rollout.non_tensor_batch["reward_model"]]
 
 
-def baseline(rollout, tokenizer):
+def baseline(rollout: DataProto, tokenizer: Any) -> list[tuple[list[int], list[bool]]]:
     """Decode each prompt + response, swap in the reference, re-tokenize the whole o' with offsets: per response."""
     rows = []
     for prompt, response, ref in zip(*_split(rollout), _references(rollout)):
@@ -103,7 +110,7 @@ def baseline(rollout, tokenizer):
     return rows
 
 
-def baseline_batched(rollout, tokenizer):
+def baseline_batched(rollout: DataProto, tokenizer: Any) -> list[tuple[list[int], list[bool]]]:
     """The same with the tokenizer's batch API: one batch decode per side and one batched re-tokenization."""
     prompt_ids, response_ids = _split(rollout)
     prompt_texts = tokenizer.batch_decode(prompt_ids, skip_special_tokens=False)
@@ -118,7 +125,7 @@ def baseline_batched(rollout, tokenizer):
     ]
 
 
-def cpu_seconds(fn, repeats: int):
+def cpu_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     """The least process CPU time of ``repeats`` calls of ``fn``, and its last result."""
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -128,7 +135,7 @@ def cpu_seconds(fn, repeats: int):
     return best, result
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     from offline_models import load_qwen25_tokenizer
     from rlpr.reward.token_bytes import token_bytes
     from rlpr.training.scoring import ScoringConfig, build_scoring_batch

@@ -147,7 +147,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None, tokenizer=None) -> dict[str, Any]:
+def main(argv: list[str] | None = None, tokenizer: Any = None) -> dict[str, Any]:
     """Run the preparation; returns the report (also written as report.json)."""
     import datasets
 

@@ -152,7 +152,7 @@ def _check_output_dir(path: Path) -> None:
         raise ValueError(f"cannot write to --output-dir {path}: {err}") from err
 
 
-def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
+def _rl(args: argparse.Namespace, tokenizer: Any, report: Report) -> dict[str, list[dict[str, Any]]]:
     pairs = []
     for name in args.sources:
         spec = SOURCES[name]
@@ -179,7 +179,7 @@ def _rl(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[d
     return splits
 
 
-def _sft(args: argparse.Namespace, tokenizer, report: Report) -> dict[str, list[dict[str, Any]]]:
+def _sft(args: argparse.Namespace, tokenizer: Any, report: Report) -> dict[str, list[dict[str, Any]]]:
     table = load_table(args.sft)
     layout = sft_layout(column_names(table), f"SFT data ({args.sft})")
     if layout == "published" and (args.family != "instruct" or args.prompt_file):
@@ -247,7 +247,7 @@ def _summary(report: Report, splits: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None, tokenizer=None) -> Report:
+def main(argv: list[str] | None = None, tokenizer: Any = None) -> Report:
     """Run the preparation; ``tokenizer`` overrides ``--tokenizer`` (tests pass one already loaded)."""
     args = parse_args(argv)
     load_prompt(args.family, args.prompt_file)  # a bad prompt file fails here, before any data is read

@@ -159,3 +159,12 @@ def openai_server():
     errors = [error for server in started for error in server.errors]
     if errors:
         pytest.fail(f"a fake OpenAI server's answer raised {len(errors)} times, first: {errors[0]!r}")
+
+
+@pytest.fixture
+def launcher_tools(tmp_path):
+    """A stand-in python that records what a launcher starts, a folder for stand-in tools and an empty HOME
+    (tests/helpers/launchers.py)."""
+    from tests.helpers.launchers import make_launcher_tools
+
+    return make_launcher_tools(tmp_path)

@@ -25,6 +25,7 @@ from rlpr.main import rlpr_section_schema
 from rlpr.training import config_check
 from rlpr.training.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter
 from rlpr.training.scoring import ScoringConfig
+from tests.helpers.params import fast_and_slow
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -95,7 +96,12 @@ def composed():
     return get
 
 
-@pytest.mark.parametrize("path", ALL_YAMLS, ids=[str(p.relative_to(CONFIGS)) for p in ALL_YAMLS])
+# In the fast loop: one recipe of each kind (the others: slow).
+FAST_YAMLS = ["rlpr/qwen2.5-7b-base.yaml", "rm_r1/grpo_instruct_7b.yaml", "rm_r1/sft_instruct_7b.yaml",
+              "judge_reward/served_judge_7b.yaml"]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", fast_and_slow(ALL_YAMLS, FAST_YAMLS, id_of=lambda p: str(p.relative_to(CONFIGS))))
 def test_recipe_matches_verls_config(path, composed):
     check_recipe(path, composed(path))
 

@@ -149,7 +149,7 @@ def files() -> list[Path]:
 
 
 def test_docs_pages_exist_and_have_headings():
-    for page in ("rlpr", "rm_r1", "architecture", "data_formats"):
+    for page in ("rlpr", "rm_r1", "architecture", "data_formats", "setup", "cluster", "cpu_backend"):
         path = ROOT / "docs" / f"{page}.md"
         assert path.is_file(), path
         assert len(anchors(path)) >= 5, f"{path} has almost no sections"
@@ -204,35 +204,143 @@ def test_slug_follows_github_rules():
 
 
 _LAYOUT_NAME = re.compile(r"`([\w-]+(?:\.py|\.jsonl|/))`")
+MODULES_PAGE = "docs/architecture.md"
 
 
-def layout_mismatches(root: Path, package: str) -> list[str]:
-    """The README layout row of ``package`` against its tree: every module and subpackage (folder of modules) must be
-    named, and every ``x.py`` / ``x.jsonl`` / ``x/`` the row names must be in the tree."""
-    rows = [line for line in (root / "README.md").read_text().splitlines() if line.startswith(f"| `{package}/` |")]
-    if len(rows) != 1:
-        return [f"README.md has {len(rows)} layout rows for {package}/, expected 1"]
-    named = set(_LAYOUT_NAME.findall(rows[0].split("|")[2]))  # the "what" cell
+def _section(text: str, heading: str) -> str | None:
+    """The text under the markdown heading ``heading`` (exactly, without its #s) up to the next heading of the same or
+    a higher level; None when there is no such heading."""
+    lines, level, body = text.splitlines(), 0, []
+    for line in lines:
+        match = _HEADING.match(line)
+        if match and level and len(match.group(1)) <= level:
+            break
+        if level:
+            body.append(line)
+        elif match and match.group(2) == heading:
+            level = len(match.group(1))
+    return "\n".join(body) if level else None
+
+
+def module_mismatches(root: Path, package: str, page: str = MODULES_PAGE) -> list[str]:
+    """The ``### `package/``` section of the modules page against the package's tree: every module and subpackage
+    (folder of modules) must be named, and every ``x.py`` / ``x.jsonl`` / ``x/`` the section names must be in the
+    tree."""
+    section = _section((root / page).read_text(encoding="utf-8"), f"`{package}/`")
+    if section is None:
+        return [f"{page} has no section `{package}/`"]
+    named = set(_LAYOUT_NAME.findall(section))
     tree = [p.relative_to(root / package) for p in (root / package).rglob("*") if p.is_file()]
     tree = [p for p in tree if "__pycache__" not in p.parts]
     modules = {p.name for p in tree if p.suffix == ".py" and p.name != "__init__.py"}
     folders = {f"{p.parent}/" for p in tree if p.suffix == ".py" and len(p.parts) > 1}
-    existing = modules | folders | {p.name for p in tree}
-    return [f"{package}/ layout row does not name {name}" for name in sorted((modules | folders) - named)] + [
-        f"{package}/ layout row names {name}, which is not in {package}/" for name in sorted(named - existing)
+    existing = modules | folders | {p.name for p in tree} | {f"{p.parent}/" for p in tree if len(p.parts) > 1}
+    return [f"{page} `{package}/` does not name {name}" for name in sorted((modules | folders) - named)] + [
+        f"{page} `{package}/` names {name}, which is not in {package}/" for name in sorted(named - existing)
     ]
 
 
-def test_readme_layout_row_matches_the_rlpr_tree():
-    assert layout_mismatches(ROOT, "rlpr") == []
+def packages(root: Path) -> list[str]:
+    """The top-level Python packages of the repository (tracked folders with an ``__init__.py``)."""
+    return sorted(p.parent.name for p in repo_files(root) if p.name == "__init__.py" and p.parent.parent == root)
 
 
-def test_layout_check_catches_a_missing_and_a_stale_name(tmp_path):
+@pytest.mark.parametrize("package", packages(ROOT))
+def test_the_modules_page_names_every_module_of_each_package(package):
+    assert module_mismatches(ROOT, package) == []
+
+
+def test_module_check_catches_a_missing_and_a_stale_name(tmp_path):
     for name in ("pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py", "pkg/sub/b.py", "pkg/sub/c.py"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text("")
-    (tmp_path / "README.md").write_text("| folder | what |\n| `pkg/` | `a.py`, `sub/` (`b.py`), `gone.py` |\n")
-    assert layout_mismatches(tmp_path, "pkg") == [
-        "pkg/ layout row does not name c.py",
-        "pkg/ layout row names gone.py, which is not in pkg/",
+    (tmp_path / "docs").mkdir()
+    (tmp_path / MODULES_PAGE).write_text(
+        "# Page\n\n## Modules\n\n### `pkg/`\n\n* `a.py`\n* `sub/`: `b.py`, `gone.py`\n\n### `other/`\n\n* `c.py`\n"
+    )
+    assert module_mismatches(tmp_path, "pkg") == [
+        f"{MODULES_PAGE} `pkg/` does not name c.py",
+        f"{MODULES_PAGE} `pkg/` names gone.py, which is not in pkg/",
     ]
+    assert module_mismatches(tmp_path, "nothing") == [f"{MODULES_PAGE} has no section `nothing/`"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the README as a front door: short, one layout row per top-level folder, short table cells, links into docs/ that work
+
+README_MAX_LINES = 250
+CELL_MAX_CHARS = 200
+_ROW = re.compile(r"^\|(.*)\|\s*$")
+
+
+def table_cells(text: str) -> list[tuple[int, str]]:
+    """Every cell of every markdown table of ``text`` (outside code blocks), as ``(line number, cell text)``."""
+    cells = []
+    for line_no, line in enumerate(_outside_code_blocks(text), 1):
+        match = _ROW.match(line.strip())
+        if match:
+            cells += [(line_no, cell.strip()) for cell in match.group(1).split("|")]
+    return cells
+
+
+def readme_layout_mismatches(root: Path) -> list[str]:
+    """The README's layout table against the tree: one row per top-level folder of the repository (hidden ones
+    aside), each naming a folder that exists; every ``sub/`` a row names must be a folder of that row's folder."""
+    section = _section((root / "README.md").read_text(encoding="utf-8"), "Layout")
+    if section is None:
+        return ["README.md has no Layout section"]
+    rows = [m.group(1).split("|") for m in map(_ROW.match, section.splitlines()) if m]
+    rows = [[cell.strip() for cell in row] for row in rows if len(row) >= 2]
+    listed = [re.fullmatch(r"`([\w-]+)/`", row[0]) for row in rows]
+    folders = [m.group(1) for m in listed if m]
+    top = sorted({p.relative_to(root).parts[0] for p in repo_files(root) if len(p.relative_to(root).parts) > 1})
+    top = [name for name in top if not name.startswith(".")]
+    problems = [f"README layout has {n} rows for {name}/" for name in set(folders) if (n := folders.count(name)) > 1]
+    problems += [f"README layout has no row for {name}/" for name in top if name not in folders]
+    problems += [f"README layout names {name}/, which is not a folder here" for name in folders if name not in top]
+    for row, match in zip(rows, listed):
+        if match:
+            for sub in re.findall(r"`([\w-]+)/`", row[1]):
+                if not (root / match.group(1) / sub).is_dir():
+                    problems.append(f"README layout row {match.group(1)}/ names {sub}/, which is not in it")
+    return problems
+
+
+def test_the_readme_is_short():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= README_MAX_LINES, f"README.md has {len(lines)} lines; put the detail in docs/"
+
+
+def test_readme_table_cells_are_short():
+    cells = table_cells((ROOT / "README.md").read_text(encoding="utf-8"))
+    long = [f"README.md:{n}: {len(cell)} characters: {cell[:60]}..." for n, cell in cells if len(cell) > CELL_MAX_CHARS]
+    assert not long, "\n".join(long)
+
+
+def test_every_readme_link_into_docs_resolves():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = [url for line in _outside_code_blocks(text) for _, url in _MD_LINK.findall(line) if url.startswith("docs/")]
+    assert len({url.partition("#")[0] for url in links}) >= 5, links  # the README points into docs/ for the detail
+    problems = [p for url in links for p in _check_target(ROOT, ROOT / "README.md", 0, ROOT / url.partition("#")[0],
+                                                           url.partition("#")[2] or None)]  # fmt: skip
+    assert problems == []
+
+
+def test_readme_layout_table_has_one_row_per_top_level_folder():
+    assert readme_layout_mismatches(ROOT) == []
+
+
+def test_front_door_checks_catch_a_missing_row_a_stale_row_and_a_long_cell(tmp_path):
+    for name in ("pkg/__init__.py", "pkg/sub/a.py", "data/x.txt", ".hidden/y.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("")
+    (tmp_path / "README.md").write_text(
+        "# R\n\n## Layout\n\n| folder | what |\n| --- | --- |\n| `pkg/` | `sub/`, `gone/` |\n| `old/` | x |\n\n"
+        f"## Next\n\n| a | {'long ' * 50} |\n"
+    )
+    assert sorted(readme_layout_mismatches(tmp_path)) == [
+        "README layout has no row for data/",
+        "README layout names old/, which is not a folder here",
+        "README layout row pkg/ names gone/, which is not in it",
+    ]
+    assert [n for n, cell in table_cells((tmp_path / "README.md").read_text()) if len(cell) > CELL_MAX_CHARS] == [12]

@@ -12,6 +12,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from rlpr.training import config_check
+from tests.helpers.params import fast_and_slow
 
 
 def _entry_points() -> dict[str, tuple]:
@@ -66,7 +67,12 @@ def test_every_entry_point_ships_settings():
     assert len(cases) >= 12, cases
 
 
-@pytest.mark.parametrize(("entry", "name"), _cases())
+# In the fast loop: one setting per entry point, and both ways of reaching the judge (the other settings: slow).
+FAST_CASES = ["rlpr.main-qwen2.5-7b-base", "rm_r1.main-grpo_instruct_7b", "rm_r1.judge_main-external_judge",
+              "rm_r1.judge_main-served_judge_7b"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("entry", "name"), fast_and_slow(_cases(), FAST_CASES, id_of="-".join))
 def test_a_shipped_setting_passes_before_ray_and_inside_ray(entry, name):
     config_dir, _, check_before, runner_class = _entry_points()[entry]
     config = _compose(config_dir, name, _needed(config_dir, name))

@@ -86,6 +86,7 @@ def test_the_process_group_is_gloo_alone_unless_a_backend_is_given():
     assert calls == [(None, "cpu:gloo"), (5, "cpu:gloo,cuda:nccl")]
 
 
+@pytest.mark.slow  # imports vLLM (seconds)
 def test_vllm_cpu_linear_layers_keep_their_weight_for_in_place_updates():
     """vLLM 0.30's own switch: a layer marked skip_weight_relayout gets plain F.linear on its unpacked weight."""
     import torch

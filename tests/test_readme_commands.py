@@ -1,8 +1,9 @@
-"""Every shell command of README.md and recipes/rm_r1/README.md works as written, checked on CPU.
+"""Every shell command of README.md, recipes/rm_r1/README.md and the pages of docs/ works as written, checked on CPU.
 
-The commands are read from the READMEs (``bash``/``sh``/``shell``/``console`` fences and indented code blocks,
-backslash continuations joined, comment-only lines skipped, ``&&`` chains split), so a new README command is covered
-as soon as it is written. ``CHECKS`` says how each one is checked here; a command no row matches fails
+The commands are read from the READMEs (``bash``/``sh``/``shell``/``console`` fences and indented code blocks) and from
+the docs pages (their shell fences only: their indented blocks are formulas and file trees), backslash continuations
+joined, comment-only lines skipped, ``&&`` chains split, so a new command is covered as soon as it is written.
+``CHECKS`` says how each one is checked here; a command no row matches fails
 ``test_every_readme_command_has_a_cpu_check``:
 
 * ``run``: run as written (``--help``, ``--cfg job``: cheap, nothing trains);
@@ -43,6 +44,7 @@ import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = ("README.md", "recipes/rm_r1/README.md")
+DOCS = tuple(sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))  # shell fences only
 
 RUN, CFG_JOB, PARSE, STAND_IN, LAUNCHER, OVERRIDES, EXTRA, COVERED, NOT_HERE = (
     "run", "cfg-job", "parse", "stand-in", "launcher", "overrides", "extra", "covered", "not-here"
@@ -127,9 +129,10 @@ class Command:
         return None
 
 
-def code_blocks(text: str) -> list[list[tuple[int, str]]]:
-    """The shell blocks of a markdown text: fenced ones with a shell language, and indented (4 spaces) ones after a
-    blank line that follows a paragraph at the margin (not a list item's continuation), as ``(line number, line)``."""
+def code_blocks(text: str, indented: bool = True) -> list[list[tuple[int, str]]]:
+    """The shell blocks of a markdown text: fenced ones with a shell language, and (with ``indented``) indented
+    (4 spaces) ones after a blank line that follows a paragraph at the margin (not a list item's continuation), as
+    ``(line number, line)``."""
     lines = text.splitlines()
     blocks, i, last_text = [], 0, ""
     while i < len(lines):
@@ -145,8 +148,8 @@ def code_blocks(text: str) -> list[list[tuple[int, str]]]:
             i, last_text = i + 1, ""
             continue
         line = lines[i].expandtabs()
-        indented = line.startswith("    ") and line.strip()
-        if indented and i > 0 and not lines[i - 1].strip() and last_text and not last_text[0].isspace():
+        is_indented = indented and line.startswith("    ") and line.strip()
+        if is_indented and i > 0 and not lines[i - 1].strip() and last_text and not last_text[0].isspace():
             if not _LIST_ITEM.match(last_text):
                 body = []
                 while i < len(lines) and (not lines[i].strip() or lines[i].expandtabs().startswith("    ")):
@@ -183,11 +186,11 @@ def _segments(words: list[str]) -> list[list[str]]:
     return [s for s in out if s]
 
 
-def readme_commands(text: str, rel: str) -> list[Command]:
+def readme_commands(text: str, rel: str, indented: bool = True) -> list[Command]:
     """The shell commands of a README's text (``rel``: its name), with their environment variables (``$VARS``
-    expanded)."""
+    expanded); ``indented``: indented code blocks count too."""
     found: list[Command] = []
-    for block in code_blocks(text):
+    for block in code_blocks(text, indented):
         logical: list[tuple[int, str]] = []
         for line_no, line in block:
             if logical and logical[-1][1].endswith("\\"):
@@ -215,7 +218,9 @@ def readme_commands(text: str, rel: str) -> list[Command]:
 
 @cache
 def all_commands() -> tuple[Command, ...]:
-    return tuple(c for name in READMES for c in readme_commands((ROOT / name).read_text(encoding="utf-8"), name))
+    pages = [(name, True) for name in READMES] + [(name, False) for name in DOCS]
+    texts = [((ROOT / name).read_text(encoding="utf-8"), name, indented) for name, indented in pages]
+    return tuple(c for text, name, indented in texts for c in readme_commands(text, name, indented))
 
 
 def _ids(commands) -> list[str]:
@@ -244,9 +249,32 @@ def test_commands_are_read_from_fences_and_indented_blocks_with_continuations_an
     assert [c.where for c in commands] == ["README.md:3", "README.md:12", "README.md:12"]
 
 
+def test_a_docs_page_contributes_its_shell_fences_but_not_its_indented_blocks():
+    text = "\n".join(["A formula:", "", "    r = f_seq(p_1 ... p_m)", "", "```bash", "python -m a.b --help", "```"])
+    commands = readme_commands(text, "page", indented=False)
+    assert [c.words for c in commands] == [["python", "-m", "a.b", "--help"]]
+    assert len(readme_commands(text, "README.md")) == 2
+
+
 def test_the_readmes_have_commands_of_every_kind():
     kinds = {c.check()[0] for c in all_commands() if c.check()}
     assert {RUN, CFG_JOB, PARSE, STAND_IN, LAUNCHER, COVERED, NOT_HERE} <= kinds
+    assert {c.where.split(":")[0] for c in all_commands()} >= {"README.md", "docs/setup.md", "docs/rlpr.md"}
+
+
+FIRST_SCREEN = 50  # lines
+
+
+def test_the_readme_starts_with_its_set_up_commands_each_on_its_own():
+    """The README's first shell blocks, within its first screen: the install, the main job and the tests, one command
+    per block (never a chain), in that order."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in code_blocks(text) if any(line.strip() for _, line in b)][:3]
+    firsts = [[line.strip() for _, line in block if line.strip()] for block in blocks]
+    assert firsts == [["bash scripts/install_cpu.sh"], ["python -m rlpr.smoke"], ["python -m pytest -q tests"]], firsts
+    assert all(line_no <= FIRST_SCREEN for block in blocks for line_no, _ in block), [b[0][0] for b in blocks]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert "bash scripts/install_cpu.sh" in ci and "python -m pytest -q tests" in ci  # CI runs what the README says
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -265,7 +293,7 @@ _PATHS = re.compile(r"(?<![\w/.-])((?:scripts|recipes)/[\w./-]+\.(?:py|sh))")
 
 def test_every_module_script_and_launcher_the_readmes_mention_exists():
     missing = []
-    for name in READMES:
+    for name in READMES + DOCS:
         text = (ROOT / name).read_text(encoding="utf-8")
         for module in set(_MODULE.findall(text)):
             top = module.split(".")[0]
@@ -450,6 +478,7 @@ def test_readme_command_works_on_cpu(command, results):
         assert not unknown, f"{command.where}: flags shown in the comments {unknown} are not options of {ran_as}"
 
 
+@pytest.mark.slow  # runs every README command (a minute); tests/test_configs.py checks the RLPR recipes' files fast
 def test_recipes_read_the_files_the_readme_preparation_commands_write(results):
     """Every relative data file of a composed training config (``--cfg job``) exists after the README's preparation
     commands ran in the same folder."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from transformers.convert_slow_tokenizer import bytes_to_unicode
@@ -17,7 +18,7 @@ class TokenBytes:
     tokens are exact even when a token holds only part of a multi-byte character.
     """
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer: Any) -> None:
         size = len(tokenizer)
         tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
         added = {i: tok.content for i, tok in tokenizer.added_tokens_decoder.items()}
@@ -54,7 +55,7 @@ class TokenBytes:
 _TOKEN_BYTES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def token_bytes(tokenizer) -> TokenBytes:
+def token_bytes(tokenizer: Any) -> TokenBytes:
     """The (cached) ``TokenBytes`` table of ``tokenizer``."""
     found = _TOKEN_BYTES.get(tokenizer)
     if found is None:

@@ -7,11 +7,18 @@ log softmax(logits / T) of response token t given everything before it. Used by 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from verl import DataProto
 
 
 @torch.no_grad()
-def response_log_probs(model, data, temperature: float = 1.0, micro_batch_size: int = 8) -> torch.Tensor:
+def response_log_probs(
+    model: torch.nn.Module, data: DataProto, temperature: float = 1.0, micro_batch_size: int = 8
+) -> torch.Tensor:
     """log p(responses[:, t] | input before it) at temperature ``temperature`` for a verl-layout ``DataProto``."""
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")

@@ -10,12 +10,18 @@ the same rows, for the trainer's scoring forward.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
+if TYPE_CHECKING:
+    from tensordict import TensorDict
+    from verl import DataProto
 
-def pad_token_id(tokenizer) -> int:
+
+def pad_token_id(tokenizer: Any) -> int:
     """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -27,7 +33,7 @@ def filled_mask(lengths: np.ndarray, width: int, *, left: bool) -> np.ndarray:
     return columns >= width - lengths if left else columns < lengths
 
 
-def big_array(shape: tuple[int, ...], dtype, fill=None) -> np.ndarray:
+def big_array(shape: tuple[int, ...], dtype: npt.DTypeLike, fill: float | None = None) -> np.ndarray:
     """A numpy view of a new torch tensor: for the batch-sized arrays that end up as tensors anyway.
 
     torch's allocator, unlike numpy's, does not ask for transparent huge pages for large arrays. The scoring batch of
@@ -96,7 +102,7 @@ def no_padding_layout(
     *,
     rows_multiple_of: int = 1,
     meta_info: dict | None = None,
-):
+) -> TensorDict:
     """The ``TensorDict`` a new-engine ``compute_log_prob`` call takes, built straight from the rows.
 
     Equal, key by key, to what the trainer got before by converting the padded layout:
@@ -174,7 +180,7 @@ def make_rollout(
     uids: Sequence[str],
     pad_token_id: int,
     data_sources: Sequence[str] | None = None,
-):
+) -> DataProto:
     """A rollout ``DataProto`` with ``prompts``, ``responses``, ``input_ids``, ``attention_mask``, ``position_ids``,
     ``response_mask`` and non-tensors ``reward_model`` ({"ground_truth": ...}), ``uid`` and ``data_source``."""
     from verl import DataProto

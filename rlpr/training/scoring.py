@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import chain
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +37,10 @@ from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward.token_bytes import TokenBytes, token_bytes
 from rlpr.training.debias_cache import prompt_key
 from rlpr.training.rollout import big_array, filled_mask, no_padding_layout, pad_token_id, padded_layout
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
+    from verl import DataProto
 
 # Why a response got no probability reward (r = 0, no forward spent on it). Each is a counter in the metrics.
 SKIP_REASONS = ("no_answer", "empty_reference", "overlength")
@@ -138,7 +143,7 @@ class ScoringBatch:
         return int(self.rows.prompt_lengths.sum() + self.rows.response_lengths.sum())
 
     @cached_property
-    def data(self):
+    def data(self) -> DataProto | None:
         """The rows in the padded layout of verl's ``compute_log_prob`` (a ``DataProto``; None without rows)."""
         if self.rows is None:
             return None
@@ -149,7 +154,7 @@ class ScoringBatch:
             tensors=padded_layout(rows.prompts, rows.prompt_lengths, rows.responses, rows.response_lengths)
         )
 
-    def log_prob_input(self, rows_multiple_of: int = 1, meta_info: dict | None = None):
+    def log_prob_input(self, rows_multiple_of: int = 1, meta_info: dict | None = None) -> TensorDict:
         """The rows as the no-padding ``TensorDict`` of a new-engine ``compute_log_prob`` call, padded with copies
         of the first rows to a multiple of ``rows_multiple_of`` (``rlpr.training.rollout.no_padding_layout``)."""
         if self.rows is None:
@@ -189,7 +194,7 @@ class RolloutTokens:
     uids: list  # per response: the prompt group it was sampled for
 
 
-def _references(rollout) -> list[str]:
+def _references(rollout: DataProto) -> list[str]:
     refs = []
     for i, rm in enumerate(rollout.non_tensor_batch["reward_model"]):
         gt = rm.get("ground_truth") if isinstance(rm, Mapping) else None
@@ -214,7 +219,7 @@ def _check_vocabulary(
         raise ValueError(f"rollout rows {rows[:10]} hold token ids outside the tokenizer's vocabulary 0..{vocab - 1}")
 
 
-def read_rollout(rollout, vocab_size: int) -> RolloutTokens:
+def read_rollout(rollout: DataProto, vocab_size: int) -> RolloutTokens:
     """The token ids, references and uids of a verl ``DataProto`` rollout (tensors ``prompts``, ``responses``,
     ``attention_mask``; non-tensors ``reward_model`` and ``uid``). A reference that is not a str, or a prompt or
     response token id outside 0..``vocab_size`` - 1, is an error naming the rows."""
@@ -352,7 +357,7 @@ class TailTokens:
     lengths: np.ndarray  # (candidates,) int64: tokens per tail
 
 
-def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+def _encode(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
     """Token ids and character offsets of ``texts`` (no special tokens added), as ``tokenizer(texts, ...)`` gives them.
 
     Each distinct text is tokenized once (the responses of a prompt mostly share their tail). The fast tokenizer's
@@ -376,7 +381,7 @@ def _encode(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[tup
     return [ids[j] for j in order], [offsets[j] for j in order]
 
 
-def tokenize_tails(tokenizer, tails: list[str]) -> TailTokens:
+def tokenize_tails(tokenizer: Any, tails: list[str]) -> TailTokens:
     """Token ids and character offsets of every tail (no special tokens added; the eos in a tail is its text)."""
     ids, offsets = _encode(tokenizer, tails) if tails else ([], [])
     return TailTokens(ids, offsets, np.fromiter((len(t) for t in ids), np.int64, count=len(ids)))
@@ -486,7 +491,9 @@ def assemble_rows(
     return ScoringRows(prompts_out, p_lengths, responses_out, r_lengths), torch.from_numpy(answer_mask)
 
 
-def build_scoring_batch(rollout, tokenizer, config: ScoringConfig, *, debias_rows: bool = True) -> ScoringBatch:
+def build_scoring_batch(
+    rollout: DataProto, tokenizer: Any, config: ScoringConfig, *, debias_rows: bool = True
+) -> ScoringBatch:
     """Build the o' rows (and, with ``debias_rows``, one debias row per uid) for ``rollout``.
 
     ``rollout`` is a verl ``DataProto`` with tensors ``prompts`` (left-padded), ``responses`` (right-padded),

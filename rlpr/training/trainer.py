@@ -27,12 +27,14 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pprint import pprint
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from verl import DataProto
 from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
 from verl.trainer.ppo.core_algos import agg_loss
@@ -62,11 +64,12 @@ from rlpr.training.scoring import (
     row_scores,
 )
 
+_Section = TypeVar("_Section")
 STATE_FILE = "rlpr_state.pt"
 DEBIAS_MODES = ("initial", "current")
 
 
-def _from_section(cls, values: dict, where: str):
+def _from_section(cls: type[_Section], values: dict, where: str) -> _Section:
     """``cls(**values)`` for a config section whose keys are ``cls``'s field names; an unknown key is named."""
     names = [f.name for f in fields(cls)]
     unknown = sorted(set(values) - set(names))
@@ -75,7 +78,7 @@ def _from_section(cls, values: dict, where: str):
     return cls(**values)
 
 
-def scoring_config_from(config) -> ScoringConfig:
+def scoring_config_from(config: DictConfig) -> ScoringConfig:
     """The ``rlpr:`` section of a recipe as a ``ScoringConfig``: the section's keys named like its fields, with
     ``rlpr.repetition`` and ``rlpr.debias`` built field by field as ``RepetitionConfig`` and ``DebiasConfig``."""
     rl = OmegaConf.to_container(config.rlpr, resolve=True)
@@ -87,7 +90,7 @@ def scoring_config_from(config) -> ScoringConfig:
     return ScoringConfig(**values)
 
 
-def std_filter_from(config) -> EmaStdFilter:
+def std_filter_from(config: DictConfig) -> EmaStdFilter:
     """The filter of ``rlpr.filter``: its keys are ``EmaStdFilter``'s arguments, by name."""
     return EmaStdFilter(**OmegaConf.to_container(config.rlpr.filter, resolve=True))
 
@@ -115,7 +118,7 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def check_trainer_supports(config) -> None:
+def check_trainer_supports(config: DictConfig) -> None:
     """Raise ``ValueError`` naming each key whose setting ``RLPRTrainer.fit`` would otherwise silently ignore.
 
     RLPR's ``fit`` replaces verl's (verl/trainer/ppo/ray_trainer.py:1405): it has no critic, no REMAX baseline rollout,
@@ -165,7 +168,7 @@ class StepRecord:
 class RLPRTrainer(RayPPOTrainer):
     """The classic verl trainer with RLPR's reward, debiasing, std filter and dynamic sampling (see module doc)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         check_trainer_supports(self.config)
         rl = self.config.rlpr
@@ -235,7 +238,7 @@ class RLPRTrainer(RayPPOTrainer):
         log_probs = no_padding_2_padding(tu.get(output, "log_probs"), td)
         return log_probs[: scoring.num_rows].float()
 
-    def _prompt_ids_of_rows(self, rows) -> list[list[int]]:
+    def _prompt_ids_of_rows(self, rows: Iterable[Sequence[dict]]) -> list[list[int]]:
         kwargs = self.config.data.get("apply_chat_template_kwargs") or {}
         return [
             list(self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, **kwargs)["input_ids"])
@@ -438,7 +441,7 @@ class RLPRTrainer(RayPPOTrainer):
         )
 
     @staticmethod
-    def _prompt_identity(prompts: DataProto, index: int):
+    def _prompt_identity(prompts: DataProto, index: int) -> object:
         """A stable name of prompt row ``index`` for logs: its dataset index when the row has one, else its uid."""
         extra = prompts.non_tensor_batch.get("extra_info")
         if extra is not None and isinstance(extra[index], dict) and "index" in extra[index]:
@@ -500,7 +503,7 @@ class RLPRTrainer(RayPPOTrainer):
     # ------------------------------------------------------------------------------------------------------------
     # validation: verl's metrics plus Avg@k per source and the general / math / overall averages
 
-    def _create_dataloader(self, train_dataset, val_dataset, collate_fn, train_sampler):
+    def _create_dataloader(self, train_dataset: Any, val_dataset: Any, collate_fn: Any, train_sampler: Any) -> None:
         """verl's loaders, then the validation rows each k times (k from the file name; rlpr.training.val_samples)."""
         super()._create_dataloader(train_dataset, val_dataset, collate_fn, train_sampler)
         from torchdata.stateful_dataloader import StatefulDataLoader
@@ -526,7 +529,9 @@ class RLPRTrainer(RayPPOTrainer):
             collate_fn=loader.collate_fn,
         )
 
-    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns):
+    def _val_metrics_update(
+        self, data_sources: list, sample_uids: list, reward_extra_infos_dict: dict, sample_turns: list
+    ) -> dict:
         metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns)
         accs = reward_extra_infos_dict.get("acc")
         if accs is not None and len(accs) == len(data_sources):
@@ -601,7 +606,7 @@ class RLPRTrainer(RayPPOTrainer):
 
     # ------------------------------------------------------------------------------------------------------------
 
-    def fit(self):
+    def fit(self) -> None:
         from verl.utils.tracking import Tracking
 
         if self._dump_executor._shutdown:  # verl's fit: a second fit() gets a fresh validation-dump executor

@@ -17,6 +17,7 @@ from cpu_backend import compose_cpu_config
 from cpu_backend.engine_actor import EngineActorWorkerGroup, check_engine_cpu_config
 from cpu_backend.replicas import RolloutReplicas
 from tests.cpu_backend.conftest import BATCH, base_overrides, no_padding, padded_batch, reference_log_probs
+from tests.helpers.params import fast_and_slow
 
 # fp32 forward of a 2-layer model with logits of order 10, against float64: rounding stays near 1e-5. The entropy,
 # logsumexp(l) - sum(p * l), subtracts two such numbers and loses one more digit.
@@ -74,7 +75,10 @@ def actor_weights(group: EngineActorWorkerGroup) -> dict[str, torch.Tensor]:
     return {name: param.full_tensor().clone() for name, param in module.state_dict().items()}
 
 
-@pytest.mark.parametrize("remove_padding", [False, True], ids=["padded", "packed"])
+# verl's packed layout (use_remove_padding, the recipes' setting) in the fast loop; the padded one is slow.
+@pytest.mark.parametrize(
+    "remove_padding", fast_and_slow([False, True], ["packed"], id_of=["padded", "packed"].__getitem__)
+)
 def test_log_probs_and_entropy_equal_a_plain_float64_forward(engine_config, small_tokenizer, remove_padding):
     config = copy.deepcopy(engine_config)
     config.model.use_remove_padding = remove_padding
@@ -112,7 +116,7 @@ def float64_ppo_gradient(config, batch) -> tuple[dict[str, torch.Tensor], float]
     return {name: param.grad for name, param in model.named_parameters()}, loss.item()
 
 
-@pytest.mark.parametrize("micro_batch_size", [1, 4])
+@pytest.mark.parametrize("micro_batch_size", fast_and_slow([1, 4], ["1"]))  # 1: accumulated over micro-batches
 def test_update_gradient_equals_the_float64_ppo_gradient(engine_config, small_tokenizer, micro_batch_size):
     config = copy.deepcopy(engine_config)
     config.actor.ppo_micro_batch_size_per_gpu = micro_batch_size

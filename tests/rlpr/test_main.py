@@ -21,6 +21,7 @@ from rlpr.main import (
     rlpr_task_runner_class,
 )
 from rlpr.training import config_check, config_paths
+from tests.helpers.params import fast_and_slow
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,7 +50,7 @@ def test_the_shared_base_is_not_a_recipe():
         compose_recipe(BASE_CONFIG)
 
 
-@pytest.mark.parametrize("name", recipe_names())
+@pytest.mark.parametrize("name", fast_and_slow(recipe_names(), ["qwen2.5-7b-base", "smoke_cpu"]))
 def test_each_recipe_composes_with_overrides_and_passes_the_checks(name):
     config = compose_recipe(name, ["trainer.total_epochs=3", "rlpr.filter.beta=0.7"])
     assert config.trainer.total_epochs == 3
@@ -64,28 +65,32 @@ def test_unknown_recipe_and_misspelled_override_are_refused():
         compose_recipe("smoke_cpu", ["actor_rollout_ref.actor.clip_ratio_hihg=0.3"])
 
 
-@pytest.mark.parametrize(
-    ("overrides", "match"),
-    [
-        (["trainer.use_v1=true"], "trainer.use_v1=false"),
-        (["reward_model.reward_manager=naive"], r"legacy reward keys \['reward_model.reward_manager'\]"),
-        (["custom_reward_function.path=pkg://rlpr.evaluation.validation"], r"\['custom_reward_function.path'\]"),
-        (["~rlpr"], "no rlpr: section"),
-        (["actor_rollout_ref.actor.ppo_mini_batch_size=1000"], "ppo_mini_batch_size"),
-        # a recipe copy with a typo, or a wrong value: named before Ray starts, with the nearest valid key
-        (
-            ["+trainer.totl_training_steps=3"],
-            r"trainer\.totl_training_steps \(unknown key; did you mean trainer\.total_",
-        ),
-        (["+rlpr.filter.betta=0.6"], r"rlpr\.filter\.betta \(unknown key; did you mean rlpr\.filter\.beta\?"),
-        (["actor_rollout_ref.actor.optim.lr=abc"], r"actor_rollout_ref\.actor\.optim\.lr='abc' \(expected a number"),
-        (["rlpr.filter.beta=-1"], r"rlpr\.filter: beta must be a finite number >= 0, got -1"),
-        (["rlpr.debias.mode=everything"], r"rlpr\.debias\.mode must be one of \('initial', 'current'\)"),
-        (["rlpr.repetition.window=0"], r"rlpr\.repetition: window must be a positive int, got 0"),
-        (["rlpr.repetition.split_rule=underscores"], r"rlpr\.repetition: unknown repetition split_rule 'underscores'"),
-        (["rlpr.shaping=clamp"], r"^rlpr: .*clamp"),
-    ],
-)
+REFUSED = [
+    (["trainer.use_v1=true"], "trainer.use_v1=false"),
+    (["reward_model.reward_manager=naive"], r"legacy reward keys \['reward_model.reward_manager'\]"),
+    (["custom_reward_function.path=pkg://rlpr.evaluation.validation"], r"\['custom_reward_function.path'\]"),
+    (["~rlpr"], "no rlpr: section"),
+    (["actor_rollout_ref.actor.ppo_mini_batch_size=1000"], "ppo_mini_batch_size"),
+    # a recipe copy with a typo, or a wrong value: named before Ray starts, with the nearest valid key
+    (
+        ["+trainer.totl_training_steps=3"],
+        r"trainer\.totl_training_steps \(unknown key; did you mean trainer\.total_",
+    ),
+    (["+rlpr.filter.betta=0.6"], r"rlpr\.filter\.betta \(unknown key; did you mean rlpr\.filter\.beta\?"),
+    (["actor_rollout_ref.actor.optim.lr=abc"], r"actor_rollout_ref\.actor\.optim\.lr='abc' \(expected a number"),
+    (["rlpr.filter.beta=-1"], r"rlpr\.filter: beta must be a finite number >= 0, got -1"),
+    (["rlpr.debias.mode=everything"], r"rlpr\.debias\.mode must be one of \('initial', 'current'\)"),
+    (["rlpr.repetition.window=0"], r"rlpr\.repetition: window must be a positive int, got 0"),
+    (["rlpr.repetition.split_rule=underscores"], r"rlpr\.repetition: unknown repetition split_rule 'underscores'"),
+    (["rlpr.shaping=clamp"], r"^rlpr: .*clamp"),
+]
+# In the fast loop: one refusal of each kind (verl's trainer choice, a legacy key, an unknown key, a wrong type, a bad
+# rlpr value); the others are slow (a second or two of composing and checking each).
+FAST_REFUSALS = ["trainer.use_v1=true", "reward_model.reward_manager=naive", "+trainer.totl_training_steps=3",
+                 "actor_rollout_ref.actor.optim.lr=abc", "rlpr.filter.beta=-1"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "match"), fast_and_slow(REFUSED, FAST_REFUSALS, id_of=lambda case: case[0][0]))
 def test_configs_the_trainer_cannot_honour_are_refused(overrides, match):
     config = compose_recipe("smoke_cpu", ["actor_rollout_ref.actor.use_dynamic_bsz=false", *overrides])
     with pytest.raises(ValueError, match=match):

@@ -15,6 +15,7 @@ from verl.utils.metric import reduce_metrics
 
 from rm_r1.judge_reward import DETAIL_KEY, EXTRA_KEYS
 from rm_r1.judge_trainer import JudgeFailure, JudgeRewardTrainer, judge_step_metrics
+from tests.helpers.params import fast_and_slow
 
 URL = "http://judge:8000/v1/chat/completions"
 
@@ -226,7 +227,7 @@ def _run_entry_point(monkeypatch, tmp_path, run_ppo, *overrides):
         GlobalHydra.instance().clear()
 
 
-@pytest.mark.parametrize("wrapped_by_ray", [False, True])
+@pytest.mark.parametrize("wrapped_by_ray", fast_and_slow([False, True], ["True"]))  # as on a cluster; unwrapped: slow
 def test_entry_point_exits_non_zero_naming_a_failing_judge(monkeypatch, tmp_path, wrapped_by_ray):
     from ray.exceptions import RayTaskError
 

@@ -13,51 +13,15 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from rm_r1.main import setting_names
+from tests.helpers.launchers import REPO, preflight_here, recorded, run_launcher
 
-REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs" / "rm_r1"
 LAUNCHERS = sorted((REPO / "recipes" / "rm_r1").glob("run_*.sh"))
-CLEARED = ["MODEL_PATH", "TRAIN_FILES", "VAL_FILES", "NNODES", "GPUS_PER_NODE", "LOGGER", "OUTPUT_DIR"]
-CLEARED += ["PROJECT_NAME", "EXPERIMENT_NAME", "PYTHON", "VERDICT_RULE", "RAY_ADDRESS", "WANDB_API_KEY", "WANDB_MODE"]
-CLEARED += ["NETRC", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"]
-# Records its arguments instead of training; `python -c` runs. `--preflight` answers FAKE_LAYOUT, or refuses with
-# FAKE_REFUSAL (its arguments recorded in $FAKE_OUT.preflight), or runs: the real one imports verl (seconds of CPU), so
-# tests/rlpr/test_launchers.py runs it through a launcher once and the tests here check it in this process.
-FAKE_PYTHON = """#!/usr/bin/env bash
-if [[ "$1" == "-c" ]]; then exec python3 "$@"; fi
-if [[ "$3" == "--preflight" && -n "${FAKE_LAYOUT:-}" ]]; then printf '%s\\n' $FAKE_LAYOUT; exit 0; fi
-if [[ "$3" == "--preflight" && -n "${FAKE_REFUSAL:-}" ]]; then
-    printf '%s\\n' "$@" > "$FAKE_OUT.preflight"; echo "$FAKE_REFUSAL" >&2; exit 1
-fi
-if [[ "$3" == "--preflight" ]]; then exec python3 "$@"; fi
-printf '%s\\n' "$@" > "$FAKE_OUT"
-"""
-TIMEOUT = 300
 
 
 def compose_setting(name: str, overrides: list[str]):
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         return compose(config_name=name, overrides=overrides)
-
-
-@pytest.fixture
-def tools(tmp_path):
-    python = tmp_path / "fake-python"
-    python.write_text(FAKE_PYTHON)
-    python.chmod(0o755)
-    (tmp_path / "home").mkdir()
-    return python, tmp_path / "args.txt", tmp_path / "home"
-
-
-def run(launcher: Path, *args: str, env: dict[str, str], home: Path) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if k not in CLEARED}
-    return subprocess.run(
-        ["bash", str(launcher), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env={**base, "HOME": str(home), **env},
-    )
 
 
 def test_every_setting_has_a_launcher_on_the_shared_library():
@@ -71,9 +35,9 @@ def test_every_setting_has_a_launcher_on_the_shared_library():
 
 
 @pytest.mark.parametrize("name", ["run_grpo_instruct_7b", "run_sft_instruct_7b"])
-def test_help_shows_the_settings_values(name, tools):
-    *_, home = tools
-    result = run(REPO / "recipes" / "rm_r1" / f"{name}.sh", "--help", env={}, home=home)
+def test_help_shows_the_settings_values(name, launcher_tools):
+    home = launcher_tools.home
+    result = run_launcher(REPO / "recipes" / "rm_r1" / f"{name}.sh", "--help", env={}, home=home)
     assert result.returncode == 0, result.stderr
     config = compose_setting(name.removeprefix("run_"), [])
     model = config.actor_rollout_ref.model.path if "grpo" in name else config.model.path
@@ -82,34 +46,34 @@ def test_help_shows_the_settings_values(name, tools):
     assert ("VERDICT_RULE" in result.stdout) == ("grpo" in name) and ("NODE_RANK" in result.stdout) == ("sft" in name)
 
 
-def test_grpo_launcher_runs_the_checked_entry_point(tools, tmp_path):
-    python, out, home = tools
+def test_grpo_launcher_runs_the_checked_entry_point(launcher_tools, tmp_path):
+    _, python, out, home = launcher_tools
     launcher = REPO / "recipes" / "rm_r1" / "run_grpo_distill_7b.sh"
-    result = run(launcher, env={"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_LAYOUT": "1 8 /x"}, home=home)
+    env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_LAYOUT": "1 8 /x"}
+    result = run_launcher(launcher, env=env, home=home)
     assert result.returncode == 0, result.stderr
-    assert out.read_text().splitlines() == ["-m", "rm_r1.main", "--config-name", "grpo_distill_7b"]
+    assert recorded(launcher_tools) == ["-m", "rm_r1.main", "--config-name", "grpo_distill_7b"]
 
     env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_LAYOUT": "1 8 /x", "VERDICT_RULE": "last_answer"}
     env |= {"MODEL_PATH": "/m", "TRAIN_FILES": "/d/t.parquet", "OUTPUT_DIR": str(tmp_path / "o"), "LOGGER": "[console]"}
-    assert run(launcher, "trainer.total_epochs=2", env=env, home=home).returncode == 0
-    recorded = out.read_text().splitlines()
-    config = compose_setting("grpo_distill_7b", recorded[4:])
+    assert run_launcher(launcher, "trainer.total_epochs=2", env=env, home=home).returncode == 0
+    config = compose_setting("grpo_distill_7b", recorded(launcher_tools)[4:])
     assert config.actor_rollout_ref.model.path == "/m" and config.data.train_files == "/d/t.parquet"
     assert config.reward.custom_reward_function.reward_kwargs.rule == "last_answer"
     assert config.trainer.default_local_dir == str(tmp_path / "o") and config.trainer.total_epochs == 2
 
 
-def test_sft_launcher_runs_torchrun_and_links_the_last_checkpoint(tools, tmp_path):
-    python, out, home = tools
+def test_sft_launcher_runs_torchrun_and_links_the_last_checkpoint(launcher_tools, tmp_path):
+    _, python, out, home = launcher_tools
     output = tmp_path / "sft"
     (output / "global_step_7" / "huggingface").mkdir(parents=True)
     (output / "latest_checkpointed_iteration.txt").write_text("7")
     env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_LAYOUT": f"2 4 {output}", "NNODES": "2"}
-    result = run(REPO / "recipes" / "rm_r1" / "run_sft_instruct_14b.sh", env=env, home=home)
+    result = run_launcher(REPO / "recipes" / "rm_r1" / "run_sft_instruct_14b.sh", env=env, home=home)
     assert result.returncode == 0, result.stderr
-    recorded = out.read_text().splitlines()
-    assert recorded[:3] == ["-m", "torch.distributed.run", "--nnodes=2"] and "--nproc_per_node=4" in recorded
-    assert recorded[recorded.index("-m", 1) :] == [
+    command = recorded(launcher_tools)
+    assert command[:3] == ["-m", "torch.distributed.run", "--nnodes=2"] and "--nproc_per_node=4" in command
+    assert command[command.index("-m", 1) :] == [
         "-m",
         "rm_r1.main",
         "--config-name",
@@ -123,26 +87,21 @@ def test_sft_launcher_runs_torchrun_and_links_the_last_checkpoint(tools, tmp_pat
     ("name", "needs"),
     [("run_grpo_instruct_7b", "the run needs 8 GPUs"), ("run_sft_instruct_7b", "this node needs 8 GPUs")],
 )
-def test_a_machine_without_gpus_is_refused_in_seconds(name, needs, tools, monkeypatch):
+def test_a_machine_without_gpus_is_refused_in_seconds(name, needs, launcher_tools, monkeypatch):
     # Before: GRPO printed its config and waited forever; SFT died with an NCCL error.
-    python, out, home = tools
+    _, python, out, home = launcher_tools
     env = {"PYTHON": str(python), "FAKE_OUT": str(out), "FAKE_REFUSAL": "setting: cannot start: (the preflight)"}
-    result = run(REPO / "recipes" / "rm_r1" / f"{name}.sh", env=env, home=home)
+    result = run_launcher(REPO / "recipes" / "rm_r1" / f"{name}.sh", env=env, home=home)
     assert result.returncode != 0
     assert "setting: cannot start: (the preflight)" in result.stderr  # the preflight's refusal, shown
     assert not out.exists()  # training never started
     args = Path(f"{out}.preflight").read_text().splitlines()
     assert args == ["-m", "rm_r1.main", "--preflight", "--config-name", name.removeprefix("run_")]
     # what the real preflight says on this machine (no GPUs, no wandb key), run in this process as the launcher would
-    for variable in CLEARED:
-        monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.chdir(REPO)
-    monkeypatch.setattr(sys, "argv", ["rm_r1.main", *args[2:]])
     from rm_r1.main import main
 
     with pytest.raises(SystemExit) as refused:
-        main()
+        preflight_here(main, args[2:], home, monkeypatch)
     message = str(refused.value.code)
     assert needs in message and "nvidia-smi shows 0" in message and "wandb login" in message
 

@@ -11,6 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from tests.helpers.params import fast_and_slow
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "rm_r1"
 RECIPES = ROOT / "recipes" / "rm_r1"
@@ -77,7 +79,7 @@ def test_grpo_config_has_the_papers_settings(name):
     assert actor.fsdp_config.param_offload is actor.fsdp_config.optimizer_offload is name.endswith("32b")
 
 
-@pytest.mark.parametrize("name", SFT)
+@pytest.mark.parametrize("name", fast_and_slow(SFT, ["sft_instruct_7b"]))
 def test_sft_config_has_the_papers_settings(name):
     cfg = _compose(name)
     model, lr = SFT[name]

@@ -18,6 +18,7 @@ from rlpr.evaluation.validation import (
     normalize_text,
     rule_grade,
 )
+from tests.helpers.params import fast_and_slow
 
 KEYS = {"score", "acc", "format", "has_answer", "judge_used", "judge_failed", "grade_timeout", "graded"}
 
@@ -287,7 +288,10 @@ def test_marked_training_rollouts_are_not_graded(monkeypatch):
     assert out == validation.NOT_GRADED and set(out) == KEYS and out["graded"] == 0.0
 
 
-@pytest.mark.parametrize("recipe", ["qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"])
+@pytest.mark.parametrize(
+    "recipe",
+    fast_and_slow(["qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"], ["qwen2.5-7b-base"]),
+)
 def test_recipe_reward_kwargs_are_accepted(recipe):
     from rlpr.main import compose_recipe
 

@@ -98,15 +98,18 @@ def test_current_debias_mode_and_round_cap(work_dir, tmp_path):
     assert trainer.step_log[-1]["kept"] == []
 
 
-def test_bad_training_rows_fail_before_training(work_dir, tmp_path):
+def test_bad_training_rows_fail_before_training(tmp_path):
+    # Its own folder and a one-step warm start: the rows are checked before any model is used, so this test does not
+    # wait for the module's warm-started model (a minute on 2 cores), which only the slow loops need.
     rows = smoke.sample_training_rows()
     rows[3]["reward_model"] = {"style": "model", "ground_truth": None}
     bad = tmp_path / "bad.parquet"
     pd.DataFrame(rows).to_parquet(bad)
     from rlpr.data.checks import BadDataError
 
+    overrides = [f"data.train_files={bad}", f"trainer.default_local_dir={tmp_path / 'c'}"]
     with pytest.raises(BadDataError, match="row 3"):
-        smoke.build_trainer(work_dir, [f"data.train_files={bad}", f"trainer.default_local_dir={tmp_path / 'c'}"])
+        smoke.build_trainer(tmp_path / "work", overrides, warm_steps=1)
 
 
 @pytest.mark.parametrize(
