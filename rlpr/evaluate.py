@@ -37,8 +37,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from harness.files import repair_jsonl_tail, write_text_atomically
+from harness.rows import read_rows
 from rlpr.answer import FORMAT_MODES
-from rlpr.data.checks import read_rows
 from rlpr.evaluation.judge import VERDICT_RULES, LLMJudge
 from rlpr.evaluation.validation import (
     BENCHMARKS,
@@ -50,7 +51,6 @@ from rlpr.evaluation.validation import (
     judge_from_kwargs,
     key_from_environment,
 )
-from rlpr.files import repair_jsonl_tail, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def generate_hf(
     """Responses from transformers ``generate`` (sampling when temperature > 0, greedy at 0), in batches."""
     import torch
 
-    from rlpr.training.rollout import pad_token_id
+    from harness.generation import pad_token_id
 
     torch.manual_seed(sampling.seed)
     pad_id = pad_token_id(tokenizer)

@@ -61,8 +61,8 @@ def load_rows(path: str | Path) -> list[dict]:
 
 def default_model(smoke_dir: str | Path) -> Path:
     """The smoke run's warm-started tiny model under ``smoke_dir``, built (and cached there) if it is not there yet."""
-    from rlpr.reporting import step_progress
-    from rlpr.smoke import WARM_START_PROGRESS, WARM_STEPS, prepare, warm_model_dir
+    from harness.reporting import WARM_START_PROGRESS, step_progress
+    from rlpr.smoke import WARM_STEPS, prepare, warm_model_dir
 
     model_dir = warm_model_dir(Path(smoke_dir))
     if (model_dir / "config.json").exists():
@@ -89,9 +89,10 @@ def _load_model(args):
 
 def score_rows(rows, model, tokenizer, config, temperature: float):
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
+    from harness.generation import pad_token_id
     from rlpr.data.prompts import build_r1_messages
     from rlpr.training.hf_logprobs import response_log_probs
-    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.rollout import make_rollout
     from rlpr.training.scoring import build_scoring_batch, compute_rewards
 
     prompts, responses, refs, uids, sources, index = [], [], [], [], [], []
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import quiet_known_warnings
+    from harness.reporting import quiet_known_warnings
     from rlpr.training.scoring import DebiasConfig, ScoringConfig
 
     quiet_known_warnings()

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import repair_jsonl_tail
-from rm_r1.backends import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.files import repair_jsonl_tail
+from harness.generation import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.benchmarks import Comparison
 from rm_r1.evaluation.store import append_judgement
 from rm_r1.pointwise import build_rating_messages, parse_scores

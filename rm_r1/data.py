@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from rlpr.training.config_paths import recipe_config_dir
+from harness.config_paths import recipe_config_dir
 from rm_r1.prompts import build_judge_messages, check_family, context_messages
 from rm_r1.reward import LABEL_OF_SIDE, label_side, parse_verdict
 
@@ -169,7 +169,7 @@ def load_table(name_or_path: str, split: str = "train") -> Any:
     if path.suffix in (".parquet", ".json", ".jsonl"):
         if not path.is_file():
             raise ValueError(f"data file {name_or_path!r} does not exist")
-        from rlpr.data.checks import read_rows  # the one reader of local row files
+        from harness.rows import read_rows  # the one reader of local row files
 
         rows = read_rows(path)
         if not rows:

@@ -5,7 +5,7 @@ to ``--output-dir``:
 
 * ``judgements.jsonl``: one line per judgement, appended as it arrives. A rerun with the same settings skips the
   judgements already there, so an interrupted run loses nothing (a torn last line is dropped and redone). A request
-  the server refuses as such (``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``, e.g. a prompt over its context)
+  the server refuses as such (``harness.chat_client.REQUEST_ERROR_STATUS``, e.g. a prompt over its context)
   is stored as a failed judgement (``response`` null, ``error``) and read as no verdict; any other failure is not
   stored, so a rerun retries it, and the run ends with status 1 without a summary;
 * ``summary.json``: settings, counts (pairs, judgements, parse failures, failed judgements, texts with lone
@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rm_r1.backends import BACKENDS, OFFICIAL_MAX_NEW_TOKENS, BackendError, JudgeBackend, Sampling
+from harness.generation import BACKENDS, OFFICIAL_MAX_NEW_TOKENS, BackendError, JudgeBackend, Sampling
 from rm_r1.benchmarks import BENCHMARKS, Comparison, load_benchmark, replace_surrogates_in_pairs
 from rm_r1.best_of_n import BON_FILE, BON_STRATEGIES, Asker, BestOfN, bon_sets, pairwise_tally
 from rm_r1.evaluation.modes import MODES, make_mode
@@ -182,11 +182,11 @@ def make_backend(args: argparse.Namespace, backend: str | None = None, model: st
     """The judge backend of ``args`` (or ``backend``/``model``/``base_url`` instead of theirs, for the meta scorer)."""
     backend, model, base_url = backend or args.backend, model or args.model, base_url or args.base_url
     if backend == "hf":
-        from rm_r1.backends import TransformersBackend
+        from harness.generation import TransformersBackend
 
         return TransformersBackend(model, batch_size=args.batch_size, device=args.device, dtype=args.dtype)
     if backend == "openai":
-        from rm_r1.backends import OpenAIBackend
+        from harness.generation import OpenAIBackend
 
         if not base_url:
             raise SystemExit("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
@@ -199,7 +199,7 @@ def make_backend(args: argparse.Namespace, backend: str | None = None, model: st
             timeout=args.timeout,
             backoff=args.backoff,
         )
-    from rm_r1.backends import VLLMBackend
+    from harness.generation import VLLMBackend
 
     return VLLMBackend(
         model,

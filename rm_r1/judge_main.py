@@ -2,9 +2,9 @@
 
 The settings are the YAML files of ``configs/judge_reward/`` (``served_judge_7b``: verl serves the judge;
 ``external_judge``: any OpenAI-compatible judge server). Before anything starts it checks the config (unknown keys,
-bad values, legacy reward keys, verl's ``validate_config``: ``rlpr.training.config_check``; verl's classic trainer,
+bad values, legacy reward keys, verl's ``validate_config``: ``harness.config_check``; verl's classic trainer,
 ``trainer.use_v1=false``) and makes the paths absolute; then it trains through verl's ``run_ppo`` with verl's classic
-task runner (``rlpr.training.task_runner``), which builds ``rm_r1.judge_trainer.JudgeRewardTrainer``
+task runner (``harness.task_runner``), which builds ``rm_r1.judge_trainer.JudgeRewardTrainer``
 (``RayPPOTrainer`` plus the judge's ``judge/*`` step metrics) in place of ``RayPPOTrainer``.
 ``--preflight`` is what the launchers in ``recipes/judge_reward/`` run first.
 
@@ -24,10 +24,10 @@ from collections.abc import Mapping
 import hydra
 from omegaconf import DictConfig
 
-from rlpr.reporting import quiet_known_warnings
-from rlpr.training import config_check
-from rlpr.training.config_paths import recipe_config_dir
-from rlpr.training.task_runner import run_classic
+from harness import config_check
+from harness.config_paths import recipe_config_dir
+from harness.reporting import quiet_known_warnings
+from harness.task_runner import run_classic
 
 CONFIG_DIR = recipe_config_dir("judge_reward")
 DEFAULT_SETTING = "served_judge_7b"
@@ -97,10 +97,10 @@ def resolve_judge_paths(config: DictConfig) -> None:
 
 
 def judge_task_runner_class(name: str = "") -> type:
-    """verl's classic task runner (``rlpr.training.task_runner``) building ``JudgeRewardTrainer``
+    """verl's classic task runner (``harness.task_runner``) building ``JudgeRewardTrainer``
     (``rm_r1.judge_trainer``: the judge's work as step metrics), with this entry point's ``check_config`` run again
     inside Ray on the resolved config."""
-    from rlpr.training.task_runner import classic_task_runner_class
+    from harness.task_runner import classic_task_runner_class
     from rm_r1.judge_trainer import JudgeRewardTrainer
 
     return classic_task_runner_class(
@@ -141,7 +141,7 @@ def main() -> None:
         )
         return
     if argv[:1] == ["--preflight"]:
-        from rlpr.training.preflight import preflight_command
+        from harness.preflight import preflight_command
 
         name = config_check.config_name_argument(argv[1:]) or DEFAULT_SETTING
         preflight_command(argv[1:], CONFIG_DIR, DEFAULT_SETTING, lambda c, ch: check_config(c, ch, name))

@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from rlpr.evaluation.chat_client import ChatClient, ChatError
+from harness.chat_client import ChatClient, ChatError
 from rm_r1.pointwise import MAX_SCORE, MIN_SCORE, parse_scores
 from rm_r1.prompts import SPEAKERS, build_judge_messages, check_family, context_messages
 from rm_r1.reward import check_rule, parse_verdict
@@ -73,7 +73,7 @@ example]}), ``latencies`` (seconds of each call sent to the judge, retries inclu
 seconds)."""
 CACHE_SIZE = 4096
 NO_VERDICT, NO_SCORE, TOO_LONG = "no_verdict", "no_score", "too_long"
-"""Failure kinds of this module; the HTTP ones are ``rlpr.evaluation.chat_client.FAILURE_KINDS``."""
+"""Failure kinds of this module; the HTTP ones are ``harness.chat_client.FAILURE_KINDS``."""
 CONTEXT_MARGIN = 8  # judge tokens kept free below max_model_len (the served chat template may add a few)
 TRUNCATION_MARK = "\n[... the reply is cut here: it was longer than the judge can read]"
 

@@ -6,7 +6,7 @@ own Ray + vLLM + FSDP2 path on this CPU (``--backend real``, the default) or the
 answers a few questions of the bundled sample pairs (``rm_r1/smoke_pairs.jsonl``, prepared by
 ``scripts/prepare_judge_reward_data.py``), and its replies are rewarded by ``rm_r1.judge_reward`` through verl's own
 reward loop, against the pairs' chosen replies. The judge is a tiny Qwen2 warm-started to write either verdict (built
-once, cached in the output folder) behind ``python -m rm_r1.serve_judge``, started and stopped here; or, with
+once, cached in the output folder) behind ``python -m harness.chat_server``, started and stopped here; or, with
 ``--judge-url URL``, any OpenAI-compatible judge (``--judge-model``, and ``--api-key-env`` naming the environment
 variable that holds its key). Prints a per-step table (reward, judge calls failed, agreement, latency, requests/s,
 step time) and a closing summary, appends verl's metrics to ``<output-dir>/metrics.jsonl`` and draws
@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from rlpr.reporting import Column
+from harness.reporting import Column
 
 SMOKE_RECIPE = "smoke_cpu"
 DEFAULT_OUTPUT_DIR = "outputs/judge_reward_smoke_cpu"
@@ -60,7 +60,7 @@ def _prepare_script():
 
 def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path, Path]:
     """``train.parquet``, ``val.parquet`` and the judge's instruction file under ``out_dir/data`` (written once)."""
-    from rlpr.files import write_text_atomically
+    from harness.files import write_text_atomically
 
     data = out_dir / "data"
     paths = data / "train.parquet", data / "val.parquet", data / "judge_instruction.txt"
@@ -105,10 +105,10 @@ def prepare_judge(
 
 @contextmanager
 def served_judge(model: Path) -> Iterator[str]:
-    """``python -m rm_r1.serve_judge --model MODEL`` for the duration of the block; yields its API root URL."""
+    """``python -m harness.chat_server --model MODEL`` for the duration of the block; yields its API root URL."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     server = subprocess.Popen(
-        [sys.executable, "-m", "rm_r1.serve_judge", "--model", str(model)],
+        [sys.executable, "-m", "harness.chat_server", "--model", str(model)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -151,8 +151,8 @@ def _overrides(out_dir: Path, overrides: list[str], judge_url: str, judge_model:
 def build_trainer(out_dir: Path, overrides: list[str], judge_url: str, judge_model: str, prompt_file: Path | None):
     """The smoke ``JudgeRewardTrainer`` on the in-process CPU backend, judged at ``judge_url``, ready for ``fit()``."""
     from cpu_backend import build_cpu_trainer, compose_cpu_config
+    from harness.config_paths import recipe_config_dir
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
-    from rlpr.training.config_paths import recipe_config_dir
     from rm_r1.judge_trainer import JudgeRewardTrainer
 
     config = compose_cpu_config(
@@ -169,8 +169,8 @@ def build_real(
     """The smoke setting on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config with its paths
     made absolute, and the task runner class ``rm_r1.judge_main`` trains with."""
     from cpu_backend.real_stack import compose_real_config
-    from rlpr.training import config_check
-    from rlpr.training.config_paths import recipe_config_dir
+    from harness import config_check
+    from harness.config_paths import recipe_config_dir
     from rm_r1.judge_main import check_config, judge_task_runner_class, resolve_judge_paths
 
     config = compose_real_config(
@@ -211,7 +211,7 @@ def verl_served_judge_overrides(judge: Path, max_model_len: int = 1024) -> list[
 
 
 def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str, model: str, prompt_file) -> int:
-    from rlpr.reporting import INPROCESS_BANNER, run_smoke
+    from harness.reporting import INPROCESS_BANNER, run_smoke
 
     if args.backend == "inprocess":
         print(INPROCESS_BANNER)
@@ -238,7 +238,7 @@ def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import add_backend_arguments, quiet_known_warnings
+    from harness.reporting import add_backend_arguments, quiet_known_warnings
     from rm_r1.judge_main import judge_failure
 
     quiet_known_warnings(on_cpu=True)

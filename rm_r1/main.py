@@ -2,10 +2,10 @@
 
 The settings are the YAML files of ``configs/rm_r1/`` (``--help`` lists them): ``grpo_*`` (stage 2, GRPO) and
 ``sft_*`` (stage 1, distillation SFT, run under ``torchrun``). This module only checks: it composes the setting,
-refuses unknown keys, bad values and legacy reward keys (``rlpr.training.config_check``), requires verl's classic
+refuses unknown keys, bad values and legacy reward keys (``harness.config_check``), requires verl's classic
 trainer for GRPO (``trainer.use_v1=false``, the trainer the CPU smoke test drives), makes the paths absolute, all before
 Ray starts or any data is read; then GRPO trains through verl's ``run_ppo`` with verl's classic task runner
-(``rlpr.training.task_runner``: verl's ``RayPPOTrainer``, and this check run again on the resolved config inside Ray),
+(``harness.task_runner``: verl's ``RayPPOTrainer``, and this check run again on the resolved config inside Ray),
 and SFT through ``verl.trainer.sft_trainer.main``.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Mapping
 import hydra
 from omegaconf import DictConfig
 
-from rlpr.reporting import quiet_known_warnings
-from rlpr.training import config_check
-from rlpr.training.config_paths import recipe_config_dir
+from harness import config_check
+from harness.config_paths import recipe_config_dir
+from harness.reporting import quiet_known_warnings
 
 CONFIG_DIR = recipe_config_dir("rm_r1")
 DEFAULT_SETTING = "grpo_instruct_7b"
@@ -91,17 +91,17 @@ def _hydra_main(config: DictConfig) -> None:
 
         verl_sft_main(config)  # Hydra hands a config given directly to the function (no second parse)
     else:
-        from rlpr.training.task_runner import run_classic
+        from harness.task_runner import run_classic
 
         run_classic(config, grpo_task_runner_class(name))
 
 
 def grpo_task_runner_class(name: str = DEFAULT_SETTING) -> type:
-    """verl's classic task runner (``rlpr.training.task_runner``) with verl's ``RayPPOTrainer``, running this entry
+    """verl's classic task runner (``harness.task_runner``) with verl's ``RayPPOTrainer``, running this entry
     point's ``check_config`` again inside Ray on the resolved config (what verl's own runner does with its check)."""
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
-    from rlpr.training.task_runner import classic_task_runner_class
+    from harness.task_runner import classic_task_runner_class
 
     return classic_task_runner_class(RayPPOTrainer, functools.partial(check_config, name=name), name="RMR1TaskRunner")
 
@@ -114,7 +114,7 @@ def main() -> None:
         print(usage())
         return
     if argv[:1] == ["--preflight"]:
-        from rlpr.training.preflight import preflight_command
+        from harness.preflight import preflight_command
 
         preflight_command(
             argv[1:], CONFIG_DIR, DEFAULT_SETTING, lambda c, ch: check_config(c, ch, _name(argv[1:])), is_sft

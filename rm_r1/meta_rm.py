@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rm_r1.backends import JudgeBackend, JudgeRequest, Sampling, chat_prompt_ids
+from harness.generation import JudgeBackend, JudgeRequest, Sampling, chat_prompt_ids
 from rm_r1.pointwise import parse_scores
 
 META_INSTRUCTIONS = (

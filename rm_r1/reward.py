@@ -27,7 +27,7 @@ import re
 from functools import cache
 from typing import Any, Literal
 
-from rlpr.training.verl_reward_call import VERL_CALL_KWARGS
+from harness.verl_reward_call import VERL_CALL_KWARGS
 
 Verdict = Literal["A", "B"]
 

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
-from rm_r1.backends import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.generation import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.prompts import build_judge_messages
 from rm_r1.reward import parse_verdict
 

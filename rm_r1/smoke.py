@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rlpr.reporting import Column, validation_accuracy
+from harness.reporting import Column, validation_accuracy
 
 SMOKE_RECIPE = "smoke_cpu"
 DEFAULT_OUTPUT_DIR = "outputs/rm_r1_smoke_cpu"
@@ -44,7 +44,7 @@ def prepare_data(out_dir: Path, tokenizer, budget: int) -> tuple[Path, Path]:
     """``train.parquet`` and ``val.parquet`` (``VAL_PAIRS`` held-out pairs) of judge prompts, written once."""
     import datasets
 
-    from rlpr.files import write_atomically, write_text_atomically
+    from harness.files import write_atomically, write_text_atomically
     from rm_r1.data import Report, convert, held_out, load_table, rl_rows, token_counts, within_budget
 
     data = out_dir / "data"
@@ -75,9 +75,8 @@ def prepare_model(out_dir: Path, tokenizer, train_file: Path, warm_steps: int = 
     import pandas as pd
 
     from cpu_backend import warm_start
+    from harness.reporting import WARM_START_PROGRESS, step_progress
     from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
-    from rlpr.reporting import step_progress
-    from rlpr.smoke import WARM_START_PROGRESS
     from rm_r1.reward import VERDICT_TAGS
 
     base = out_dir / "models" / "tiny-random"
@@ -113,8 +112,8 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
+    from harness.config_paths import recipe_config_dir
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
-    from rlpr.training.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rm_r1"))
     # The prompt budget may be overridden: read it from the composed config before preparing the data.
@@ -131,8 +130,8 @@ def build_real(out_dir: Path, overrides: list[str] = (), warm_steps: int = WARM_
     """The smoke setting on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
     absolute, and the task runner class ``rm_r1.main`` trains GRPO with."""
     from cpu_backend.real_stack import compose_real_config
-    from rlpr.training import config_check
-    from rlpr.training.config_paths import recipe_config_dir
+    from harness import config_check
+    from harness.config_paths import recipe_config_dir
     from rm_r1.main import check_config, grpo_task_runner_class
 
     config_dir = recipe_config_dir("rm_r1")
@@ -167,7 +166,7 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import smoke_command
+    from harness.reporting import smoke_command
 
     return smoke_command(
         argv,

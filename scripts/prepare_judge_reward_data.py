@@ -22,7 +22,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_atomically, write_text_atomically
+from harness.files import write_atomically, write_text_atomically
 from rm_r1.data import SOURCES, Report, convert, held_out, load_table, token_counts
 from rm_r1.judge_reward import CONTEXT_KEY
 from rm_r1.prompts import context_messages

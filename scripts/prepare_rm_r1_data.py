@@ -135,10 +135,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> None:
-    """Atomically (``rlpr.files.write_atomically``)."""
+    """Atomically (``harness.files.write_atomically``)."""
     import datasets
 
-    from rlpr.files import write_atomically
+    from harness.files import write_atomically
 
     write_atomically(path, lambda tmp: datasets.Dataset.from_list(rows).to_parquet(str(tmp)))
 

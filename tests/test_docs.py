@@ -223,8 +223,9 @@ def layout_mismatches(root: Path, package: str) -> list[str]:
     ]
 
 
-def test_readme_layout_row_matches_the_rlpr_tree():
-    assert layout_mismatches(ROOT, "rlpr") == []
+@pytest.mark.parametrize("package", ["harness", "rlpr", "rm_r1"])
+def test_readme_layout_row_matches_the_package_tree(package):
+    assert layout_mismatches(ROOT, package) == []
 
 
 def test_layout_check_catches_a_missing_and_a_stale_name(tmp_path):

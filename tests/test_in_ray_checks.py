@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlpr.training import config_check
+from harness import config_check
 
 
 def _entry_points() -> dict[str, tuple]:

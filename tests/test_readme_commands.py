@@ -516,7 +516,7 @@ def _run_jobs(spec_file: Path) -> None:
     root, work = Path(spec["root"]), Path(spec["work"])
     os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
     _stand_in_hub(root, spec["stand_ins"])
-    from rlpr.training import preflight
+    from harness import preflight
 
     preflight.gpu_problem = preflight.wandb_problem = lambda *args, **kwargs: None
     state: dict = {}

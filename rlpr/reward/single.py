@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.generation import pad_token_id
 from rlpr.training.hf_logprobs import response_log_probs
-from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.rollout import make_rollout
 from rlpr.training.scoring import DebiasConfig, ScoringConfig, build_scoring_batch, row_scores
 
 

@@ -15,11 +15,6 @@ import numpy as np
 import torch
 
 
-def pad_token_id(tokenizer) -> int:
-    """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
 def filled_mask(lengths: np.ndarray, width: int, *, left: bool) -> np.ndarray:
     """(rows, width) bool: the first (``left=False``) or last (``left=True``) ``lengths[i]`` positions of row i."""
     columns = np.arange(width)

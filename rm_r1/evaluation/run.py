@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import repair_jsonl_tail
-from rm_r1.backends import Completion, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.files import repair_jsonl_tail
+from harness.generation import Completion, JudgeBackend, JudgeRequest, Sampling, request_seed
 from rm_r1.benchmarks import Comparison, replace_surrogates
 from rm_r1.evaluation.modes import JudgeMode
 from rm_r1.evaluation.plan import Job, pending_jobs

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlpr.data.checks import write_rows
+from harness.rows import write_rows
 from rlpr.data.prep import load_source, prepare_rows
 from rlpr.evaluate import (
     SamplingSettings,

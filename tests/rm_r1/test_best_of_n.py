@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rm_r1.backends import BackendError, Completion, Sampling
+from harness.generation import BackendError, Completion, Sampling
 from rm_r1.benchmarks import load_rmb
 from rm_r1.best_of_n import BON_FILE, Asker, BestOfN, bon_sets
 from rm_r1.evaluate import main

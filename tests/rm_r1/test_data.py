@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlpr.training import config_paths
+from harness import config_paths
 from rm_r1.data import PROMPT_BUDGET, SFT_MAX_LENGTH, recipe_length
 from rm_r1.reward import LABEL_OF_SIDE, label_side
 
@@ -27,11 +27,11 @@ def test_preparation_drops_what_every_recipe_would_refuse():
 
 
 def test_recipe_length_reads_the_recipe_and_names_a_bad_value(tmp_path, monkeypatch):
-    folder = tmp_path / "rlpr" / "_configs" / "rm_r1"
+    folder = tmp_path / "harness" / "_configs" / "rm_r1"
     folder.mkdir(parents=True)
     (folder / "grpo.yaml").write_text("defaults:\n  - ppo_trainer\ndata:\n  max_prompt_length: 1234\n")
     (folder / "sft.yaml").write_text("data:\n  max_length: ${oc.env:LENGTH}\n")
-    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", tmp_path / "rlpr")
+    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", tmp_path / "harness")
     assert recipe_length("grpo.yaml", "max_prompt_length") == 1234
     with pytest.raises(ValueError, match=r"sft\.yaml: data\.max_length must be an integer number of tokens"):
         recipe_length("sft.yaml", "max_length")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rm_r1.backends import JudgeRequest, OpenAIBackend, Sampling, request_seed
+from harness.generation import JudgeRequest, OpenAIBackend, Sampling, request_seed
 from rm_r1.benchmarks import load_benchmark, replace_surrogates_in_pairs
 from rm_r1.eval import score_rmb
 from rm_r1.evaluate import RESULTS_FILE, main

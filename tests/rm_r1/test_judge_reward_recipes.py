@@ -25,7 +25,7 @@ def _compose(name: str, overrides: list[str] = ()):
 
 @pytest.mark.parametrize("name", ["served_judge_7b", "external_judge"])
 def test_settings_compose_the_judge_reward(name):
-    # tests/test_configs.py runs the config checker (rlpr.training.config_check) on every file of configs/judge_reward
+    # tests/test_configs.py runs the config checker (harness.config_check) on every file of configs/judge_reward
     cfg = _compose(name)
     assert cfg.trainer.use_v1 is False and cfg.algorithm.adv_estimator == "grpo"
     assert cfg.actor_rollout_ref.model.path == "Qwen/Qwen2.5-7B-Instruct"

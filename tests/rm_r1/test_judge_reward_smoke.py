@@ -1,7 +1,7 @@
 """``python -m rm_r1.judge_smoke``, the CPU smoke run of the whole judge-as-reward loop: ``JudgeRewardTrainer.fit()``
 (verl's classic RayPPOTrainer plus the judge's step metrics and fail-fast rule) on the CPU backend with a tiny policy,
 rewards from rm_r1.judge_reward through verl's own reward loop, and a tiny warm-started judge behind
-``python -m rm_r1.serve_judge`` (or an external judge: the fake server of the tests). Also the data preparation it
+``python -m harness.chat_server`` (or an external judge: the fake server of the tests). Also the data preparation it
 uses."""
 
 from __future__ import annotations
@@ -108,9 +108,9 @@ def test_prepare_data_refuses_an_unwritable_folder(small_tokenizer, tmp_path):
 
 @pytest.mark.slow
 def test_cpu_smoke_grpo_with_a_served_judge_as_the_reward(tmp_path, capsys, restore_threads):
-    """``python -m rm_r1.judge_smoke``'s tiny judge behind ``rm_r1.serve_judge`` (``main`` builds and runs
+    """``python -m rm_r1.judge_smoke``'s tiny judge behind ``harness.chat_server`` (``main`` builds and runs
     ``JudgeRewardTrainer.fit()``), with the rollout dumps and the file logger on."""
-    from rlpr.reporting import read_metrics
+    from harness.reporting import read_metrics
     from rm_r1 import judge_smoke
 
     started = time.monotonic()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rm_r1.backends import JudgeRequest, chat_prompt_ids, request_seed
+from harness.generation import JudgeRequest, chat_prompt_ids, request_seed
 from rm_r1.benchmarks import load_rmb
 from rm_r1.evaluate import main
 from rm_r1.evaluation.report import main as plot_main

@@ -124,7 +124,7 @@ def _leaf_keys(node, prefix: str = "") -> list[str]:
 def test_cpu_smoke_grpo_with_the_preference_reward(small_tokenizer, tmp_path, monkeypatch, capsys, restore_threads):
     import pandas as pd
 
-    from rlpr.reporting import read_metrics
+    from harness.reporting import read_metrics
     from rm_r1 import smoke
     from rm_r1.reward import TAIL_CHARS, preference_reward
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from rm_r1.backends import BackendError, Completion, request_seed
+from harness.generation import BackendError, Completion, request_seed
 from rm_r1.prompts import build_judge_messages
 from rm_r1.scaling import (
     averaged_elo,

@@ -1,4 +1,4 @@
-"""rm_r1.serve_judge: the small OpenAI-compatible chat server (in-process here; the smoke test runs the command)."""
+"""harness.chat_server: the small OpenAI-compatible chat server (in-process here; the smoke test runs the command)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 import torch
 
-from rm_r1.serve_judge import ChatModel, make_handler
+from harness.chat_server import ChatModel, make_handler
 
 MESSAGES = [{"role": "system", "content": "Judge."}, {"role": "user", "content": "Which reply is better?"}]
 

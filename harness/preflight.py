@@ -21,7 +21,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
-from rlpr.training import config_check
+from harness import config_check
 
 # The host wandb writes into ~/.netrc on `wandb login`.
 WANDB_HOST = "api.wandb.ai"

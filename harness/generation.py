@@ -2,13 +2,13 @@
 
 * ``TransformersBackend``: a local checkpoint through ``transformers`` (CPU or GPU), batched greedy/sampled decoding.
 * ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API) through
-  ``rlpr.evaluation.chat_client.ChatClient`` (its retries, back-off and timeouts) from a thread pool.
+  ``harness.chat_client.ChatClient`` (its retries, back-off and timeouts) from a thread pool.
 * ``VLLMBackend``: vLLM's offline engine on GPU; ``vllm`` is imported only when this backend is built.
 
 ``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
 can store results as they arrive. A request that failed for good yields ``text=None`` and the error, with
 ``permanent=True`` when the request itself was refused
-(``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``) and resending it cannot help.
+(``harness.chat_client.REQUEST_ERROR_STATUS``) and resending it cannot help.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from rlpr.evaluation.chat_client import ChatClient, ChatError
+from harness.chat_client import ChatClient, ChatError
 
 BACKENDS = ("hf", "openai", "vllm")
 
@@ -71,6 +71,11 @@ def request_seed(*parts: object) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def pad_token_id(tokenizer: Any) -> int:
+    """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
 def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     """Token ids of ``messages`` under the tokenizer's chat template, with the assistant generation prompt.
 
@@ -99,8 +104,6 @@ class TransformersBackend:
 
     def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
         import torch
-
-        from rlpr.training.rollout import pad_token_id
 
         pad = pad_token_id(self.tokenizer)
         for start in range(0, len(requests), self.batch_size):
@@ -131,7 +134,7 @@ class TransformersBackend:
 
 class BackendError(RuntimeError):
     """A request that failed after every retry (or with a status that retrying cannot fix); ``permanent`` when the
-    server refused the request itself (``rlpr.evaluation.chat_client.REQUEST_ERROR_STATUS``)."""
+    server refused the request itself (``harness.chat_client.REQUEST_ERROR_STATUS``)."""
 
     def __init__(self, message: str, permanent: bool = False):
         super().__init__(message)
@@ -142,7 +145,7 @@ class OpenAIBackend:
     """Chat completions from an OpenAI-compatible server.
 
     ``base_url`` includes the API prefix (``http://host:8000/v1``). Up to ``concurrency`` requests are in flight; each
-    is retried ``retries`` times as ``rlpr.evaluation.chat_client`` says, waiting ``backoff * 2**attempt`` seconds
+    is retried ``retries`` times as ``harness.chat_client`` says, waiting ``backoff * 2**attempt`` seconds
     in between.
     """
 

@@ -1,4 +1,4 @@
-"""GPU: the hf judge backend (``rm_r1.backends.TransformersBackend``) gives on CUDA the greedy texts and verdicts it
+"""GPU: the hf judge backend (``harness.generation.TransformersBackend``) gives on CUDA the greedy texts and verdicts it
 gives on CPU, for a tiny judge warm-started to write verdicts (docs/rm_r1.md#verdict-rules).
 
 Greedy decoding is a chain of argmaxes, so two devices agree exactly only where no step is a near tie. The margin of
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rm_r1.backends import JudgeRequest, Sampling, TransformersBackend, chat_prompt_ids
+from harness.generation import JudgeRequest, Sampling, TransformersBackend, chat_prompt_ids
 from rm_r1.prompts import build_judge_messages
 from rm_r1.reward import RULES, VERDICT_TAGS, parse_verdict
 

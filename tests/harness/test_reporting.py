@@ -1,5 +1,5 @@
-"""What the smoke commands print and write (rlpr.reporting): the warning filter, the metrics file, the per-step table,
-the curves, and the smoke run itself (table, summary, metrics appended on resume, the finished-run message)."""
+"""What the smoke commands print and write (harness.reporting): the warning filter, the metrics file, the per-step
+table, the curves, and the smoke run itself (table, summary, metrics appended on resume, the finished-run message)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from rlpr import reporting
-from rlpr.reporting import Column, MetricsFile, StepTable, read_metrics
+from harness import reporting
+from harness.reporting import Column, MetricsFile, StepTable, read_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def _stderr_of(code: str) -> str:
 
 @pytest.mark.slow
 def test_known_harmless_warnings_are_silenced_and_others_are_not():
-    quiet = "from rlpr.reporting import quiet_known_warnings\nquiet_known_warnings(on_cpu=True)\n"
+    quiet = "from harness.reporting import quiet_known_warnings\nquiet_known_warnings(on_cpu=True)\n"
     loud, silent = _stderr_of(_IMPORT_VERL), _stderr_of(quiet + _IMPORT_VERL)
     # without the filter verl prints all of them (so this test can fail) ...
     assert len(re.findall(r"UserWarning: \w+ engine is not available", loud)) == 5
@@ -214,7 +214,7 @@ def test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done(tmp_path
 
 def test_the_real_smoke_hands_a_validation_judge_key_to_the_ray_processes_only(monkeypatch, tmp_path):
     import cpu_backend.real_stack
-    from rlpr.main import compose_recipe
+    from rlpr.main import compose_recipe, validation_judge_secrets
 
     monkeypatch.setenv("RLPR_SMOKE_KEY_FOR_TEST", "sk-smoke-secret")
     kwargs = "reward.custom_reward_function.reward_kwargs"
@@ -222,17 +222,23 @@ def test_the_real_smoke_hands_a_validation_judge_key_to_the_ray_processes_only(m
     runs = []
     monkeypatch.setattr(cpu_backend.real_stack, "use_environment", lambda: None)
     monkeypatch.setattr(cpu_backend.real_stack, "run_real_smoke", lambda config, runner, **kw: runs.append(kw) or 0)
-    code = reporting.smoke_command(
-        ["--output-dir", str(tmp_path)],
-        prog="smoke",
-        description="",
-        recipe="smoke_cpu",
-        default_output_dir=str(tmp_path),
-        warm_steps=0,
-        build_trainer=None,
-        build_real=lambda out_dir, overrides, warm_steps, gpus: (config, object),
-        columns=[],
-        panels={},
-    )
-    assert code == 0 and runs[0]["extra_env"] == {"RLPR_SMOKE_KEY_FOR_TEST": "sk-smoke-secret"}
+
+    def smoke(**secrets):
+        return reporting.smoke_command(
+            ["--output-dir", str(tmp_path)],
+            prog="smoke",
+            description="",
+            recipe="smoke_cpu",
+            default_output_dir=str(tmp_path),
+            warm_steps=0,
+            build_trainer=None,
+            build_real=lambda out_dir, overrides, warm_steps, gpus: (config, object),
+            columns=[],
+            panels={},
+            **secrets,
+        )
+
+    assert smoke(secrets=validation_judge_secrets) == 0
+    assert runs[0]["extra_env"] == {"RLPR_SMOKE_KEY_FOR_TEST": "sk-smoke-secret"}
     assert "sk-smoke-secret" not in str(config)
+    assert smoke() == 0 and runs[1]["extra_env"] == {}  # a command without secrets hands none

@@ -1,4 +1,4 @@
-"""rlpr.training.preflight: the GPU and wandb-key checks a launcher runs before it starts anything; path resolution."""
+"""harness.preflight: the GPU and wandb-key checks a launcher runs before it starts anything; path resolution."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rlpr.training.config_check import resolve_paths
-from rlpr.training.preflight import gpu_problem, wandb_problem
+from harness.config_check import resolve_paths
+from harness.preflight import gpu_problem, wandb_problem
 
 
 def _never(*_):

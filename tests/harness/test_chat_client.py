@@ -1,4 +1,4 @@
-"""rlpr.evaluation.chat_client: the one OpenAI-compatible chat client, blocking and async, against a fake server on
+"""harness.chat_client: the one OpenAI-compatible chat client, blocking and async, against a fake server on
 127.0.0.1."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from rlpr.evaluation import chat_client
-from rlpr.evaluation.chat_client import ChatClient, ChatError, chat_url
+from harness import chat_client
+from harness.chat_client import ChatClient, ChatError, chat_url
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "2+2?"}]
 

@@ -4,9 +4,11 @@
   point calls it first, before verl is imported.
 * ``MetricsFile``: verl's full metrics of every logged step, appended to a jsonl file (a resumed run adds to it).
 * ``StepTable``: a short per-step table of the metrics that matter, instead of verl's one-line dump of every metric.
-* ``reporting_to(...)``: routes a trainer's ``Tracking`` (verl's logger) to a ``StepTable`` and a ``MetricsFile``.
+* ``reporting_to(...)``: routes a trainer's ``Tracking`` (verl's logger) to a ``StepTable`` and a ``MetricsFile``
+  (through ``harness.verl_patches``, the one module that patches verl for it).
 * ``plot_curves(...)``: a PNG of chosen metrics over steps, read back from the whole metrics file.
-* ``step_progress(...)`` / ``generation_progress(...)``: progress bars for a warm start and for CPU generation.
+* ``step_progress(...)`` / ``generation_progress(...)``: progress bars for a warm start (``WARM_START_PROGRESS``) and
+  for CPU generation.
 * ``run_smoke(...)``: fit a CPU smoke trainer with all of the above, and say what was done and how to continue.
 * ``smoke_command(...)``: the command line of a CPU smoke run (``python -m rlpr.smoke``, ``python -m rm_r1.smoke``).
 """
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_atomically
+from harness import verl_patches
+from harness.files import write_atomically
 
 # (message regex, category, module regex) of warnings verl 0.9.1 raises on every import of its trainer, none of which
 # concerns this project:
@@ -206,44 +209,12 @@ class StepTable:
 @contextmanager
 def reporting_to(table: StepTable, metrics: MetricsFile) -> Iterator[None]:
     """While inside, every verl ``Tracking`` a trainer builds logs to ``metrics`` always, prints ``table`` in place
-    of verl's ``console`` backend (when the config asks for ``console``), replaces the ``file`` backend (which would
-    truncate ``./<project>/<experiment>.jsonl`` on every start, verl/utils/tracking.py:529-545) and keeps any other
-    configured backend (tensorboard, wandb, ...). verl's trainers print their validation metrics as a raw dict
-    (``Initial/Final validation metrics: {...}``); those prints are left out, since the table and the closing
-    summary show them."""
-    from verl.trainer.ppo import ray_trainer
-    from verl.utils import tracking
-
-    original = tracking.Tracking
-
-    class ReportingTracking(original):
-        def __init__(self, project_name, experiment_name, default_backend="console", config=None):
-            backends = [default_backend] if isinstance(default_backend, str) else list(default_backend)
-            others = [b for b in backends if b not in ("console", "file")]
-            super().__init__(project_name, experiment_name, default_backend=others, config=config)
-            if "console" in backends:
-                self.logger["console"] = table
-            self.logger["file"] = metrics
-
-    from rlpr.training import trainer as rlpr_trainer
-
-    modules = [ray_trainer, rlpr_trainer]
-    printers = {module: module.pprint for module in modules}
-
-    def pprint(obj, *args, **kwargs):
-        if isinstance(obj, str) and re.match(r"(Initial|Final) validation metrics: ", obj):
-            return
-        printers[ray_trainer](obj, *args, **kwargs)
-
-    tracking.Tracking = ReportingTracking
-    for module in modules:
-        module.pprint = pprint
-    try:
+    of verl's ``console`` backend (when the config asks for ``console``), replaces the ``file`` backend and keeps any
+    other configured backend (tensorboard, wandb, ...); verl's raw-dict prints of the validation metrics
+    (``Initial/Final validation metrics: {...}``) are left out, since the table and the closing summary show them.
+    The patches of verl this takes are ``harness.verl_patches``'."""
+    with verl_patches.tracking_to(table, metrics), verl_patches.no_validation_dict_prints():
         yield
-    finally:
-        tracking.Tracking = original
-        for module, printer in printers.items():
-            module.pprint = printer
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -387,7 +358,7 @@ def _validation_lines(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _already_complete(checkpoints: Path, total: int, resume_mode: str, prog: str, argv: Sequence[str]) -> int | None:
+def already_complete(checkpoints: Path, total: int, resume_mode: str, prog: str, argv: Sequence[str]) -> int | None:
     """The latest checkpointed step (None: none, or resuming is off); prints how to go further when it is ``total``."""
     done = latest_checkpoint_step(checkpoints) if resume_mode != "disable" else None
     if done is not None and done >= total:
@@ -400,7 +371,7 @@ def _already_complete(checkpoints: Path, total: int, resume_mode: str, prog: str
     return done
 
 
-def _summary(
+def summary_lines(
     metrics: MetricsFile, done: int | None, total: int, checkpoints: Path, output_dir: Path, prog: str, argv
 ) -> list[str]:
     metrics_path, png_path = output_dir / "metrics.jsonl", output_dir / "metrics.png"
@@ -437,7 +408,7 @@ def run_smoke(
     output_dir = Path(output_dir)
     checkpoints = Path(trainer.config.trainer.default_local_dir)
     total = int(trainer.total_training_steps)
-    done = _already_complete(checkpoints, total, trainer.config.trainer.resume_mode, prog, argv)
+    done = already_complete(checkpoints, total, trainer.config.trainer.resume_mode, prog, argv)
     if done is not None and done >= total:
         return 0
     metrics = MetricsFile(output_dir / "metrics.jsonl")
@@ -447,10 +418,11 @@ def run_smoke(
     finally:
         metrics.finish()
     plot_curves(output_dir / "metrics.jsonl", output_dir / "metrics.png", panels)
-    print("\n".join(_summary(metrics, done, total, checkpoints, output_dir, prog, argv)))
+    print("\n".join(summary_lines(metrics, done, total, checkpoints, output_dir, prog, argv)))
     return 0
 
 
+WARM_START_PROGRESS = "warm start (once, then cached)"
 BACKENDS = ("real", "inprocess")
 INPROCESS_BANNER = (
     "backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)"
@@ -494,6 +466,7 @@ def smoke_command(
     columns: Sequence[Column],
     panels: dict[str, Sequence[Column]],
     witness: bool = True,
+    secrets: Callable[[Any], dict[str, str]] | None = None,
 ) -> int:
     """The command line of a CPU smoke run: ``--backend``, ``--gpus``, ``--output-dir``, ``--warm-steps`` and Hydra
     overrides of ``recipe`` (the YAML file, named in the help). ``argv``: the arguments, ``sys.argv[1:]`` when None.
@@ -502,7 +475,8 @@ def smoke_command(
     (``cpu_backend.real_stack.run_real_smoke`` with the config and task runner class of
     ``build_real(output_dir, overrides, warm_steps, gpus)``). ``--backend inprocess``: the in-process backend
     (``run_smoke`` of ``build_trainer(output_dir, overrides, warm_steps)``), in ``<output-dir>_inprocess`` by default.
-    Returns the exit status."""
+    ``secrets(config)``: {variable: value} of API keys the real path's Ray workers need (e.g. RLPR's validation judge),
+    put in their environment, never in the config. Returns the exit status."""
     quiet_known_warnings(on_cpu=True)
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_backend_arguments(parser)
@@ -527,7 +501,6 @@ def smoke_command(
         trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
         return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
     from cpu_backend.real_stack import run_real_smoke, use_environment
-    from rlpr.main import validation_judge_secrets
 
     use_environment()
     config, runner = build_real(out_dir, list(args.overrides), args.warm_steps, args.gpus)
@@ -541,5 +514,5 @@ def smoke_command(
         panels=panels,
         n_gpus=args.gpus,
         witness=witness,
-        extra_env=validation_judge_secrets(config),  # a validation judge's API keys, never in the config
+        extra_env=secrets(config) if secrets is not None else {},  # API keys the workers need, never in the config
     )

@@ -1,14 +1,14 @@
-"""Where the Hydra recipes are: ``configs/`` of a checkout, or ``rlpr/_configs`` inside an installed wheel.
+"""Where the Hydra recipes are: ``configs/`` of a checkout, or ``harness/_configs`` inside an installed wheel.
 
-pyproject's wheel build force-includes the top-level ``configs/`` folder as ``rlpr/_configs``, so an installed package
-carries the same tree; an editable install or a plain checkout uses ``configs/`` next to the package.
+pyproject's wheel build force-includes the top-level ``configs/`` folder as ``harness/_configs``, so an installed
+package carries the same tree; an editable install or a plain checkout uses ``configs/`` next to the package.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def configs_root() -> Path:

@@ -1,4 +1,4 @@
-"""rlpr.training.task_runner: verl's classic task runner with the recipe's trainer, config check and training files.
+"""harness.task_runner: verl's classic task runner with the recipe's trainer, config check and training files.
 Ray, the tokenizer and the datasets are replaced by recorders; verl's worker registration and resource pools run for
 real."""
 
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlpr.training.config_paths import recipe_config_dir
-from rlpr.training.task_runner import classic_task_runner_class
+from harness.config_paths import recipe_config_dir
+from harness.task_runner import classic_task_runner_class
 
 CONFIGS = recipe_config_dir("judge_reward")
 
