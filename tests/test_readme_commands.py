@@ -269,7 +269,7 @@ def test_every_module_script_and_launcher_the_readmes_mention_exists():
         text = (ROOT / name).read_text(encoding="utf-8")
         for module in set(_MODULE.findall(text)):
             top = module.split(".")[0]
-            if top in ("rlpr", "rm_r1", "scripts", "cpu_backend", "offline_models"):
+            if top in ("harness", "rlpr", "rm_r1", "scripts", "cpu_backend", "offline_models"):
                 base = ROOT.joinpath(*module.split("."))
                 if not (base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()):
                     missing.append(f"{name}: python -m {module}")
