@@ -1,7 +1,7 @@
 """``python -m harness.chat_server --model PATH`` (users run it as ``python -m rm_r1.serve_judge``): a small
 OpenAI-compatible chat server running a transformers model.
 
-For CPU smoke runs and tests of the judge-as-reward loop (``rm_r1.judge_reward``), a stand-in for verl's router in
+For CPU smoke runs and tests of the judge-as-reward loop (``rm_r1.as_reward.reward``), a stand-in for verl's router in
 front of vLLM servers; real runs use verl's served judge or ``vllm serve``. Standard library only (``http.server``
 with a thread per connection); one generation at a time, under a lock.
 

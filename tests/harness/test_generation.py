@@ -66,7 +66,8 @@ def test_vllm_backend_token_ids_seeds_and_chunks(small_tokenizer, monkeypatch):
 
 def test_evaluation_modules_do_not_import_vllm():
     code = (
-        "import sys, rm_r1.evaluate, harness.generation, rm_r1.scaling, rm_r1.pointwise, rm_r1.benchmarks, rm_r1.eval\n"
+        "import sys, rm_r1.evaluate, harness.generation, rm_r1.evaluation.scaling, rm_r1.judge.pointwise\n"
+        "import rm_r1.evaluation.benchmarks, rm_r1.evaluation.scorers\n"
         "assert 'vllm' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from harness.generation import JudgeRequest, Sampling, TransformersBackend, chat_prompt_ids
-from rm_r1.prompts import build_judge_messages
-from rm_r1.reward import RULES, VERDICT_TAGS, parse_verdict
+from rm_r1.judge.prompts import build_judge_messages
+from rm_r1.judge.verdicts import VERDICT_RULES, VERDICT_TAGS, parse_verdict
 
 pytestmark = pytest.mark.gpu
 
@@ -108,5 +108,5 @@ def test_hf_backend_on_gpu_matches_cpu(judge, no_tf32):
     gpu_texts = _texts(gpu, requests)
     for i in clear:
         assert gpu_texts[i] == cpu_texts[i], (i, margins[i])
-        for rule in RULES:
+        for rule in VERDICT_RULES:
             assert parse_verdict(gpu_texts[i], rule) == parse_verdict(cpu_texts[i], rule)
