@@ -1,4 +1,4 @@
-"""Judge backends: chat messages in, generated texts out.
+"""Generation backends of both evaluations (``rlpr.evaluate``, ``rm_r1.evaluate``): chat messages in, texts out.
 
 * ``TransformersBackend``: a local checkpoint through ``transformers`` (CPU or GPU), batched greedy/sampled decoding.
 * ``OpenAIBackend``: any OpenAI-compatible server (vLLM's ``vllm serve``, SGLang, a hosted API) through
@@ -8,7 +8,8 @@
 ``generate`` yields a ``Completion`` per request as soon as it is ready (any order, each exactly once), so callers
 can store results as they arrive. A request that failed for good yields ``text=None`` and the error, with
 ``permanent=True`` when the request itself was refused
-(``harness.chat_client.REQUEST_ERROR_STATUS``) and resending it cannot help.
+(``harness.chat_client.REQUEST_ERROR_STATUS``) and resending it cannot help. ``request_seed`` derives the per-request
+seeds that make a sampled run repeat exactly, however it is batched or resumed.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Sampling:
 
 
 @dataclass(frozen=True)
-class JudgeRequest:
+class GenerationRequest:
     """One generation: chat messages and the seed of its sampling (used when temperature > 0)."""
 
     messages: list[dict[str, str]]
@@ -61,8 +62,8 @@ class Completion:
     truncated: bool | None = None
 
 
-class JudgeBackend(Protocol):
-    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]: ...
+class GenerationBackend(Protocol):
+    def generate(self, requests: Sequence[GenerationRequest], sampling: Sampling) -> Iterator[Completion]: ...
 
 
 def request_seed(*parts: object) -> int:
@@ -85,27 +86,52 @@ def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+EOS_SOURCES = ("tokenizer", "model")
+
+
 class TransformersBackend:
     """Greedy or sampled generation with ``AutoModelForCausalLM`` in left-padded batches of ``batch_size``.
 
     Sampling seeds torch with the first request's seed of each batch, so sampled outputs repeat for the same batching.
+    ``eos``: where generation stops, at the tokenizer's end token (``tokenizer``, the judge evaluation) or at the end
+    tokens of the model's generation config (``model``, transformers' own default: RLPR's evaluation; e.g. an instruct
+    Qwen2.5 also stops at ``<|endoftext|>`` there).
     """
 
-    def __init__(self, model_path: str, batch_size: int = 4, device: str | None = None, dtype: str = "auto"):
+    def __init__(
+        self,
+        model_path: str,
+        batch_size: int = 4,
+        device: str | None = None,
+        dtype: str = "auto",
+        eos: str = "tokenizer",
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if eos not in EOS_SOURCES:
+            raise ValueError(f"eos must be one of {EOS_SOURCES}, got {eos!r}")
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.batch_size = batch_size
+        self.eos = eos
 
-    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+    def _end_ids(self) -> tuple[dict[str, Any], list[int]]:
+        """The ``generate`` keyword that sets the end tokens ({} under ``eos="model"``) and the ids that end a reply."""
+        if self.eos == "tokenizer":
+            eos = self.tokenizer.eos_token_id
+            return {"eos_token_id": eos}, [] if eos is None else [eos]
+        ids = self.model.generation_config.eos_token_id
+        return {}, [] if ids is None else [ids] if isinstance(ids, int) else list(ids)
+
+    def generate(self, requests: Sequence[GenerationRequest], sampling: Sampling) -> Iterator[Completion]:
         import torch
 
         pad = pad_token_id(self.tokenizer)
+        end_option, end_ids = self._end_ids()
         for start in range(0, len(requests), self.batch_size):
             batch = requests[start : start + self.batch_size]
             prompts = [chat_prompt_ids(self.tokenizer, r.messages) for r in batch]
@@ -122,12 +148,11 @@ class TransformersBackend:
                     attention_mask=attention_mask,
                     max_new_tokens=sampling.max_new_tokens,
                     pad_token_id=pad,
-                    eos_token_id=self.tokenizer.eos_token_id,
+                    **end_option,
                     **options,
                 )
-            eos = self.tokenizer.eos_token_id
             for offset, row in enumerate(output[:, width:]):
-                ended = eos is not None and bool((row == eos).any())
+                ended = any(bool((row == eos).any()) for eos in end_ids)
                 text = self.tokenizer.decode(row, skip_special_tokens=True)
                 yield Completion(start + offset, text, truncated=not ended and len(row) >= sampling.max_new_tokens)
 
@@ -161,10 +186,10 @@ class OpenAIBackend:
     ):
         self.client = ChatClient(base_url, model, api_key, timeout, retries, backoff, concurrency)
 
-    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+    def generate(self, requests: Sequence[GenerationRequest], sampling: Sampling) -> Iterator[Completion]:
         client = self.client
 
-        def complete(session: Any, request: JudgeRequest) -> str:
+        def complete(session: Any, request: GenerationRequest) -> str:
             payload = client.payload(
                 request.messages, sampling.max_new_tokens, sampling.temperature, sampling.top_p, request.seed
             )
@@ -185,7 +210,8 @@ class OpenAIBackend:
 
 class VLLMBackend:
     """vLLM's offline engine (GPU). Prompts are token ids from the tokenizer's chat template, like the hf backend;
-    each request gets its own seed. Requests go to the engine in chunks of ``chunk_size`` so results stream out."""
+    each request gets its own seed. Requests go to the engine in chunks of ``chunk_size`` so results stream out.
+    ``seed``: the engine's own seed (vLLM's default when None)."""
 
     def __init__(
         self,
@@ -194,6 +220,7 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         chunk_size: int = 512,
+        seed: int | None = None,
     ):
         from vllm import LLM  # GPU-only dependency: imported when this backend is built, never at module import
 
@@ -202,11 +229,12 @@ class VLLMBackend:
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
+            **({} if seed is None else {"seed": seed}),
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.chunk_size = chunk_size
 
-    def generate(self, requests: Sequence[JudgeRequest], sampling: Sampling) -> Iterator[Completion]:
+    def generate(self, requests: Sequence[GenerationRequest], sampling: Sampling) -> Iterator[Completion]:
         from vllm import SamplingParams
 
         for start in range(0, len(requests), self.chunk_size):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.files import repair_jsonl_tail
-from harness.generation import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.generation import BackendError, GenerationBackend, GenerationRequest, Sampling, request_seed
 from rm_r1.evaluation.benchmarks import Comparison
 from rm_r1.evaluation.scaling import ELO_METHODS, bradley_terry, elo_runs, knockout_tournament, sequential_elo
 from rm_r1.evaluation.store import append_judgement
@@ -90,7 +90,7 @@ class Asker:
     None) are appended to ``path`` as they arrive and reused on a rerun. A failure a retry may fix raises
     ``BackendError`` and stores nothing."""
 
-    def __init__(self, backend: JudgeBackend, sampling: Sampling, path: Path, seed: int):
+    def __init__(self, backend: GenerationBackend, sampling: Sampling, path: Path, seed: int):
         self.backend, self.sampling, self.path, self.seed = backend, sampling, path, seed
         repair_jsonl_tail(path, "it will be judged again")
         self.answers: dict[str, str | None] = {}
@@ -107,7 +107,7 @@ class Asker:
         """The answers to (key, messages) items, asking the backend (in one batch) only for unstored keys."""
         pending = list({key: messages for key, messages in items if key not in self.answers}.items())
         if pending:
-            requests = [JudgeRequest(messages, request_seed(self.seed, key)) for key, messages in pending]
+            requests = [GenerationRequest(messages, request_seed(self.seed, key)) for key, messages in pending]
             failed = []
             with self.path.open("a", encoding="utf-8") as out:
                 for completion in self.backend.generate(requests, self.sampling):

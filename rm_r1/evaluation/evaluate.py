@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.generation import BACKENDS, OFFICIAL_MAX_NEW_TOKENS, BackendError, JudgeBackend, Sampling
+from harness.generation import BACKENDS, OFFICIAL_MAX_NEW_TOKENS, BackendError, GenerationBackend, Sampling
 from rm_r1.evaluation.benchmarks import BENCHMARKS, Comparison, load_benchmark, replace_surrogates_in_pairs
 from rm_r1.evaluation.best_of_n import BON_FILE, BON_STRATEGIES, Asker, BestOfN, bon_sets, pairwise_tally
 from rm_r1.evaluation.meta_rm import ClassifierMeta, GenerativeMeta, MetaScorer
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_backend(args: argparse.Namespace, backend: str | None = None, model: str | None = None,
-                 base_url: str | None = None) -> JudgeBackend:  # fmt: skip
+                 base_url: str | None = None) -> GenerationBackend:  # fmt: skip
     """The judge backend of ``args`` (or ``backend``/``model``/``base_url`` instead of theirs, for the meta scorer)."""
     backend, model, base_url = backend or args.backend, model or args.model, base_url or args.base_url
     if backend == "hf":
@@ -236,7 +236,7 @@ def make_meta_scorer(args: argparse.Namespace, sampling: Sampling) -> MetaScorer
 
 def best_of_n(
     args: argparse.Namespace,
-    backend: JudgeBackend,
+    backend: GenerationBackend,
     sampling: Sampling,
     comparisons: Sequence[Comparison],
     scored: dict[str, Any],

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from harness.generation import JudgeBackend, JudgeRequest, Sampling, chat_prompt_ids
+from harness.generation import GenerationBackend, GenerationRequest, Sampling, chat_prompt_ids
 from rm_r1.judge.instructions import META_INSTRUCTIONS
 from rm_r1.judge.pointwise import parse_scores
 
@@ -48,16 +48,16 @@ class MetaRating:
 
 
 class MetaScorer(Protocol):
-    def score(self, requests: Sequence[JudgeRequest]) -> Iterator[MetaRating]: ...
+    def score(self, requests: Sequence[GenerationRequest]) -> Iterator[MetaRating]: ...
 
 
 class GenerativeMeta:
     """A judge backend as meta scorer, decoding with ``sampling`` (greedy by default)."""
 
-    def __init__(self, backend: JudgeBackend, sampling: Sampling | None = None):
+    def __init__(self, backend: GenerationBackend, sampling: Sampling | None = None):
         self.backend, self.sampling = backend, sampling or Sampling()
 
-    def score(self, requests: Sequence[JudgeRequest]) -> Iterator[MetaRating]:
+    def score(self, requests: Sequence[GenerationRequest]) -> Iterator[MetaRating]:
         for c in self.backend.generate(requests, self.sampling):
             if c.text is None:
                 yield MetaRating(c.index, None, None, c.error, c.permanent)
@@ -82,7 +82,7 @@ class ClassifierMeta:
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
 
-    def score(self, requests: Sequence[JudgeRequest]) -> Iterator[MetaRating]:
+    def score(self, requests: Sequence[GenerationRequest]) -> Iterator[MetaRating]:
         import torch
 
         pad = self.tokenizer.pad_token_id

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.files import repair_jsonl_tail
-from harness.generation import Completion, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.generation import Completion, GenerationBackend, GenerationRequest, Sampling, request_seed
 from rm_r1.evaluation.benchmarks import Comparison, replace_surrogates
 from rm_r1.evaluation.meta_rm import MetaScorer, build_meta_messages
 from rm_r1.evaluation.modes import JudgeMode
@@ -42,7 +42,7 @@ def judgement_record(
 
 
 def run_judge(
-    backend: JudgeBackend,
+    backend: GenerationBackend,
     mode: JudgeMode,
     comparisons: Sequence[Comparison],
     jobs: Sequence[Job],
@@ -73,7 +73,7 @@ def run_judge(
         for start in range(0, len(pending), CHUNK):
             chunk = pending[start : start + CHUNK]
             requests = [
-                JudgeRequest(mode.messages(by_id[j.pair_id], j.swap), request_seed(seed, j.pair_id, j.sample))
+                GenerationRequest(mode.messages(by_id[j.pair_id], j.swap), request_seed(seed, j.pair_id, j.sample))
                 for j in chunk
             ]
             for completion in backend.generate(requests, sampling):
@@ -126,7 +126,7 @@ def run_meta(
                 record = judgements[(pair_id, sample)]
                 task = mode.messages(by_id[pair_id], record["swap"])
                 requests.append(
-                    JudgeRequest(
+                    GenerationRequest(
                         build_meta_messages(task, record["response"]), request_seed(seed, "meta", pair_id, sample)
                     )
                 )

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
-from harness.generation import BackendError, JudgeBackend, JudgeRequest, Sampling, request_seed
+from harness.generation import BackendError, GenerationBackend, GenerationRequest, Sampling, request_seed
 from rm_r1.judge.prompts import build_judge_messages
 from rm_r1.judge.verdicts import EVALUATION_VERDICT_RULE, parse_verdict
 
@@ -278,7 +278,7 @@ def bradley_terry(
 
 
 def pairwise_judge(
-    backend: JudgeBackend,
+    backend: GenerationBackend,
     conversation: str | list[dict],
     candidates: Sequence[str],
     *,
@@ -298,7 +298,7 @@ def pairwise_judge(
         messages = build_judge_messages(
             conversation, candidates[a], candidates[b], family=family, prompt_file=prompt_file
         )
-        (completion,) = backend.generate([JudgeRequest(messages, request_seed(seed, a, b))], sampling)
+        (completion,) = backend.generate([GenerationRequest(messages, request_seed(seed, a, b))], sampling)
         if completion.text is None:
             raise BackendError(f"judging candidates {a} and {b} failed: {completion.error}")
         return parse_verdict(completion.text, verdict_rule)

@@ -8,7 +8,7 @@ import sys
 import types
 from types import SimpleNamespace
 
-from harness.generation import JudgeRequest, Sampling, VLLMBackend
+from harness.generation import GenerationRequest, Sampling, VLLMBackend
 
 
 class FakeLLM:
@@ -48,7 +48,7 @@ def test_vllm_backend_token_ids_seeds_and_chunks(small_tokenizer, monkeypatch):
         "gpu_memory_utilization": 0.5,
         "max_model_len": None,
     }
-    requests = [JudgeRequest([{"role": "user", "content": "word " * n}], seed=100 + n) for n in (1, 5, 9)]
+    requests = [GenerationRequest([{"role": "user", "content": "word " * n}], seed=100 + n) for n in (1, 5, 9)]
     completions = list(backend.generate(requests, Sampling(temperature=0.5, top_p=0.9, max_new_tokens=64)))
 
     assert [len(prompts) for prompts, _ in engine.calls] == [2, 1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.generation import JudgeRequest, Sampling, TransformersBackend, chat_prompt_ids
+from harness.generation import GenerationRequest, Sampling, TransformersBackend, chat_prompt_ids
 from rm_r1.judge.prompts import build_judge_messages
 from rm_r1.judge.verdicts import VERDICT_RULES, VERDICT_TAGS, parse_verdict
 
@@ -40,7 +40,7 @@ SHORT_PROMPT = "Say which reply is better, ending with {verdict_a} or {verdict_b
 
 
 @pytest.fixture(scope="module")
-def judge(small_tokenizer, tmp_path_factory) -> tuple[Path, list[JudgeRequest]]:
+def judge(small_tokenizer, tmp_path_factory) -> tuple[Path, list[GenerationRequest]]:
     """A tiny random Qwen2 judge fitted for a few CPU steps to end each request with a verdict tag, and the requests."""
     from cpu_backend import warm_start
     from offline_models import load_tiny_qwen2
@@ -49,7 +49,7 @@ def judge(small_tokenizer, tmp_path_factory) -> tuple[Path, list[JudgeRequest]]:
     prompt_file = root / "prompt.txt"
     prompt_file.write_text(SHORT_PROMPT)
     requests = [
-        JudgeRequest(build_judge_messages(q, a, b, family="instruct", prompt_file=prompt_file), seed=i)
+        GenerationRequest(build_judge_messages(q, a, b, family="instruct", prompt_file=prompt_file), seed=i)
         for i, (q, a, b) in enumerate(PAIRS)
     ]
     load_tiny_qwen2(small_tokenizer, root / "tiny")
@@ -58,7 +58,7 @@ def judge(small_tokenizer, tmp_path_factory) -> tuple[Path, list[JudgeRequest]]:
 
 
 @torch.no_grad()
-def greedy_margins(model, tokenizer, requests: list[JudgeRequest], max_new_tokens: int) -> list[float]:
+def greedy_margins(model, tokenizer, requests: list[GenerationRequest], max_new_tokens: int) -> list[float]:
     """Per request: min over greedy steps of (top-1 − top-2 logit) / max |logit|, one unpadded request at a time."""
     margins = []
     for request in requests:
@@ -79,7 +79,7 @@ def greedy_margins(model, tokenizer, requests: list[JudgeRequest], max_new_token
     return margins
 
 
-def _texts(backend: TransformersBackend, requests: list[JudgeRequest]) -> list[str]:
+def _texts(backend: TransformersBackend, requests: list[GenerationRequest]) -> list[str]:
     completions = sorted(backend.generate(requests, Sampling(max_new_tokens=MAX_NEW_TOKENS)), key=lambda c: c.index)
     assert [c.index for c in completions] == list(range(len(requests)))
     assert all(c.text is not None for c in completions), [c.error for c in completions]

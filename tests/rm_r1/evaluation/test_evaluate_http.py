@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.generation import JudgeRequest, OpenAIBackend, Sampling, request_seed
+from harness.generation import GenerationRequest, OpenAIBackend, Sampling, request_seed
 from rm_r1.evaluation.benchmarks import load_benchmark, replace_surrogates_in_pairs
 from rm_r1.evaluation.evaluate import RESULTS_FILE, main
 from rm_r1.evaluation.scorers import score_rmb
@@ -214,11 +214,11 @@ def test_openai_backend_gives_up_and_reports(openai_server, tmp_path):
         pair = load_benchmark("rewardbench", DATA / "rewardbench_filtered.jsonl")[0]
         messages = build_judge_messages(pair.conversation, pair.chosen, pair.rejected)
         backend = OpenAIBackend(server.base_url, "m", retries=2, backoff=0.0, timeout=5)
-        (completion,) = backend.generate([JudgeRequest(messages)], Sampling())
+        (completion,) = backend.generate([GenerationRequest(messages)], Sampling())
         assert completion.text is None and "gave up after 3 attempts" in completion.error
         assert judge.requests["30"] == 3
     refused = OpenAIBackend("http://127.0.0.1:9/v1", "m", retries=0, timeout=2)
-    (completion,) = refused.generate([JudgeRequest(messages)], Sampling())
+    (completion,) = refused.generate([GenerationRequest(messages)], Sampling())
     assert completion.text is None and "ConnectError" in completion.error
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.generation import JudgeRequest, chat_prompt_ids, request_seed
+from harness.generation import GenerationRequest, chat_prompt_ids, request_seed
 from rm_r1.evaluation.benchmarks import load_rmb
 from rm_r1.evaluation.evaluate import main
 from rm_r1.evaluation.meta_rm import ClassifierMeta, build_meta_messages, parse_meta_score
@@ -44,7 +44,7 @@ def test_classifier_meta_scores_each_request_as_if_alone(small_tokenizer, tmp_pa
     load_tiny_qwen2(small_tokenizer, tmp_path)  # a causal checkpoint; the classifier head is new (random)
     scorer = ClassifierMeta(str(tmp_path), batch_size=3, device="cpu", dtype="float32")
     judge = [{"role": "user", "content": "Pick one."}]
-    requests = [JudgeRequest(build_meta_messages(judge, text)) for text in ("A", "B is clearly better here", "A?")]
+    requests = [GenerationRequest(build_meta_messages(judge, text)) for text in ("A", "B is clearly better here", "A?")]
     ratings = sorted(scorer.score(requests), key=lambda r: r.index)
     assert [r.index for r in ratings] == [0, 1, 2] and all(r.error is None for r in ratings)
     for request, rating in zip(requests, ratings, strict=True):  # unpadded, one at a time
