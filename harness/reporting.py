@@ -7,21 +7,20 @@
 * ``reporting_to(...)``: routes a trainer's ``Tracking`` (verl's logger) to a ``StepTable`` and a ``MetricsFile``
   (through ``harness.verl_patches``, the one module that patches verl for it).
 * ``plot_curves(...)``: a PNG of chosen metrics over steps, read back from the whole metrics file.
-* ``step_progress(...)`` / ``generation_progress(...)``: progress bars for a warm start (``WARM_START_PROGRESS``) and
-  for CPU generation.
-* ``run_smoke(...)``: fit a CPU smoke trainer with all of the above, and say what was done and how to continue.
-* ``smoke_command(...)``: the command line of a CPU smoke run (``python -m rlpr.smoke``, ``python -m rm_r1.smoke``).
+* ``step_progress(...)``: a progress bar for a warm start (``WARM_START_PROGRESS``).
+* ``already_complete(...)`` / ``summary_lines(...)``: what a run says at its start (already done, resuming) and end
+  (steps done, final validation, checkpoints, how to continue).
+
+The CPU smoke commands built on these are ``cpu_backend.smoke``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import re
 import shlex
-import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -283,40 +282,8 @@ def step_progress(description: str, total: int) -> Iterator[None]:
             bar.close()
 
 
-@contextmanager
-def generation_progress(manager) -> Iterator[None]:
-    """A progress bar over the responses of every ``generate_sequences`` call of a CPU backend rollout manager
-    (``cpu_backend.InProcessAgentLoopManager``): training rounds and validation."""
-    from tqdm import tqdm
-
-    client = manager.client
-    generate_sequences, generate = manager.generate_sequences, client.generate
-    bar = None
-
-    def counted_generate_sequences(prompts):
-        nonlocal bar
-        what = "validation" if prompts.meta_info.get("validate", False) else "generation"
-        bar = tqdm(total=len(prompts), desc=what, unit="response", leave=False)
-        try:
-            return generate_sequences(prompts)
-        finally:
-            bar.close()
-
-    async def counted_generate(*args, **kwargs):
-        output = await generate(*args, **kwargs)
-        if bar is not None:
-            bar.update(1)
-        return output
-
-    manager.generate_sequences, client.generate = counted_generate_sequences, counted_generate
-    try:
-        yield
-    finally:
-        del manager.generate_sequences, client.generate  # back to the class methods
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# a CPU smoke run from start to summary
+# the closing summary of a run
 
 
 def latest_checkpoint_step(checkpoint_dir: str | os.PathLike) -> int | None:
@@ -389,130 +356,4 @@ def summary_lines(
     return lines
 
 
-def run_smoke(
-    trainer,
-    *,
-    prog: str,
-    argv: Sequence[str],
-    output_dir: str | os.PathLike,
-    columns: Sequence[Column],
-    panels: dict[str, Sequence[Column]],
-) -> int:
-    """Fit a CPU smoke ``trainer`` (built by ``cpu_backend.build_cpu_trainer``) in this process and report it.
-
-    Already complete (the latest checkpoint is at the last step): say so and how to go further, train nothing.
-    Otherwise: progress bars for generation, the per-step table of ``columns``, verl's full metrics appended to
-    ``<output_dir>/metrics.jsonl``, ``<output_dir>/metrics.png`` (``panels``) redrawn from the whole file, and a closing
-    summary (steps done, final validation, checkpoints, how to continue). Returns the exit status.
-    """
-    output_dir = Path(output_dir)
-    checkpoints = Path(trainer.config.trainer.default_local_dir)
-    total = int(trainer.total_training_steps)
-    done = already_complete(checkpoints, total, trainer.config.trainer.resume_mode, prog, argv)
-    if done is not None and done >= total:
-        return 0
-    metrics = MetricsFile(output_dir / "metrics.jsonl")
-    try:
-        with reporting_to(StepTable(columns), metrics), generation_progress(trainer.async_rollout_manager):
-            trainer.fit()
-    finally:
-        metrics.finish()
-    plot_curves(output_dir / "metrics.jsonl", output_dir / "metrics.png", panels)
-    print("\n".join(summary_lines(metrics, done, total, checkpoints, output_dir, prog, argv)))
-    return 0
-
-
 WARM_START_PROGRESS = "warm start (once, then cached)"
-BACKENDS = ("real", "inprocess")
-INPROCESS_BANNER = (
-    "backend: in-process (one process: verl's FSDP engine worker, HF generate() in place of vLLM, no Ray)"
-)
-
-
-def _logical_gpus(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--backend {real,inprocess}`` (default real) and ``--gpus N`` of every CPU smoke command."""
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="real",
-        help="real: verl's Ray + vLLM rollout + FSDP2 actor path on this CPU; inprocess: one process, HF generate() "
-        "in place of vLLM, no Ray (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--gpus",
-        type=_logical_gpus,
-        default=1,
-        help="logical GPUs of the local Ray cluster: actor ranks = vLLM replicas (real; default: %(default)s)",
-    )
-
-
-def smoke_command(
-    argv: Sequence[str] | None,
-    *,
-    prog: str,
-    description: str,
-    recipe: str,
-    default_output_dir: str,
-    warm_steps: int,
-    build_trainer: Callable[[Path, list[str], int], Any],
-    build_real: Callable[[Path, list[str], int, int], tuple[Any, type]],
-    columns: Sequence[Column],
-    panels: dict[str, Sequence[Column]],
-    witness: bool = True,
-    secrets: Callable[[Any], dict[str, str]] | None = None,
-) -> int:
-    """The command line of a CPU smoke run: ``--backend``, ``--gpus``, ``--output-dir``, ``--warm-steps`` and Hydra
-    overrides of ``recipe`` (the YAML file, named in the help). ``argv``: the arguments, ``sys.argv[1:]`` when None.
-
-    ``--backend real`` (the default): verl's own Ray + vLLM + FSDP2 path on this CPU
-    (``cpu_backend.real_stack.run_real_smoke`` with the config and task runner class of
-    ``build_real(output_dir, overrides, warm_steps, gpus)``). ``--backend inprocess``: the in-process backend
-    (``run_smoke`` of ``build_trainer(output_dir, overrides, warm_steps)``), in ``<output-dir>_inprocess`` by default.
-    ``secrets(config)``: {variable: value} of API keys the real path's Ray workers need (e.g. RLPR's validation judge),
-    put in their environment, never in the config. Returns the exit status."""
-    quiet_known_warnings(on_cpu=True)
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    add_backend_arguments(parser)
-    parser.add_argument(
-        "--output-dir",
-        default=None,
-        help=f"data, models, checkpoints, metrics (default: {default_output_dir}, {default_output_dir}_inprocess)",
-    )
-    parser.add_argument(
-        "--warm-steps", type=int, default=warm_steps, help="supervised steps of the warm start (default: %(default)s)"
-    )
-    parser.add_argument("overrides", nargs="*", help=f"Hydra overrides of {recipe}")
-    args = parser.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(1)  # a tiny model on 2 cores: threading overhead costs 10x
-    suffix = "_inprocess" if args.backend == "inprocess" else ""
-    out_dir = Path(args.output_dir or default_output_dir + suffix).resolve()
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if args.backend == "inprocess":
-        print(INPROCESS_BANNER)
-        trainer = build_trainer(out_dir, list(args.overrides), args.warm_steps)
-        return run_smoke(trainer, prog=prog, argv=argv, output_dir=out_dir, columns=columns, panels=panels)
-    from cpu_backend.real_stack import run_real_smoke, use_environment
-
-    use_environment()
-    config, runner = build_real(out_dir, list(args.overrides), args.warm_steps, args.gpus)
-    return run_real_smoke(
-        config,
-        runner,
-        prog=prog,
-        argv=argv,
-        output_dir=out_dir,
-        columns=columns,
-        panels=panels,
-        n_gpus=args.gpus,
-        witness=witness,
-        extra_env=secrets(config) if secrets is not None else {},  # API keys the workers need, never in the config
-    )

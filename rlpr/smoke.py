@@ -182,7 +182,7 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.reporting import smoke_command
+    from cpu_backend.smoke import smoke_command
     from rlpr.main import validation_judge_secrets
 
     return smoke_command(

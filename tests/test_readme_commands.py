@@ -53,7 +53,7 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^python -m (rlpr|rm_r1)\.main( .*)? (--cfg job|--help|-h)( |$)", RUN, "prints, trains nothing"),
     (r"^python -m (rlpr|rm_r1)\.main( |$)", CFG_JOB, "training needs GPUs and Ray"),
     (r"^python -m rlpr\.smoke (.* )?--backend inprocess( |$)", COVERED,
-     "tests/harness/test_reporting.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
+     "tests/cpu_backend/test_smoke.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
     (r"^python -m rlpr\.smoke (.* )?--gpus 2( |$)", COVERED,
      "tests/real_stack/test_smokes.py::test_two_actor_ranks_and_two_vllm_replicas"),
     (r"^python -m rlpr\.smoke( |$)", COVERED,

@@ -30,7 +30,7 @@ from harness.reporting import Column
 SMOKE_RECIPE = "smoke_cpu"
 DEFAULT_OUTPUT_DIR = "outputs/judge_reward_smoke_cpu"
 PROG = "python -m rm_r1.judge_smoke"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREPARE_SCRIPT = ROOT / "scripts" / "prepare_judge_reward_data.py"
 SMOKE_PAIRS = 6  # 4 training prompts (2 steps of 2) and 2 held out: the fewer questions, the shorter the warm start
 VAL_PAIRS = 2
@@ -211,7 +211,7 @@ def verl_served_judge_overrides(judge: Path, max_model_len: int = 1024) -> list[
 
 
 def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str, model: str, prompt_file) -> int:
-    from harness.reporting import INPROCESS_BANNER, run_smoke
+    from cpu_backend.smoke import INPROCESS_BANNER, run_smoke
 
     if args.backend == "inprocess":
         print(INPROCESS_BANNER)
@@ -238,7 +238,8 @@ def _train(args, argv: list[str], out_dir: Path, overrides: list[str], url: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.reporting import add_backend_arguments, quiet_known_warnings
+    from cpu_backend.smoke import add_backend_arguments
+    from harness.reporting import quiet_known_warnings
     from rm_r1.as_reward.main import judge_failure
 
     quiet_known_warnings(on_cpu=True)

@@ -166,7 +166,7 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.reporting import smoke_command
+    from cpu_backend.smoke import smoke_command
 
     return smoke_command(
         argv,
