@@ -53,7 +53,7 @@ print("loaded:", len({modules!r}), "modules;", ", ".join(f"{{d}} {{md.version(d)
 
 
 def main() -> int:
-    from rlpr.reporting import quiet_known_warnings
+    from harness.reporting import quiet_known_warnings
 
     quiet_known_warnings(on_cpu=True)
     from cpu_backend.real_stack import environment

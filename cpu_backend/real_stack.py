@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-    from rlpr.reporting import Column
+    from harness.reporting import Column
 
 PLUGIN = "cpu_backend.verl_plugin"
 # Logical CPUs of the local cluster: verl's bundles ask for 3 CPUs per worker (max_colocate_count,
@@ -219,12 +219,12 @@ def run_real_smoke(
     did not hold. ``extra_env``: more environment variables of the Ray processes (a judge's API key: never in the
     config). ``cluster_gpus``: the cluster's logical GPUs when more than the actor's (a reward model's own pool).
     """
-    from rlpr.reporting import MetricsFile, StepTable, _already_complete, _summary, plot_curves
-    from rlpr.training.task_runner import run_classic
+    from harness.reporting import MetricsFile, StepTable, already_complete, plot_curves, summary_lines
+    from harness.task_runner import run_classic
 
     checkpoints = Path(config.trainer.default_local_dir)
     total = int(config.trainer.total_training_steps)
-    done = _already_complete(checkpoints, total, config.trainer.resume_mode, prog, argv)
+    done = already_complete(checkpoints, total, config.trainer.resume_mode, prog, argv)
     if done is not None and done >= total:
         return 0
     release_freed_memory()
@@ -262,7 +262,7 @@ def run_real_smoke(
     late = {s: m[WITNESS] for s, m in steps.items() if s > 1 and WITNESS in m}
     if witness and late:
         lines.append(f"weight-sync witness {WITNESS}: " + ", ".join(f"step {s}: {v:.2e}" for s, v in late.items()))
-    print("\n".join(lines + _summary(metrics, done, total, checkpoints, output_dir, prog, argv)))
+    print("\n".join(lines + summary_lines(metrics, done, total, checkpoints, output_dir, prog, argv)))
     if failure is not None:
         print(f"{prog}: the run stopped: {failure}", file=sys.stderr)
         return 1

@@ -18,27 +18,29 @@ Resume: rerunning the same command skips the rows already in ``samples.jsonl`` (
 dropped and redone) and generates the rest; other settings in the same folder are refused. The output folder is
 checked before any model is loaded.
 
-Generation: vLLM on GPU (imported only when used), transformers ``generate`` otherwise (``--backend``). Rows go to
-the backend in fixed batches (``--batch-size`` rows for hf, ``VLLM_CHUNK`` for vLLM), each seeded by (``--seed``, its
-first row), so a resumed run samples what an uninterrupted one would.
+Generation: the shared backends of ``harness.generation``, vLLM on GPU (imported only when used), transformers
+``generate`` otherwise (``--backend``). Rows go to the backend in fixed batches (``--batch-size`` rows for hf,
+``VLLM_CHUNK`` for vLLM), seeded by (``--seed``, the row; hf: the batch's first row), so a resumed run samples what
+an uninterrupted one would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.files import repair_jsonl_tail, write_text_atomically
+from harness.generation import GenerationRequest, Sampling, request_seed
+from harness.rows import read_rows
 from rlpr.answer import FORMAT_MODES
-from rlpr.data.checks import read_rows
 from rlpr.evaluation.benchmarks import BENCHMARKS, DOMAINS, avg_at_k_metrics, find_benchmark
 from rlpr.evaluation.judge import VERDICT_RULES, LLMJudge
 from rlpr.evaluation.validation import (
@@ -47,7 +49,6 @@ from rlpr.evaluation.validation import (
     judge_from_kwargs,
     key_from_environment,
 )
-from rlpr.files import repair_jsonl_tail, write_text_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -121,79 +122,6 @@ def expand_samples(
             for s in range(k)
         ]
     return samples
-
-
-def render_prompts(tokenizer: Any, rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Each row's chat messages through the model's chat template, ending with the assistant's turn."""
-    return [
-        tokenizer.apply_chat_template(list(row["prompt"]), tokenize=False, add_generation_prompt=True) for row in rows
-    ]
-
-
-def generate_hf(
-    model: Any, tokenizer: Any, prompts: Sequence[str], sampling: SamplingSettings, batch_size: int = 8
-) -> list[str]:
-    """Responses from transformers ``generate`` (sampling when temperature > 0, greedy at 0), in batches."""
-    import torch
-
-    from rlpr.training.rollout import pad_token_id
-
-    torch.manual_seed(sampling.seed)
-    pad_id = pad_token_id(tokenizer)
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    sample = sampling.temperature > 0
-    options = (
-        {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p}
-        if sample
-        else {"do_sample": False}
-    )
-    device = next(model.parameters()).device
-    responses: list[str] = []
-    try:
-        for start in range(0, len(prompts), batch_size):
-            batch = tokenizer(
-                list(prompts[start : start + batch_size]), return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
-            with torch.no_grad():
-                out = model.generate(**batch, max_new_tokens=sampling.max_new_tokens, pad_token_id=pad_id, **options)
-            new = out[:, batch["input_ids"].shape[1] :]
-            responses += tokenizer.batch_decode(new, skip_special_tokens=True)
-    finally:
-        tokenizer.padding_side = side
-    return responses
-
-
-def row_seed(seed: int, row: int) -> int:
-    """The sampling seed of data row ``row`` (for hf: of the batch starting at it), the same in every run and resume."""
-    digest = hashlib.sha256(f"{seed}/{row}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def vllm_generator(
-    model_path: str, sampling: SamplingSettings, tensor_parallel_size: int = 1
-) -> Callable[[Sequence[Sequence[int]], Sequence[int]], list[str]]:
-    """A function (prompt token ids, one seed per prompt) -> responses (one sample per prompt, in input order) from
-    one vLLM engine. Prompts go in as token ids so no second BOS is added."""
-    from vllm import LLM, SamplingParams
-
-    llm = LLM(model=model_path, tensor_parallel_size=tensor_parallel_size, seed=sampling.seed)
-
-    def generate(prompt_ids: Sequence[Sequence[int]], seeds: Sequence[int]) -> list[str]:
-        params = [
-            SamplingParams(
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_new_tokens,
-                n=1,
-                seed=seed,
-            )
-            for seed in seeds
-        ]
-        outputs = llm.generate([{"prompt_token_ids": list(ids)} for ids in prompt_ids], params)
-        return [out.outputs[0].text for out in outputs]
-
-    return generate
 
 
 async def grade_all(
@@ -375,29 +303,32 @@ def resolve_backend(backend: str) -> str:
 
 
 def make_generator(
-    model_path: str, backend: str, sampling: SamplingSettings, tensor_parallel_size: int
+    model_path: str, backend: str, sampling: SamplingSettings, tensor_parallel_size: int, batch_size: int = 8
 ) -> Callable[[Sequence[Mapping[str, Any]], Sequence[int]], list[str]]:
-    """A function (rows, their positions) -> one response per row from ``backend`` (hf or vllm), seeded by
-    ``row_seed`` (per batch for hf, per row for vllm) so the result does not depend on what ran before."""
-    from transformers import AutoTokenizer
+    """A function (rows, their positions) -> one response per row, from the shared generation backends
+    (``harness.generation``: ``TransformersBackend`` for hf, in batches of ``batch_size`` rows, ``VLLMBackend`` for
+    vllm). Row ``i`` is sampled with the seed ``request_seed(seed, i)`` (hf: the seed of the batch starting at it), so
+    the result does not depend on what ran before. hf stops where the model's generation config says, as transformers
+    does by default."""
+    from harness.generation import TransformersBackend, VLLMBackend
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
     if backend == "vllm":
-        generate_ids = vllm_generator(model_path, sampling, tensor_parallel_size)
-
-        def generate(rows: Sequence[Mapping[str, Any]], positions: Sequence[int]) -> list[str]:
-            prompt_ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in render_prompts(tokenizer, rows)]
-            return generate_ids(prompt_ids, [row_seed(sampling.seed, i) for i in positions])
-
-        return generate
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto")
-    model.eval()
+        engine = VLLMBackend(
+            model_path, tensor_parallel_size=tensor_parallel_size, chunk_size=VLLM_CHUNK, seed=sampling.seed
+        )
+    else:
+        engine = TransformersBackend(model_path, batch_size=batch_size, eos="model")
+    budget = Sampling(temperature=sampling.temperature, top_p=sampling.top_p, max_new_tokens=sampling.max_new_tokens)
 
     def generate(rows: Sequence[Mapping[str, Any]], positions: Sequence[int]) -> list[str]:
-        batch_sampling = replace(sampling, seed=row_seed(sampling.seed, positions[0]))
-        return generate_hf(model, tokenizer, render_prompts(tokenizer, rows), batch_sampling, batch_size=len(rows))
+        requests = [
+            GenerationRequest(list(row["prompt"]), seed=request_seed(sampling.seed, i))
+            for row, i in zip(rows, positions, strict=True)
+        ]
+        texts: list[str | None] = [None] * len(requests)
+        for completion in engine.generate(requests, budget):
+            texts[completion.index] = completion.text
+        return texts  # type: ignore[return-value]  # local backends answer every request
 
     return generate
 
@@ -448,7 +379,7 @@ def evaluate(
     if todo:
         from tqdm import tqdm
 
-        generate = make_generator(model_path, backend, sampling, tensor_parallel_size)
+        generate = make_generator(model_path, backend, sampling, tensor_parallel_size, batch_size)
         with samples_path.open("a", encoding="utf-8") as f:
             for batch in tqdm(todo, unit="batch", desc="generating", dynamic_ncols=True):
                 batch_rows = [rows[i] for i in batch]

@@ -7,7 +7,7 @@ training. ``smoke_cpu`` runs through ``python -m rlpr.smoke`` (a local Ray clust
 
 The flow follows verl's ``main_ppo`` with the classic trainer: check the composed config (``check_config``: unknown
 keys with the nearest valid one, value types, verl's ``validate_config``, the RLPR rules) and make its paths absolute
-(``rlpr.training.config_check.resolve_paths``), all before Ray starts or any data is read; then start or join Ray and
+(``harness.config_check.resolve_paths``), all before Ray starts or any data is read; then start or join Ray and
 run ``RLPRTaskRunner`` in a Ray actor. The runner checks the training rows (``rlpr.data.checks``, policy
 ``rlpr.bad_prompt_policy``), builds the datasets and runs ``rlpr.training.trainer.RLPRTrainer``.
 """
@@ -23,9 +23,9 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from rlpr.reporting import quiet_known_warnings
-from rlpr.training import config_check
-from rlpr.training.config_paths import recipe_config_dir
+from harness import config_check
+from harness.config_paths import recipe_config_dir
+from harness.reporting import quiet_known_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def check_config(config: DictConfig, choices: Mapping[str, str | None] | None = 
 
     RLPR needs the classic trainer (``trainer.use_v1=false``), an ``rlpr:`` section, the validation judge's API keys
     named by environment variables that are set (``validation_judge_secrets``) and no setting its ``fit`` cannot
-    honour (``check_trainer_supports``); then ``rlpr.training.config_check.check`` (unknown keys, value types, legacy
+    honour (``check_trainer_supports``); then ``harness.config_check.check`` (unknown keys, value types, legacy
     reward keys, verl's ``validate_config``, the ``_target_`` sections) and the ``rlpr:`` values. ``choices``: Hydra's
     defaults-list choices of the recipe.
     """
@@ -123,7 +123,8 @@ def check_training_data(config: DictConfig, tokenizer: Any) -> list[str]:
     Policy ``error`` raises, naming every bad row. Policy ``filter`` drops the bad rows and, if there were any,
     writes the kept rows to ``<trainer.default_local_dir>/rlpr_data/train_checked.parquet`` to train on.
     """
-    from rlpr.data.checks import check_files, write_rows
+    from harness.rows import write_rows
+    from rlpr.data.checks import check_files
     from rlpr.training.trainer import scoring_config_from
 
     files = config.data.train_files
@@ -145,9 +146,9 @@ def check_training_data(config: DictConfig, tokenizer: Any) -> list[str]:
 
 
 def rlpr_task_runner_class() -> type:
-    """verl's classic task runner (``rlpr.training.task_runner``) with the RLPR config check, the training-data checks
-    (``check_training_data``) and ``RLPRTrainer``. Run it in a Ray actor (``rlpr.training.task_runner.run_classic``)."""
-    from rlpr.training.task_runner import classic_task_runner_class
+    """verl's classic task runner (``harness.task_runner``) with the RLPR config check, the training-data checks
+    (``check_training_data``) and ``RLPRTrainer``. Run it in a Ray actor (``harness.task_runner.run_classic``)."""
+    from harness.task_runner import classic_task_runner_class
     from rlpr.training.trainer import RLPRTrainer
 
     return classic_task_runner_class(RLPRTrainer, check_config, check_training_data, name="RLPRTaskRunner")
@@ -156,8 +157,8 @@ def rlpr_task_runner_class() -> type:
 def run_rlpr(config: DictConfig, choices: Mapping[str, str | None] | None = None) -> None:
     """Check the config and make its paths absolute, then train through verl's ``run_ppo`` (it starts Ray, or joins a
     running cluster). The validation judge's API keys reach the Ray workers in Ray's runtime environment
-    (``rlpr.training.task_runner.start_ray_with_secrets``), never through the config."""
-    from rlpr.training.task_runner import run_classic
+    (``harness.task_runner.start_ray_with_secrets``), never through the config."""
+    from harness.task_runner import run_classic
 
     check_config(config, choices)
     config_check.resolve_paths(config)
@@ -209,8 +210,8 @@ def main() -> None:
     if "--help" in argv or "-h" in argv:
         print(usage())
         return
-    if argv[:1] == ["--preflight"]:  # what a launcher runs first (rlpr.training.preflight)
-        from rlpr.training.preflight import preflight_command
+    if argv[:1] == ["--preflight"]:  # what a launcher runs first (harness.preflight)
+        from harness.preflight import preflight_command
 
         preflight_command(argv[1:], CONFIG_DIR, DEFAULT_RECIPE, check_config)
         return

@@ -39,8 +39,8 @@ DEFAULT_MAX_SCORING_LENGTH = 4096
 
 def default_model(smoke_dir: str | Path) -> Path:
     """The smoke run's warm-started tiny model under ``smoke_dir``, built (and cached there) if it is not there yet."""
-    from rlpr.reporting import step_progress
-    from rlpr.smoke import WARM_START_PROGRESS, WARM_STEPS, prepare, warm_model_dir
+    from harness.reporting import WARM_START_PROGRESS, step_progress
+    from rlpr.smoke import WARM_STEPS, prepare, warm_model_dir
 
     model_dir = warm_model_dir(Path(smoke_dir))
     if (model_dir / "config.json").exists():
@@ -69,9 +69,10 @@ def score_rows(
     rows: list[dict], model: torch.nn.Module, tokenizer: Any, config: ScoringConfig, temperature: float
 ) -> tuple[ScoringBatch, RlprRewards, list[tuple[str, int]]]:
     """(scoring batch, rewards, per-response (row id, response index)) for the given rows."""
+    from harness.generation import pad_token_id
     from rlpr.data.prompts import build_r1_messages
     from rlpr.training.hf_logprobs import response_log_probs
-    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.rollout import make_rollout
     from rlpr.training.scoring import build_scoring_batch, compute_rewards
 
     prompts, responses, refs, uids, sources, index = [], [], [], [], [], []
@@ -113,8 +114,9 @@ def score_response(
     ``prompt_ids``/``response_ids`` are the sampled token ids (chat template applied to the prompt); ``model`` is a
     transformers causal LM on any device. None means the response failed the format check or its o' is empty.
     """
+    from harness.generation import pad_token_id
     from rlpr.training.hf_logprobs import response_log_probs
-    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.rollout import make_rollout
     from rlpr.training.scoring import ScoringConfig, build_scoring_batch, row_scores
 
     _check_reference(reference)
@@ -138,8 +140,9 @@ def score_direct_answer(
     tagged: bool = False,
 ) -> float:
     """The debias term r' of a prompt: f_seq of y* answered directly after the prompt, with no reasoning (§2)."""
+    from harness.generation import pad_token_id
     from rlpr.training.hf_logprobs import response_log_probs
-    from rlpr.training.rollout import make_rollout, pad_token_id
+    from rlpr.training.rollout import make_rollout
     from rlpr.training.scoring import DebiasConfig, ScoringConfig, build_scoring_batch, row_scores
 
     _check_reference(reference)
@@ -232,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import quiet_known_warnings
+    from harness.reporting import quiet_known_warnings
     from rlpr.training.scoring import DebiasConfig, ScoringConfig
 
     quiet_known_warnings()

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 
     from rlpr.training.trainer import RLPRTrainer
 
-from rlpr.files import write_atomically
-from rlpr.reporting import Column, validation_accuracy
+from harness.files import write_atomically
+from harness.reporting import Column, validation_accuracy
 
 SMOKE_RECIPE = "smoke_cpu"
 DEFAULT_OUTPUT_DIR = "outputs/rlpr_smoke_cpu"
@@ -33,7 +33,6 @@ PROG = "python -m rlpr.smoke"
 # Supervised steps of the warm start: enough to write the tags most of the time, few enough that sampled groups
 # still mix well-formed, malformed, right and wrong answers (so R varies within a group).
 WARM_STEPS = 60
-WARM_START_PROGRESS = "warm start (once, then cached)"
 
 
 def sample_training_rows(fmt: str = "R1") -> list[dict]:
@@ -103,9 +102,9 @@ def build_trainer(out_dir: Path, overrides: list[str] = (), warm_steps: int = WA
     from omegaconf import open_dict
 
     from cpu_backend import build_cpu_trainer, compose_cpu_config
+    from harness.config_paths import recipe_config_dir
+    from harness.reporting import WARM_START_PROGRESS, step_progress
     from rlpr.main import check_training_data
-    from rlpr.reporting import step_progress
-    from rlpr.training.config_paths import recipe_config_dir
     from rlpr.training.trainer import RLPRTrainer
 
     with step_progress(WARM_START_PROGRESS, warm_steps):
@@ -144,10 +143,10 @@ def build_real(
     """The smoke recipe on verl's own Ray + vLLM path (``cpu_backend.real_stack``): the checked config, paths made
     absolute, and the task runner class ``rlpr.main`` trains with (the training rows are checked inside it)."""
     from cpu_backend.real_stack import compose_real_config
+    from harness import config_check
+    from harness.config_paths import recipe_config_dir
+    from harness.reporting import WARM_START_PROGRESS, step_progress
     from rlpr.main import check_config, rlpr_task_runner_class
-    from rlpr.reporting import step_progress
-    from rlpr.training import config_check
-    from rlpr.training.config_paths import recipe_config_dir
 
     with step_progress(WARM_START_PROGRESS, warm_steps):
         data, model, _ = prepare(out_dir, warm_steps, for_vllm=True)
@@ -170,7 +169,7 @@ def build_real(
     return config, rlpr_task_runner_class()
 
 
-# The per-step table and the curves (rlpr.reporting): the metrics that matter for RLPR, by the trainer's names.
+# The per-step table and the curves (harness.reporting): the metrics that matter for RLPR, by the trainer's names.
 TABLE = (
     Column("R", "rlpr/reward_mean"),
     Column("r", "rlpr/r_mean"),
@@ -191,7 +190,8 @@ CURVES = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rlpr.reporting import smoke_command
+    from cpu_backend.smoke import smoke_command
+    from rlpr.main import validation_judge_secrets
 
     return smoke_command(
         argv,
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         build_real=build_real,
         columns=TABLE,
         panels=CURVES,
+        secrets=validation_judge_secrets,
     )
 
 

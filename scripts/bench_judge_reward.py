@@ -1,4 +1,4 @@
-"""Throughput of the judge-as-reward loop (``rm_r1.judge_reward.compute_score``) against a fake judge.
+"""Throughput of the judge-as-reward loop (``rm_r1.as_reward.reward.compute_score``) against a fake judge.
 
 ``python scripts/bench_judge_reward.py`` starts a built-in fake OpenAI-compatible judge in a child process (asyncio,
 keep-alive, every request answered ``<answer>[[A]]</answer>`` after ``--delay`` seconds, 50 ms by default), then, for
@@ -60,7 +60,7 @@ def start_fake_judge(delay: float) -> tuple[subprocess.Popen, str]:
 
 
 async def _score_all(n: int, concurrency: int, base_url: str, tag: str) -> float:
-    from rm_r1 import judge_reward as jr
+    from rm_r1.as_reward import reward as jr
 
     kwargs = {"base_url": base_url, "model": "fake", "k": 1, "both_orders": True, "concurrency": concurrency}
     started = time.perf_counter()

@@ -1,10 +1,10 @@
-"""Prepare prompts with reference replies for a policy's RL run rewarded by a judge (rm_r1.judge_reward).
+"""Prepare prompts with reference replies for a policy's RL run rewarded by a judge (rm_r1.as_reward.reward).
 
 Sources: a local jsonl/parquet (``--local FILE``, a question string or a chat-message list in ``--prompt-key`` and the
 reference reply in ``--reference-key``) and/or the CHOSEN replies of the RM-R1 preference sources (``--sources
-skywork,code,math``, read by rm_r1.data from their hub names or local files with the same columns). Rows are shuffled
-with ``--seed``; ``--val-size`` of them are held out; prompts over ``--max-prompt-length`` tokens of the policy's chat
-template are dropped, and so are unusable rows, each counted under its reason. Writes ``train.parquet``,
+skywork,code,math``, read by rm_r1.training.data from their hub names or local files with the same columns). Rows are
+shuffled with ``--seed``; ``--val-size`` of them are held out; prompts over ``--max-prompt-length`` tokens of the
+policy's chat template are dropped, and so are unusable rows, each counted under its reason. Writes ``train.parquet``,
 ``val.parquet`` and ``report.json`` (counts, drops by reason) atomically, after checking the folder is writable.
 
     python scripts/prepare_judge_reward_data.py --tokenizer Qwen/Qwen2.5-7B-Instruct --sources skywork \\
@@ -22,10 +22,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_atomically, write_text_atomically
-from rm_r1.data import SOURCES, Report, convert, held_out, load_table, token_counts
-from rm_r1.judge_reward import CONTEXT_KEY
-from rm_r1.prompts import context_messages
+from harness.files import write_atomically, write_text_atomically
+from rm_r1.as_reward.reward import CONTEXT_KEY
+from rm_r1.judge.prompts import context_messages
+from rm_r1.training.data import SOURCES, Report, convert, held_out, load_table, token_counts
 
 ABILITY = "chat"
 DEFAULT_MAX_PROMPT_LENGTH = 2048
@@ -54,8 +54,8 @@ def local_rows(path: str, prompt_key: str, reference_key: str, drops: Counter) -
 
 
 def preference_rows(sources: dict[str, str], report: Report) -> list[dict[str, Any]]:
-    """The chosen reply of every usable pair of the RM-R1 preference sources (``rm_r1.data`` skips and counts the
-    rest in ``report``)."""
+    """The chosen reply of every usable pair of the RM-R1 preference sources (``rm_r1.training.data`` skips and counts
+    the rest in ``report``)."""
     items = []
     for name, location in sources.items():
         for pair in convert(enumerate(load_table(location)), name, report):
@@ -76,7 +76,8 @@ def verl_row(item: dict[str, Any], split: str, number: int) -> dict[str, Any]:
 
 
 def split_rows(items: list[dict[str, Any]], seed: int, val_size: float) -> dict[str, list[dict[str, Any]]]:
-    """Seeded shuffle, then the held-out split (``rm_r1.data.held_out``); row numbers per split in shuffled order."""
+    """Seeded shuffle, then the held-out split (``rm_r1.training.data.held_out``); row numbers per split in shuffled
+    order."""
     order = list(range(len(items)))
     random.Random(seed).shuffle(order)
     shuffled = [items[i] for i in order]

@@ -31,7 +31,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rm_r1.data import (
+from rm_r1.judge.prompts import FAMILIES, load_prompt
+from rm_r1.training.data import (
     PAPER_PAIRS,
     PAPER_SKIPS,
     PROMPT_BUDGET,
@@ -56,7 +57,6 @@ from rm_r1.data import (
     token_counts,
     within_budget,
 )
-from rm_r1.prompts import FAMILIES, load_prompt
 
 
 def columns_help() -> str:
@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         required=True,
         help="judge prompt family: instruct (system + user) or reasoning (one user message)",
     )
-    parser.add_argument("--prompt-file", default=None, help="your own judge instructions (see rm_r1.prompts)")
+    parser.add_argument("--prompt-file", default=None, help="your own judge instructions (see rm_r1.judge.prompts)")
     parser.add_argument("--sources", default="skywork,code,math", help=f"comma-separated subset of {','.join(SOURCES)}")
     for name, spec in SOURCES.items():
         parser.add_argument(
@@ -135,10 +135,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> None:
-    """Atomically (``rlpr.files.write_atomically``)."""
+    """Atomically (``harness.files.write_atomically``)."""
     import datasets
 
-    from rlpr.files import write_atomically
+    from harness.files import write_atomically
 
     write_atomically(path, lambda tmp: datasets.Dataset.from_list(rows).to_parquet(str(tmp)))
 

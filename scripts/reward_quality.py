@@ -27,8 +27,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.rows import read_rows
 from rlpr.answer import FORMAT_MODES
-from rlpr.data.checks import read_rows
 from rlpr.data.prompts import build_r1_messages
 from rlpr.evaluation.validation import ANSWER_TYPES, extract_answer, rule_grade
 from rlpr.reward import SHAPINGS, debias

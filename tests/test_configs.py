@@ -1,6 +1,6 @@
 """Every Hydra recipe under configs/ against verl 0.9.1's own config, with the checker the entry points run.
 
-``rlpr.training.config_check.config_problems`` is the one checker (``rlpr.main``, ``rm_r1.main`` run it before Ray
+``harness.config_check.config_problems`` is the one checker (``rlpr.main``, ``rm_r1.main`` run it before Ray
 starts): unknown keys with the nearest valid one, value types, legacy reward keys, verl's ``validate_config`` (PPO-based
 recipes) and every ``_target_`` section built with ``omega_conf_to_dataclass``. Here it runs on every
 ``configs/**/*.yaml`` (a shared base that sibling recipes list in their defaults is composed with their search path),
@@ -19,10 +19,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 from verl.trainer.ppo.utils import need_reference_policy
 
+from harness import config_check
 from rlpr.data.prep import TRAIN, default_file_name
 from rlpr.evaluation.benchmarks import BENCHMARKS
 from rlpr.main import rlpr_section_schema
-from rlpr.training import config_check
 from rlpr.training.filter import DEFAULT_EMA_START_STEP, DEFAULT_MOMENTUM, DEFAULT_START_STEP, EmaStdFilter
 from rlpr.training.scoring import ScoringConfig
 from tests.helpers.params import fast_and_slow

@@ -11,14 +11,14 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlpr.training import config_check
+from harness import config_check
 from tests.helpers.params import fast_and_slow
 
 
 def _entry_points() -> dict[str, tuple]:
     from rlpr import main as rlpr_main
-    from rm_r1 import judge_main
-    from rm_r1 import main as rm_r1_main
+    from rm_r1.as_reward import main as judge_main
+    from rm_r1.training import main as rm_r1_main
 
     return {
         # name: (config folder, shipped PPO settings, pre-Ray check, in-Ray task runner class for a setting)

@@ -15,9 +15,9 @@ from rlpr.answer import ANSWER_OPEN, answer_start, format_reward, repetition_pen
 from rlpr.evaluation.judge import JudgeError
 from rlpr.evaluation.judge import parse_verdict as judge_verdict
 from rlpr.evaluation.validation import choice_letter, compute_score, extract_answer, last_boxed, normalize_text
-from rm_r1.pointwise import parse_scores
-from rm_r1.reward import RULES
-from rm_r1.reward import parse_verdict as rm_verdict
+from rm_r1.judge.pointwise import parse_scores
+from rm_r1.judge.verdicts import VERDICT_RULES
+from rm_r1.judge.verdicts import parse_verdict as rm_verdict
 
 
 def _rm_verdict(text: str, rule: str) -> str | None:
@@ -44,7 +44,7 @@ PARSERS = {
     "repetition_penalty": repetition_penalty,
     "whitespace_after_answer_tag": whitespace_after_answer_tag,
     "judge parse_verdict": _judge,
-    **{f"rm_r1 parse_verdict {rule}": partial(_rm_verdict, rule=rule) for rule in RULES},
+    **{f"rm_r1 parse_verdict {rule}": partial(_rm_verdict, rule=rule) for rule in VERDICT_RULES},
     "rm_r1 parse_scores": parse_scores,
 }
 
@@ -135,7 +135,7 @@ def test_rlpr_parsers_on_arbitrary_text(text):
 @FUZZ
 @given(LARGE_TEXT)
 def test_rm_r1_parsers_on_arbitrary_text(text):
-    for rule in RULES:
+    for rule in VERDICT_RULES:
         assert rm_verdict(text, rule) in (None, "A", "B")
     for n in (2, 3):
         scores = parse_scores(text, n)

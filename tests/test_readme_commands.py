@@ -55,22 +55,22 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^python -m (rlpr|rm_r1)\.main( .*)? (--cfg job|--help|-h)( |$)", RUN, "prints, trains nothing"),
     (r"^python -m (rlpr|rm_r1)\.main( |$)", CFG_JOB, "training needs GPUs and Ray"),
     (r"^python -m rlpr\.smoke (.* )?--backend inprocess( |$)", COVERED,
-     "tests/rlpr/test_reporting.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
+     "tests/cpu_backend/test_smoke.py::test_smoke_prints_a_table_appends_metrics_and_knows_when_it_is_done"),
     (r"^python -m rlpr\.smoke (.* )?--gpus 2( |$)", COVERED,
      "tests/real_stack/test_smokes.py::test_two_actor_ranks_and_two_vllm_replicas"),
     (r"^python -m rlpr\.smoke( |$)", COVERED,
      "tests/real_stack/test_smokes.py::test_rlpr_killed_after_two_steps_stops_in_time_and_resumes_to_four_with_the_saved_state"),
     (r"^python -m rm_r1\.smoke (.* )?--backend inprocess( |$)",
-     COVERED, "tests/rm_r1/test_rm_r1_smoke.py::test_cpu_smoke_grpo_with_the_preference_reward"),
+     COVERED, "tests/rm_r1/training/test_smoke.py::test_cpu_smoke_grpo_with_the_preference_reward"),
     (r"^python -m rm_r1\.smoke( |$)", COVERED,
      "tests/real_stack/test_smokes.py::test_rm_r1_grpo_with_its_kl_reference"),
     (r"^bash scripts/install_cpu\.sh$", NOT_HERE, "the install itself (network): .ci/run runs it first"),
     (r"^python -m cpu_backend\.install_check$", COVERED,
      "tests/test_install.py::test_the_install_check_loads_the_path"),
     (r"^python -m rm_r1\.judge_smoke .*--judge-url", COVERED,
-     "tests/rm_r1/test_judge_reward_smoke.py::test_judge_smoke_with_an_external_judge_keeps_its_api_key_secret"),
+     "tests/rm_r1/as_reward/test_smoke.py::test_judge_smoke_with_an_external_judge_keeps_its_api_key_secret"),
     (r"^python -m rm_r1\.judge_smoke( |$)", COVERED,
-     "tests/rm_r1/test_judge_reward_smoke.py::test_cpu_smoke_grpo_with_a_served_judge_as_the_reward"),
+     "tests/rm_r1/as_reward/test_smoke.py::test_cpu_smoke_grpo_with_a_served_judge_as_the_reward"),
     (r"^python -m pytest( |$)", NOT_HERE, "the test suite itself, of which this file is a part"),
     (r"^python -m \S+ (.* )?(--help|-h)$", RUN, "prints its options"),
     (r"^python -m (rlpr\.evaluate|rlpr\.score|rm_r1\.evaluate)( |$)", PARSE, "needs a real model (GPU, hub)"),
@@ -83,8 +83,8 @@ CHECKS: list[tuple[str, str, str]] = [
     (r"^ray start ", NOT_HERE, "starts a Ray cluster node (the launchers' cluster path: tests/rlpr/test_launchers.py)"),
 ]  # fmt: skip
 
-# Local stand-ins for the hub: dataset names of rlpr.data.prep.DATASETS / rm_r1.data.SOURCES -> small local files
-# with the same columns; `--sft` files the README names are created in the working folder from the last entry.
+# Local stand-ins for the hub: dataset names of rlpr.data.prep.DATASETS / rm_r1.training.data.SOURCES -> small local
+# files with the same columns; `--sft` files the README names are created in the working folder from the last entry.
 STAND_INS = {
     "rlpr:train": "tests/rlpr/data/rlpr_train.parquet",
     "rlpr:MMLU-Pro": "tests/rlpr/data/mmlu_pro.jsonl",
@@ -94,11 +94,11 @@ STAND_INS = {
     "rlpr:MATH-500": "tests/rlpr/data/math500.jsonl",
     "rlpr:Minerva": "tests/rlpr/data/minerva.jsonl",
     "rlpr:AIME2024": "tests/rlpr/data/aime2024.parquet",
-    "rm_r1:skywork": "tests/rm_r1/data/skywork.jsonl",
-    "rm_r1:code": "tests/rm_r1/data/code.jsonl",
-    "rm_r1:math": "tests/rm_r1/data/math.parquet",
-    "hub:gaotang/RM-R1-Distill-SFT": "tests/rm_r1/data/distill_sft_published.jsonl",
-    "sft": "tests/rm_r1/data/sft.jsonl",
+    "rm_r1:skywork": "tests/rm_r1/training/data/skywork.jsonl",
+    "rm_r1:code": "tests/rm_r1/training/data/code.jsonl",
+    "rm_r1:math": "tests/rm_r1/training/data/math.parquet",
+    "hub:gaotang/RM-R1-Distill-SFT": "tests/rm_r1/training/data/distill_sft_published.jsonl",
+    "sft": "tests/rm_r1/training/data/sft.jsonl",
 }
 
 # Local input files the README's examples name (the user's own files), created in the working folder from these.
@@ -297,7 +297,7 @@ def test_every_module_script_and_launcher_the_readmes_mention_exists():
         text = (ROOT / name).read_text(encoding="utf-8")
         for module in set(_MODULE.findall(text)):
             top = module.split(".")[0]
-            if top in ("rlpr", "rm_r1", "scripts", "cpu_backend", "offline_models"):
+            if top in ("harness", "rlpr", "rm_r1", "scripts", "cpu_backend", "offline_models"):
                 base = ROOT.joinpath(*module.split("."))
                 if not (base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()):
                     missing.append(f"{name}: python -m {module}")
@@ -508,7 +508,7 @@ def _stand_in_hub(root: Path, stand_ins: dict[str, str]) -> None:
     import transformers
 
     from rlpr.data.prep import DATASETS
-    from rm_r1.data import SOURCES
+    from rm_r1.training.data import SOURCES
 
     hub = {DATASETS[k.split(":")[1]].hub: v for k, v in stand_ins.items() if k.startswith("rlpr:")}
     hub |= {SOURCES[k.split(":")[1]].hub_name: v for k, v in stand_ins.items() if k.startswith("rm_r1:")}
@@ -545,7 +545,7 @@ def _run_jobs(spec_file: Path) -> None:
     root, work = Path(spec["root"]), Path(spec["work"])
     os.environ["HF_DATASETS_CACHE"] = str(work / "hf-datasets-cache")
     _stand_in_hub(root, spec["stand_ins"])
-    from rlpr.training import preflight
+    from harness import preflight
 
     preflight.gpu_problem = preflight.wandb_problem = lambda *args, **kwargs: None
     state: dict = {}

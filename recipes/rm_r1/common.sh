@@ -12,9 +12,9 @@ if [[ "$LAUNCH_CONFIG" == sft_* ]]; then
 The launcher links the last checkpoint's HuggingFace copy to OUTPUT_DIR/final_hf (stage 2 starts from it)."
 else
     LAUNCH_MODEL_KEY=actor_rollout_ref.model.path
-    LAUNCH_EXTRA_HELP="  VERDICT_RULE     reward.custom_reward_function.reward_kwargs.rule: strict_tail | last_answer | anywhere"
+    LAUNCH_EXTRA_HELP="  VERDICT_RULE     reward.custom_reward_function.reward_kwargs.verdict_rule: strict_tail | last_answer | anywhere"
     launch_extra_overrides() {
-        [ -n "${VERDICT_RULE:-}" ] && LAUNCH_OVERRIDES+=("reward.custom_reward_function.reward_kwargs.rule=$VERDICT_RULE")
+        [ -n "${VERDICT_RULE:-}" ] && LAUNCH_OVERRIDES+=("reward.custom_reward_function.reward_kwargs.verdict_rule=$VERDICT_RULE")
         return 0
     }
 fi

@@ -22,7 +22,6 @@ policies.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections import Counter
@@ -31,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_atomically, write_text_atomically
+from harness.rows import BadDataError, read_file_rows
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +43,6 @@ EMPTY_PROMPT = "empty_prompt"
 PROMPT_TOO_LONG = "prompt_too_long"
 _SHOWN = 20
 _CHUNK = 512
-
-
-class BadDataError(ValueError):
-    """Training rows that fail the checks under policy ``error``; the message names each row."""
 
 
 @dataclass(frozen=True)
@@ -263,63 +258,6 @@ def check_rows(
     return CheckedRows(rows=[dict(rows[i]) for i in kept], kept_indices=kept, bad=bad)
 
 
-def _read_file(path: Path) -> tuple[list[Any], dict[int, str]]:
-    """The rows of a data file and, for ``.jsonl``, the lines that could not be read (row index -> problem).
-
-    A ``.jsonl`` row is a non-blank line; the problem names its line number. A whole-file problem raises
-    ``BadDataError`` naming the file.
-    """
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.read_table(path).to_pylist(), {}
-        except Exception as err:  # pyarrow raises several types for a broken file
-            raise BadDataError(f"{path} is not a readable parquet file: {type(err).__name__}: {err}") from err
-    if path.suffix == ".jsonl":
-        rows: list[Any] = []
-        unreadable: dict[int, str] = {}
-        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line.decode("utf-8")))
-            except UnicodeDecodeError as err:
-                unreadable[len(rows)] = f"line {number} is not valid UTF-8 ({err.reason} at byte {err.start})"
-                rows.append(None)
-            except json.JSONDecodeError as err:
-                unreadable[len(rows)] = f"line {number} is not valid JSON ({err.msg} at column {err.colno})"
-                rows.append(None)
-        return rows, unreadable
-    if path.suffix == ".json":
-        try:
-            rows = json.loads(path.read_bytes().decode("utf-8"))
-        except UnicodeDecodeError as err:
-            raise BadDataError(f"{path} is not valid UTF-8 ({err.reason} at byte {err.start})") from err
-        except json.JSONDecodeError as err:
-            where = f"line {err.lineno} column {err.colno}"
-            raise BadDataError(f"{path} is not valid JSON ({err.msg} at {where}; truncated or empty?)") from err
-        if not isinstance(rows, list):
-            raise BadDataError(f"{path} holds a {type(rows).__name__}, expected a JSON list of rows")
-        return rows, {}
-    raise ValueError(f"data file {path} has suffix {path.suffix!r}; expected .parquet, .jsonl or .json")
-
-
-def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a ``.parquet``, ``.jsonl`` or ``.json`` (a list of rows) file as plain Python dicts.
-
-    A file that cannot be read raises ``BadDataError`` naming the file (and the line of a ``.jsonl``).
-    """
-    path = Path(path).expanduser()
-    rows, unreadable = _read_file(path)
-    if unreadable:
-        index = min(unreadable)
-        raise BadDataError(f"{path} {unreadable[index]}")
-    return rows
-
-
 def check_files(
     paths: str | Path | Iterable[str | Path],
     tokenizer: Any,
@@ -345,7 +283,7 @@ def check_files(
     bad: list[BadRow] = []
     offset = 0
     for path in paths:
-        file_rows, unreadable = _read_file(Path(path).expanduser())
+        file_rows, unreadable = read_file_rows(Path(path).expanduser())
         if not file_rows:
             raise BadDataError(f"training file {path} holds no rows")
         file_kept, file_bad = _find_bad(
@@ -364,22 +302,3 @@ def check_files(
         offset += len(file_rows)
     _apply_policy(bad, offset, ", ".join(paths), policy)
     return CheckedRows(rows=rows, kept_indices=kept, bad=bad)
-
-
-def write_rows(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Write rows to a ``.parquet`` (or ``.jsonl``) file, e.g. the filtered training set a run trains on.
-
-    Atomic: the rows go to a temporary file in the same folder, which then replaces ``path``.
-    """
-    path = Path(path)
-    if path.suffix not in (".parquet", ".jsonl"):
-        raise ValueError(f"cannot write rows to {path}: expected a .parquet or .jsonl path")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        write_atomically(path, lambda tmp: pq.write_table(pa.Table.from_pylist([dict(r) for r in rows]), tmp))
-    else:
-        write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in rows))
-    return path

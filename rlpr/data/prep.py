@@ -45,11 +45,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.files import write_text_atomically
+from harness.rows import read_rows, write_rows
 from rlpr.answer import check_mode
-from rlpr.data.checks import read_rows, write_rows
 from rlpr.data.prompts import OPTION_LETTERS, build_r1_messages, format_options
 from rlpr.evaluation.benchmarks import BENCHMARKS
-from rlpr.files import write_text_atomically
 
 logger = logging.getLogger(__name__)
 

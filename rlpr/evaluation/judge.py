@@ -13,7 +13,7 @@ Two protocols (``JudgeConfig.protocol``):
 * ``answer`` (this project's earlier protocol): the judge sees only the extracted answer next to the reference and
   replies with one word, YES or NO (``ANSWER_MAX_TOKENS``); multiple-choice questions are not judged.
 
-The requests go through ``rlpr.evaluation.chat_client.ChatClient``: a try that fails (connection error, timeout, a busy
+The requests go through ``harness.chat_client.ChatClient``: a try that fails (connection error, timeout, a busy
 server's status, unreadable reply, no verdict) is made again up to ``retries`` times; when no try gives a verdict, or
 the server refuses the request, ``LLMJudge.judge`` raises ``JudgeError`` so the caller can count the failure instead
 of scoring it 0.
@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from functools import partial
 
-from rlpr.evaluation.chat_client import ChatClient, ChatError
+from harness.chat_client import ChatClient, ChatError
 
 JUDGE_PROTOCOLS = ("paper", "answer")
 VERDICT_RULES = ("official", "lenient")

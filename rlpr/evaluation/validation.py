@@ -57,11 +57,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harness.verl_reward_call import VERL_CALL_KWARGS
 from rlpr.answer import ANSWER_CLOSE, ANSWER_OPEN, format_reward
 from rlpr.data.prompts import OPTION_LETTERS, parse_options
 from rlpr.evaluation.benchmarks import find_benchmark, known_source_names
 from rlpr.evaluation.judge import JudgeConfig, JudgeError, LLMJudge
-from rlpr.training.verl_reward_call import VERL_CALL_KWARGS
 
 logger = logging.getLogger(__name__)
 

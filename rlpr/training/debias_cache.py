@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_text_atomically
+from harness.files import write_text_atomically
 
 FORMAT_VERSION = 1
 MetaValue = str | int | float | bool | None

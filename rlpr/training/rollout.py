@@ -10,7 +10,7 @@ the same rows, for the trainer's scoring forward.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -19,11 +19,6 @@ import torch
 if TYPE_CHECKING:
     from tensordict import TensorDict
     from verl import DataProto
-
-
-def pad_token_id(tokenizer: Any) -> int:
-    """The id rows are padded with: the tokenizer's pad token, or its eos token when it has none."""
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
 def filled_mask(lengths: np.ndarray, width: int, *, left: bool) -> np.ndarray:

@@ -31,12 +31,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from harness.generation import pad_token_id
 from rlpr.answer import check_mode, format_reward, repetition_penalty
 from rlpr.reward import FORMAT_COEF, check_method, check_shaping, final_rewards, sequence_scores
 from rlpr.reward.o_prime import debias_tail, overlap_mask, parse_response
 from rlpr.reward.token_bytes import TokenBytes, token_bytes
 from rlpr.training.debias_cache import prompt_key
-from rlpr.training.rollout import big_array, filled_mask, no_padding_layout, pad_token_id, padded_layout
+from rlpr.training.rollout import big_array, filled_mask, no_padding_layout, padded_layout
 
 if TYPE_CHECKING:
     from tensordict import TensorDict

@@ -29,7 +29,6 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
-from pprint import pprint
 from typing import Any, TypeVar
 
 import numpy as np
@@ -37,6 +36,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from verl import DataProto
 from verl.protocol import pad_dataproto_to_divisor, unpad_dataproto
+from verl.trainer.ppo import ray_trainer as verl_ray_trainer
 from verl.trainer.ppo.core_algos import agg_loss
 from verl.trainer.ppo.metric_utils import compute_data_metrics, compute_throughout_metrics, compute_timing_metrics
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer, compute_advantage, compute_response_mask
@@ -47,12 +47,13 @@ from verl.utils.debug import marked_timer
 from verl.utils.metric import reduce_metrics
 from verl.workers.utils.padding import no_padding_2_padding
 
+from harness.files import write_atomically
+from harness.generation import pad_token_id
 from rlpr.evaluation.validation import mark_training_rollouts
-from rlpr.files import write_atomically
 from rlpr.training.debias_cache import DebiasCache, prompt_key
 from rlpr.training.dynamic_sampling import select_groups
 from rlpr.training.filter import EmaStdFilter, group_stds
-from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.rollout import make_rollout
 from rlpr.training.scoring import (
     COUNT_METRICS,
     DebiasConfig,
@@ -627,7 +628,7 @@ class RLPRTrainer(RayPPOTrainer):
         self.checkpoint_manager.update_weights(self.global_steps)
         if self.config.trainer.get("val_before_train", True) and self.global_steps == 0:
             start_metrics.update(self._validate())
-            pprint(f"Initial validation metrics: {start_metrics}")
+            verl_ray_trainer.pprint(f"Initial validation metrics: {start_metrics}")  # verl's printer, as verl's fit
             if self.config.trainer.get("val_only", False):
                 tracker.log(data=start_metrics, step=self.global_steps)
                 self._shutdown_dump_executor()
@@ -694,6 +695,6 @@ class RLPRTrainer(RayPPOTrainer):
                 if record.exhausted and step < self.total_training_steps:
                     print(f"rlpr: training data exhausted after step {step} of {self.total_training_steps}")
                 self._shutdown_dump_executor()
-                pprint(f"Final validation metrics: {last_val_metrics}")
+                verl_ray_trainer.pprint(f"Final validation metrics: {last_val_metrics}")
                 return
         self._shutdown_dump_executor()

@@ -114,7 +114,7 @@ def build_val_dataset(
     uids = [question_id(s, p, r) for s, p, r in zip(sources, prompts, references, strict=True)]
     if not from_file_name:
         return RepeatedValDataset(dataset, [1] * len(sources), uids)
-    from rlpr.data.checks import read_rows
+    from harness.rows import read_rows
 
     sources_of: dict[str, list[str]] = {}
     for path in map(str, files):

@@ -1,9 +1,9 @@
 """How each judging mode asks, reads and votes: one class per ``--mode`` of ``python -m rm_r1.evaluate``.
 
 * ``Pairwise``: the RM-R1 judge prompt, a verdict ``[[A]]``/``[[B]]`` read with a verdict rule, majority voting
-  (``rm_r1.scaling.voting``).
+  (``rm_r1.evaluation.scaling.voting``).
 * ``Pointwise``: the DeepSeek-GRM prompt, ``Scores: \\boxed{x, y}``, score sums with a seeded tie-break
-  (``rm_r1.pointwise.pointwise_voting``).
+  (``rm_r1.judge.pointwise.pointwise_voting``).
 
 A reading is what one judgement says about the ORIGINAL order (chosen reply first); it is stored in the judgement's
 record: ``{"pick": 0 | 1 | None}`` (0 = chosen, 1 = rejected) or ``{"scores": [chosen, rejected] | None}``. None means
@@ -18,11 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
-from rm_r1.benchmarks import Comparison
-from rm_r1.pointwise import build_pointwise_messages, parse_scores, pointwise_voting
-from rm_r1.prompts import build_judge_messages, check_layout
-from rm_r1.reward import parse_verdict
-from rm_r1.scaling import unswap, voting
+from rm_r1.evaluation.benchmarks import Comparison
+from rm_r1.evaluation.scaling import unswap, voting
+from rm_r1.judge.pointwise import build_pointwise_messages, parse_scores, pointwise_voting
+from rm_r1.judge.prompts import build_judge_messages, check_layout
+from rm_r1.judge.verdicts import EVALUATION_VERDICT_RULE, parse_verdict
 
 MODES = ("pairwise", "pointwise")
 
@@ -55,12 +55,13 @@ def shown(comparison: Comparison, swap: bool) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Pairwise:
-    """The RM-R1 judge: prompt ``family`` (or the instructions of ``prompt_file``), verdicts read under ``rule``,
-    voting settled by ``tie`` and ``failures`` (``rm_r1.scaling.TIE_RULES``, ``FAILURE_RULES``)."""
+    """The RM-R1 judge: prompt ``family`` (or the instructions of ``prompt_file``), verdicts read under
+    ``verdict_rule``, voting settled by ``tie`` and ``failures`` (``rm_r1.evaluation.scaling.TIE_RULES``,
+    ``FAILURE_RULES``)."""
 
     family: str = "instruct"
     prompt_file: str | None = None
-    rule: str = "anywhere"
+    verdict_rule: str = EVALUATION_VERDICT_RULE
     tie: str = "random"
     failures: str = "abstain"
     layout: str = "project"
@@ -74,7 +75,7 @@ class Pairwise:
         )
 
     def read(self, response: str | None, swap: bool) -> dict[str, Any]:
-        return {"pick": None if response is None else unswap(parse_verdict(response, self.rule), swap)}
+        return {"pick": None if response is None else unswap(parse_verdict(response, self.verdict_rule), swap)}
 
     def vote(self, readings: Sequence[Mapping[str, Any]], rng: random.Random) -> tuple[bool, float]:
         result = voting([r["pick"] for r in readings], rng, tie=self.tie, failures=self.failures)
@@ -116,7 +117,7 @@ def make_mode(
     family: str = "instruct",
     *,
     prompt_file: str | None = None,
-    rule: str = "anywhere",
+    verdict_rule: str = EVALUATION_VERDICT_RULE,
     tie: str = "random",
     failures: str = "abstain",
     layout: str = "project",
@@ -124,7 +125,7 @@ def make_mode(
     """The mode ``name`` (one of ``MODES``). The pointwise judge has its own prompt and voting, so it takes only
     ``family``: a ``prompt_file`` is an error, the verdict and voting rules are not used."""
     if name == "pairwise":
-        return Pairwise(family, prompt_file, rule, tie, failures, check_layout(layout))
+        return Pairwise(family, prompt_file, verdict_rule, tie, failures, check_layout(layout))
     if name != "pointwise":
         raise ValueError(f"unknown judging mode {name!r}; expected one of {MODES}")
     if prompt_file:

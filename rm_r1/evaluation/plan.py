@@ -7,8 +7,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rm_r1.benchmarks import Comparison
-from rm_r1.scaling import swapped
+from rm_r1.evaluation.benchmarks import Comparison
+from rm_r1.evaluation.scaling import swapped
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def limit_records(comparisons: list[Comparison], limit: int | None) -> list[Comp
 
 def plan_jobs(comparisons: Sequence[Comparison], seed: int, samples: int, both_orders: bool) -> list[Job]:
     """Every judgement of the run: both orders (samples 0 = chosen as A, 1 = chosen as B), or ``samples`` seeded
-    orders per pair (``rm_r1.scaling.swapped``)."""
+    orders per pair (``rm_r1.evaluation.scaling.swapped``)."""
     if both_orders:
         return [Job(c.pair_id, s, bool(s)) for c in comparisons for s in (0, 1)]
     return [Job(c.pair_id, s, swapped(seed, c.pair_id, s)) for c in comparisons for s in range(samples)]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import write_text_atomically
+from harness.files import write_text_atomically
 from rm_r1.evaluation.store import PLOT_FILE, SUMMARY_FILE, TABLE_FILE
 
 HEADLINE = {"rewardbench": "score", "rmbench": "total", "rmb": "score"}

@@ -8,25 +8,28 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rlpr.files import repair_jsonl_tail
-from rm_r1.backends import Completion, JudgeBackend, JudgeRequest, Sampling, request_seed
-from rm_r1.benchmarks import Comparison, replace_surrogates
+from harness.files import repair_jsonl_tail
+from harness.generation import Completion, GenerationBackend, GenerationRequest, Sampling, request_seed
+from rm_r1.evaluation.benchmarks import Comparison, replace_surrogates
+from rm_r1.evaluation.meta_rm import MetaScorer, build_meta_messages
 from rm_r1.evaluation.modes import JudgeMode
 from rm_r1.evaluation.plan import Job, pending_jobs
 from rm_r1.evaluation.store import append_judgement, read_judgements
-from rm_r1.meta_rm import MetaScorer, build_meta_messages
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1024  # judgements handed to the backend at a time (bounds memory; streams results between chunks)
 
 
-def judgement_record(job: Job, completion: Completion, mode: JudgeMode, rule: str, meta: dict) -> dict[str, Any]:
-    """The stored line of one judgement: the job, its reading, ``rule``, the response (lone surrogates replaced and
-    counted in ``surrogates_replaced``) or, for a refused request, None and the ``error``, and the pair's ``meta``."""
+def judgement_record(
+    job: Job, completion: Completion, mode: JudgeMode, verdict_rule: str, meta: dict
+) -> dict[str, Any]:
+    """The stored line of one judgement: the job, its reading, ``verdict_rule``, the response (lone surrogates replaced
+    and counted in ``surrogates_replaced``) or, for a refused request, None and the ``error``, and the pair's
+    ``meta``."""
     text, replaced = (None, 0) if completion.text is None else replace_surrogates(completion.text)
     record = {"pair_id": job.pair_id, "sample": job.sample, "swap": job.swap, **mode.read(text, job.swap)}
-    record["rule"] = rule
+    record["verdict_rule"] = verdict_rule
     record["response"] = text
     if text is None:
         record["error"] = replace_surrogates(str(completion.error))[0]
@@ -39,18 +42,18 @@ def judgement_record(job: Job, completion: Completion, mode: JudgeMode, rule: st
 
 
 def run_judge(
-    backend: JudgeBackend,
+    backend: GenerationBackend,
     mode: JudgeMode,
     comparisons: Sequence[Comparison],
     jobs: Sequence[Job],
     sampling: Sampling,
     results_path: Path,
     *,
-    rule: str,
+    verdict_rule: str,
     seed: int,
 ) -> int:
     """Judge every job not yet in ``results_path``, appending one json line per judgement as it arrives
-    (``judgement_record``; ``rule`` is recorded with it). Sampling of job (pair, sample) is seeded with
+    (``judgement_record``; ``verdict_rule`` is recorded with it). Sampling of job (pair, sample) is seeded with
     ``request_seed(seed, pair, sample)``. A permanently refused request is stored as a failed judgement.
 
     Returns the number of judgements that failed for a reason a retry may fix (not written: a rerun retries them).
@@ -70,7 +73,7 @@ def run_judge(
         for start in range(0, len(pending), CHUNK):
             chunk = pending[start : start + CHUNK]
             requests = [
-                JudgeRequest(mode.messages(by_id[j.pair_id], j.swap), request_seed(seed, j.pair_id, j.sample))
+                GenerationRequest(mode.messages(by_id[j.pair_id], j.swap), request_seed(seed, j.pair_id, j.sample))
                 for j in chunk
             ]
             for completion in backend.generate(requests, sampling):
@@ -86,7 +89,7 @@ def run_judge(
                         job.sample,
                         completion.error,
                     )
-                append_judgement(out, judgement_record(job, completion, mode, rule, by_id[job.pair_id].meta))
+                append_judgement(out, judgement_record(job, completion, mode, verdict_rule, by_id[job.pair_id].meta))
                 left[job.pair_id] -= 1
                 if left[job.pair_id] == 0:
                     bar.update(1)
@@ -123,7 +126,7 @@ def run_meta(
                 record = judgements[(pair_id, sample)]
                 task = mode.messages(by_id[pair_id], record["swap"])
                 requests.append(
-                    JudgeRequest(
+                    GenerationRequest(
                         build_meta_messages(task, record["response"]), request_seed(seed, "meta", pair_id, sample)
                     )
                 )

@@ -1,4 +1,4 @@
-"""Benchmark scores from the stored judgements (``rm_r1.eval`` scorers over per-pair correctness)."""
+"""Benchmark scores from the stored judgements (``rm_r1.evaluation.scorers`` scorers over per-pair correctness)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from rm_r1.benchmarks import Comparison
-from rm_r1.eval import SCORERS, scorer
+from rm_r1.evaluation.benchmarks import Comparison
 from rm_r1.evaluation.modes import JudgeMode
-from rm_r1.scaling import meta_guided_keep
+from rm_r1.evaluation.scaling import meta_guided_keep
+from rm_r1.evaluation.scorers import SCORERS, scorer
 
 
 def check_scorable(benchmark: str, comparisons: Sequence[Comparison]) -> None:
@@ -37,15 +37,16 @@ def score_judgements(
     Returns {"parse_failures": count, "failed_judgements": count, "results": {label: {"scores", "accuracy",
     ["agreement"]}}} with labels ``greedy`` (one judgement per pair), ``both`` / ``mean`` (``--both-orders``) or
     ``voting@k`` for each k, and with ``meta`` (a meta score per judgement, None = unrated) ``meta@k``: voting over
-    the best-rated max(1, k // 2) of the first k samples (``rm_r1.scaling.meta_guided_keep``). A pair correct = its
-    chosen reply wins; ``accuracy`` = mean correct over pairs. A failed judgement (no response) reads like an
-    unparsable one (wrong alone; the mode's failure rule decides in voting) but is counted in ``failed_judgements``,
+    the best-rated max(1, k // 2) of the first k samples (``rm_r1.evaluation.scaling.meta_guided_keep``). A pair
+    correct = its chosen reply wins; ``accuracy`` = mean correct over pairs. A failed judgement (no response) reads like
+    an unparsable one (wrong alone; the mode's failure rule decides in voting) but is counted in ``failed_judgements``,
     not ``parse_failures``. Ties are settled by coins seeded with (``seed``, pair id, and the sample or k).
 
     ``unparsable_credit``: what a single judgement without an answer counts (``greedy``, and each order of
     ``both`` / ``mean``; ``both`` takes the lower of the two orders): 0 (wrong) by default, 0.5 under RewardBench's
-    own rule (``rm_r1.reward.UNPARSABLE_CREDIT``). Voting settles such samples by the mode's failure rule instead.
-    ``allow_partial``: RewardBench's overall score averages the sections present (``rm_r1.eval.score_rewardbench``).
+    own rule (``rm_r1.judge.verdicts.UNPARSABLE_CREDIT``). Voting settles such samples by the mode's failure rule
+    instead. ``allow_partial``: RewardBench's overall score averages the sections present
+    (``rm_r1.evaluation.scorers.score_rewardbench``).
     """
     readings: dict[str, list[dict[str, Any]]] = defaultdict(list)
     parse_failures = failed_judgements = 0

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from rlpr.files import write_text_atomically
+from harness.files import write_text_atomically
 
 RESULTS_FILE, SUMMARY_FILE, TABLE_FILE, PLOT_FILE, SETTINGS_FILE = (
     "judgements.jsonl",

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cpu_backend.real_stack import WITNESS, WITNESS_BOUND
-from rlpr.reporting import read_metrics
+from harness.reporting import read_metrics
 from tests.real_stack.conftest import assert_clean_success, finish, run, start
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_stack]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -10,20 +11,18 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlpr.data.checks import write_rows
+from harness.rows import write_rows
 from rlpr.data.prep import load_source, prepare_rows
 from rlpr.evaluate import (
     SamplingSettings,
     evaluate,
-    generate_hf,
     grade_all,
     judge_from_args,
     load_eval_rows,
     main,
+    make_generator,
     parse_args,
-    render_prompts,
     sample_records,
-    vllm_generator,
     write_summary,
 )
 
@@ -127,46 +126,54 @@ def test_sampling_settings_are_checked():
         SamplingSettings(top_p=0)
 
 
-def test_hf_generation_is_seeded_and_batch_independent_when_greedy(tiny_model, small_tokenizer):
-    original = small_tokenizer.padding_side
-    small_tokenizer.padding_side = "right"
-    try:
-        prompts = render_prompts(small_tokenizer, _rows()[:3])
-        assert prompts[0].endswith("<|im_start|>assistant\n")
-        greedy = SamplingSettings(temperature=0.0, max_new_tokens=5)
-        one_by_one = [generate_hf(tiny_model, small_tokenizer, [p], greedy)[0] for p in prompts]
-        assert generate_hf(tiny_model, small_tokenizer, prompts, greedy, batch_size=3) == one_by_one
-        sampled = SamplingSettings(temperature=1.0, max_new_tokens=5, seed=7)
-        assert generate_hf(tiny_model, small_tokenizer, prompts, sampled) == generate_hf(
-            tiny_model, small_tokenizer, prompts, sampled
-        )
-        assert small_tokenizer.padding_side == "right"  # generation pads on the left, then restores the caller's
-    finally:
-        small_tokenizer.padding_side = original
+def test_hf_generation_is_seeded_and_batch_independent_when_greedy(tiny_model):
+    model_dir = str(tiny_model.name_or_path)
+    rows = _rows()[:3]
+    greedy = make_generator(model_dir, "hf", SamplingSettings(temperature=0.0, max_new_tokens=5), 1, batch_size=3)
+    one_by_one = [greedy([row], [i])[0] for i, row in enumerate(rows)]
+    assert greedy(rows, [0, 1, 2]) == one_by_one
+    sampled = make_generator(model_dir, "hf", SamplingSettings(temperature=1.0, max_new_tokens=5, seed=7), 1)
+    assert sampled(rows, [4, 5, 6]) == sampled(rows, [4, 5, 6])
 
 
-def test_vllm_generation_passes_token_ids_and_a_seed_per_prompt(monkeypatch):
+def test_vllm_generation_passes_token_ids_and_a_seed_per_prompt(monkeypatch, small_tokenizer):
     """vllm is not installed here: a stand-in module records what the generator asks of it."""
+    from harness.generation import chat_prompt_ids, request_seed
+
     calls = {"init": []}
 
     class LLM:
         def __init__(self, **kw):
             calls["init"].append(kw)
 
-        def generate(self, prompts, params):
+        def get_tokenizer(self):
+            return small_tokenizer
+
+        def generate(self, prompts, params, use_tqdm=True):
             calls["prompts"], calls["params"] = prompts, params
             return [
-                SimpleNamespace(outputs=[SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}")]) for p in prompts
+                SimpleNamespace(
+                    outputs=[SimpleNamespace(text=f"out{len(p['prompt_token_ids'])}", finish_reason="stop")]
+                )
+                for p in prompts
             ]
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=LLM, SamplingParams=lambda **kw: kw))
     sampling = SamplingSettings(temperature=0.6, top_p=0.95, max_new_tokens=9, seed=4)
-    generate = vllm_generator("model-dir", sampling, tensor_parallel_size=2)
-    assert generate([[1, 2], [3, 4, 5]], [11, 12]) == ["out2", "out3"]
-    assert generate([[6]], [13]) == ["out1"]
-    assert calls["init"] == [{"model": "model-dir", "tensor_parallel_size": 2, "seed": 4}]  # one engine for all calls
-    assert calls["prompts"] == [{"prompt_token_ids": [6]}]
-    assert calls["params"] == [{"temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "n": 1, "seed": 13}]
+    generate = make_generator("model-dir", "vllm", sampling, tensor_parallel_size=2)
+    rows = _rows()[:3]
+    ids = [chat_prompt_ids(small_tokenizer, row["prompt"]) for row in rows]
+    assert generate(rows[:2], [11, 12]) == [f"out{len(ids[0])}", f"out{len(ids[1])}"]
+    assert generate(rows[2:], [13]) == [f"out{len(ids[2])}"]
+    assert len(calls["init"]) == 1  # one engine for all calls, seeded with --seed
+    assert calls["init"][0]["model"] == "model-dir" and calls["init"][0]["tensor_parallel_size"] == 2
+    assert calls["init"][0]["seed"] == 4
+    assert calls["prompts"] == [{"prompt_token_ids": ids[2]}]
+    header = small_tokenizer.encode("<|im_start|>assistant\n")
+    assert ids[2][-len(header) :] == header  # the prompt ends with the generation prompt
+    seed = request_seed(4, 13)
+    assert seed == int.from_bytes(hashlib.sha256(b"4/13").digest()[:4], "big") & 0x7FFFFFFF  # the seed of row 13
+    assert calls["params"] == [{"temperature": 0.6, "top_p": 0.95, "max_tokens": 9, "seed": seed}]
 
 
 def test_cli_on_cpu_with_the_tiny_model(tiny_model, small_tokenizer, tmp_path, capsys):
@@ -245,7 +252,7 @@ def _samples(out):
 
 
 def test_a_killed_run_resumes_to_the_samples_of_an_uninterrupted_one(tiny_model, tmp_path, monkeypatch):
-    import rlpr.evaluate as module
+    from harness.generation import TransformersBackend
 
     model_dir = str(tiny_model.name_or_path)
     data = [write_rows(_rows(), tmp_path / "eval.parquet")]
@@ -257,15 +264,15 @@ def test_a_killed_run_resumes_to_the_samples_of_an_uninterrupted_one(tiny_model,
     assert len({x["response"] for x in expected}) > 1  # a constant response could hide a reseeding bug
 
     calls = []
-    real = module.generate_hf
+    real = TransformersBackend.generate
 
-    def dies_after_two_batches(*args, **kwargs):
+    def dies_after_two_batches(self, requests, sampling):
         if len(calls) == 2:
             raise RuntimeError("killed")
-        calls.append(args[2])
-        return real(*args, **kwargs)
+        calls.append(requests)
+        return real(self, requests, sampling)
 
-    monkeypatch.setattr(module, "generate_hf", dies_after_two_batches)
+    monkeypatch.setattr(TransformersBackend, "generate", dies_after_two_batches)
     out = tmp_path / "killed"
     with pytest.raises(RuntimeError, match="killed"):
         evaluate(model_dir, data, out, **run)
@@ -276,7 +283,7 @@ def test_a_killed_run_resumes_to_the_samples_of_an_uninterrupted_one(tiny_model,
     (out / "samples.jsonl").write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
 
     calls.clear()
-    monkeypatch.setattr(module, "generate_hf", lambda *a, **k: (calls.append(a[2]), real(*a, **k))[1])
+    monkeypatch.setattr(TransformersBackend, "generate", lambda self, r, s: (calls.append(r), real(self, r, s))[1])
     resumed = evaluate(model_dir, data, out, **run)
     assert len(calls) == 2  # the batch of rows 2-3 again (row 3 was torn), then rows 4-5
     assert _samples(out) == expected  # same samples, in row order, none twice
@@ -294,7 +301,7 @@ def test_an_unwritable_output_dir_fails_before_any_generation(tiny_model, tmp_pa
     def generate(*args, **kwargs):
         raise AssertionError("generated before checking the output folder")
 
-    monkeypatch.setattr(module, "generate_hf", generate)
+    monkeypatch.setattr(module, "make_generator", generate)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     data = write_rows(_rows(), tmp_path / "eval.parquet")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from rlpr.data.checks import BadDataError, read_rows
+from harness import config_check
+from harness.rows import BadDataError, read_rows
 from rlpr.main import (
     BASE_CONFIG,
     CHECKED_DATA_FILE,
@@ -20,7 +21,6 @@ from rlpr.main import (
     recipe_names,
     rlpr_task_runner_class,
 )
-from rlpr.training import config_check, config_paths
 from tests.helpers.params import fast_and_slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,18 +29,6 @@ REPO = Path(__file__).resolve().parents[2]
 def test_recipes_are_found_in_the_checkout():
     assert CONFIG_DIR == REPO / "configs" / "rlpr"
     assert set(recipe_names()) >= {"qwen2.5-7b-base", "llama3.1-8b-instruct", "gemma2-2b-it", "smoke_cpu"}
-
-
-def test_an_installed_wheel_uses_its_own_copy_of_the_configs(tmp_path, monkeypatch):
-    package = tmp_path / "site-packages" / "rlpr"
-    (package / "_configs" / "rlpr").mkdir(parents=True)
-    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", package)
-    assert config_paths.recipe_config_dir("rlpr") == package / "_configs" / "rlpr"
-    with pytest.raises(FileNotFoundError, match="no config folder .*known recipe folders: \\['rlpr'\\]"):
-        config_paths.recipe_config_dir("rm_r1")
-    monkeypatch.setattr(config_paths, "_PACKAGE_DIR", tmp_path / "nowhere" / "rlpr")
-    with pytest.raises(FileNotFoundError, match="no recipe configs found"):
-        config_paths.configs_root()
 
 
 def test_the_shared_base_is_not_a_recipe():

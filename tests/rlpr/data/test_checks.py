@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from harness.rows import read_rows, write_rows
 from rlpr.data.checks import (
     EMPTY_PROMPT,
     NO_REFERENCE,
@@ -15,8 +16,6 @@ from rlpr.data.checks import (
     check_files,
     check_rows,
     prompt_lengths,
-    read_rows,
-    write_rows,
 )
 
 SYSTEM = {"role": "system", "content": "Think, then answer."}
@@ -145,15 +144,6 @@ def test_bad_arguments_and_files(tmp_path, small_tokenizer):
         check_rows([row()], small_tokenizer, 10, "drop")
     with pytest.raises(ValueError, match="max_prompt_length must be a positive integer, got 0"):
         check_rows([row()], small_tokenizer, 0)
-    with pytest.raises(FileNotFoundError, match="missing.parquet"):
-        read_rows(tmp_path / "missing.parquet")
-    bad_json = tmp_path / "bad.jsonl"
-    bad_json.write_text(json.dumps(row()) + "\n{oops\n")
-    with pytest.raises(ValueError, match="bad.jsonl line 2 is not valid JSON"):
-        read_rows(bad_json)
-    (tmp_path / "rows.csv").write_text("a,b\n")
-    with pytest.raises(ValueError, match="suffix '.csv'"):
-        read_rows(tmp_path / "rows.csv")
 
 
 # --- bad input that used to pass the check, or crash with a bare error --------------------------------------------
@@ -215,17 +205,3 @@ def test_reference_limit_counts_tokens_not_characters(small_tokenizer):
     assert check_rows([row(truth=reference)], small_tokenizer, 4096, max_reference_length=tokens).kept_indices == [0]
     with pytest.raises(BadDataError, match=f"has {tokens} tokens > the reference limit {tokens - 1}"):
         check_rows([row(truth=reference)], small_tokenizer, 4096, max_reference_length=tokens - 1)
-
-
-def test_write_rows_is_atomic(tmp_path, monkeypatch):
-    import pyarrow.parquet as pq
-
-    target = write_rows([row()], tmp_path / "rows.parquet")
-
-    def fail(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pq, "write_table", fail)
-    with pytest.raises(OSError, match="disk full"):
-        write_rows([row(), row()], target)
-    assert read_rows(target) == [row()] and [p.name for p in tmp_path.iterdir()] == ["rows.parquet"]

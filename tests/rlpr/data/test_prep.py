@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rlpr.data.checks import write_rows
+from harness.rows import write_rows
 from rlpr.data.prep import DATASETS, EMPTY_ANSWER, EMPTY_QUESTION, load_source, prepare_rows
 from rlpr.data.prompts import R1_SYSTEM_PROMPT
 from rlpr.evaluation.benchmarks import BENCHMARKS

@@ -26,8 +26,9 @@ import pytest
 import torch
 
 import rlpr
+from harness.generation import pad_token_id
 from offline_models import build_tiny_qwen2
-from rlpr.training.rollout import make_rollout, pad_token_id
+from rlpr.training.rollout import make_rollout
 from rlpr.training.scoring import ScoringConfig, build_scoring_batch
 
 pytestmark = pytest.mark.gpu

@@ -128,7 +128,7 @@ def test_bad_training_rows_fail_before_training(tmp_path):
 )
 def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
     from cpu_backend import compose_cpu_config
-    from rlpr.training.config_paths import recipe_config_dir
+    from harness.config_paths import recipe_config_dir
 
     config_dir = str(recipe_config_dir("rlpr"))
     with pytest.raises(ValueError, match=named.replace(".", r"\.").replace("[", r"\[")):
@@ -137,7 +137,7 @@ def test_settings_the_rlpr_fit_would_ignore_are_rejected(override, named):
 
 def test_the_smoke_recipe_itself_is_supported():
     from cpu_backend import compose_cpu_config
-    from rlpr.training.config_paths import recipe_config_dir
+    from harness.config_paths import recipe_config_dir
 
     check_trainer_supports(compose_cpu_config(smoke.SMOKE_RECIPE, config_dir=str(recipe_config_dir("rlpr"))))
 

@@ -19,7 +19,7 @@ from verl import DataProto
 from verl.trainer.ppo.metric_utils import process_validation_metrics
 from verl.utils.dataset.rl_dataset import RLHFDataset, collate_fn
 
-from rlpr.data.checks import read_rows, write_rows
+from harness.rows import read_rows, write_rows
 from rlpr.data.prep import load_source, prepare_rows
 from rlpr.evaluation.benchmarks import avg_at_k_metrics
 from rlpr.training.val_samples import build_val_dataset, samples_per_row

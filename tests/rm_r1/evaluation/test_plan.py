@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rm_r1.benchmarks import load_rmb, load_rmbench
+from rm_r1.evaluation.benchmarks import load_rmb, load_rmbench
 from rm_r1.evaluation.plan import limit_records, plan_jobs
-from rm_r1.scaling import swapped
+from rm_r1.evaluation.scaling import swapped
 
-DATA = Path(__file__).parents[1] / "eval_data"
+DATA = Path(__file__).parent / "eval_data"
 
 
 def test_plan_jobs_orders():

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rm_r1.benchmarks import load_rmb
+from rm_r1.evaluation.benchmarks import load_rmb
 from rm_r1.evaluation.modes import make_mode
 from rm_r1.evaluation.score import score_judgements
 
-DATA = Path(__file__).parents[1] / "eval_data"
+DATA = Path(__file__).parent / "eval_data"
 
 
 def _judgement(pair_id, sample, swap, response):
@@ -51,7 +51,7 @@ def test_pairwise_voting_rules_in_scoring():
     )
 
     def accuracy(k, **rules):
-        mode = make_mode("pairwise", rule="anywhere", **rules)
+        mode = make_mode("pairwise", verdict_rule="anywhere", **rules)
         scored = score_judgements("rmb", pairs, judgements, mode, seed=0, ks=[k], both_orders=False)
         return scored["results"][f"voting@{k}"]["accuracy"]
 
@@ -92,7 +92,7 @@ def test_meta_guided_voting_keeps_the_best_rated_half_before_voting():
 
 
 def _rewardbench_pairs():
-    from rm_r1.benchmarks import Comparison
+    from rm_r1.evaluation.benchmarks import Comparison
 
     return [Comparison(f"p{i}", "q", "good", "bad", {"subset": "hep-go"}) for i in range(4)]
 
@@ -109,7 +109,7 @@ def test_rewardbench_rule_counts_a_missing_verdict_as_half_and_prefers_a():
     )
 
     def greedy(rule, credit):
-        mode = make_mode("pairwise", rule=rule)
+        mode = make_mode("pairwise", verdict_rule=rule)
         scored = score_judgements(
             "rewardbench", pairs, judgements, mode, seed=0, ks=None, both_orders=False, unparsable_credit=credit
         )
@@ -135,7 +135,7 @@ def test_both_orders_with_half_credit_takes_the_lower_order():
         "rewardbench",
         pairs,
         judgements,
-        make_mode("pairwise", rule="rewardbench"),
+        make_mode("pairwise", verdict_rule="rewardbench"),
         seed=0,
         ks=None,
         both_orders=True,
