@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from verl.workers.rollout.replica import TokenOutput
 
-from cpu_backend import HFGenerateClient
+from cpu_backend.rollout import HFGenerateClient, check_text_only
 
 QUIET_S = 0.005
 
@@ -41,8 +41,7 @@ class BatchedHFGenerateClient(HFGenerateClient):
         priority: int = 0,
         **kwargs: Any,
     ) -> TokenOutput:
-        if image_data or video_data or audio_data:
-            raise ValueError(f"request {request_id}: the CPU backend generates text only (got multimodal inputs)")
+        check_text_only(request_id, image_data, video_data, audio_data)
         future = asyncio.get_running_loop().create_future()
         self._pending.append((list(prompt_ids), dict(sampling_params), int(priority), future))
         if self._flusher is None or self._flusher.done():
@@ -70,14 +69,7 @@ class BatchedHFGenerateClient(HFGenerateClient):
                 future.set_result(output)
 
     def _generate_batch(self, prompts: list[list[int]], sampling_params: dict[str, Any], priority: int):
-        temperature = float(sampling_params.get("temperature", 1.0))
-        greedy = temperature == 0.0
-        options: dict[str, Any] = {"do_sample": not greedy, "max_new_tokens": self.response_length}
-        if not greedy:
-            top_k = int(sampling_params.get("top_k", -1))
-            options.update(temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)), top_k=max(top_k, 0))
-        options["repetition_penalty"] = float(sampling_params.get("repetition_penalty", 1.0))
-        want_logprobs = bool(sampling_params.get("logprobs", False))
+        options, want_logprobs = self.generate_options(sampling_params)
         config = self.model.generation_config
         pad = config.pad_token_id if config.pad_token_id is not None else 0
         eos = config.eos_token_id
