@@ -414,6 +414,7 @@ def collect(out: Path, settings: Settings, seed: int, command: str) -> dict[str,
             if not path.exists():
                 continue
             result = json.loads(path.read_text())
+            analysis = path.with_name("analysis.json")  # rlpr.experiments.analysis, when it has run
             total += result["wall_s"]
             auc = None if quality is None or arm.reward is None else quality["auc"][arm.reward]
             arms[arm.name] = {
@@ -430,6 +431,7 @@ def collect(out: Path, settings: Settings, seed: int, command: str) -> dict[str,
                     k: result[k]
                     for k in ("kept_frac_mean", "gen_rounds_mean", "r_mean", "r_prime_mean", "skipped_updates", "curve")
                 },  # fmt: skip
+                "analysis": json.loads(analysis.read_text()) if analysis.exists() else None,
             }
         tasks[task] = {"reward_quality": quality, "arms": arms}
     return {
@@ -551,16 +553,23 @@ def run_all(out: Path, results_dir: Path, settings: Settings, seed: int, argv: l
 
 
 def results_table(results: dict[str, Any]) -> str:
-    """A markdown table of the results: task x arm, start, end, reward AUC, steps, wall seconds."""
+    """A markdown table of the results: task x arm, start, end, reward AUC, steps, wall seconds, and the analysis of
+    the final policy (``rlpr.experiments.analysis``) where it has run."""
     lines = [
-        "| task | arm | val acc start | val acc end | reward ROC-AUC | steps | wall s |",
-        "|---|---|---|---|---|---|---|",
+        "| task | arm | val acc start | val acc end | reward ROC-AUC | steps | wall s | final acc (1,000 samples) "
+        "| reasoning ok | consistent |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for task, entry in results["tasks"].items():
         for arm in entry["arms"].values():
-            auc = "-" if arm["reward_auc"] is None else f"{arm['reward_auc']:.3f}"
-            lines.append(f"| {task} | {arm['label']} | {arm['val_acc_start']:.3f} | {arm['val_acc_end']:.3f} | {auc} "
-                         f"| {arm['steps']} | {arm['wall_s']:.0f} |")  # fmt: skip
+            a = arm.get("analysis") or {}
+            lines.append(f"| {task} | {arm['label']} | {arm['val_acc_start']:.3f} | {arm['val_acc_end']:.3f} "
+                         f"| {cell(arm['reward_auc'])} | {arm['steps']} | {arm['wall_s']:.0f} | {cell(a.get('acc'))} "
+                         f"| {cell(a.get('reasoning_ok'))} | {cell(a.get('consistent'))} |")  # fmt: skip
     return "\n".join(lines)
 
 
