@@ -70,18 +70,8 @@ class HFGenerateClient:
         **kwargs: Any,
     ) -> TokenOutput:
         """Generate one response for ``prompt_ids``; returns verl's ``TokenOutput``."""
-        if image_data or video_data or audio_data:
-            raise ValueError(f"request {request_id}: the CPU backend generates text only (got multimodal inputs)")
-        temperature = float(sampling_params.get("temperature", 1.0))
-        greedy = temperature == 0.0
-        options: dict[str, Any] = {"do_sample": not greedy, "max_new_tokens": self.response_length}
-        if not greedy:
-            top_k = int(sampling_params.get("top_k", -1))
-            options.update(temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)), top_k=max(top_k, 0))
-        # Explicit, as verl sends it: the checkpoint's generation_config defaults must not leak in.
-        options["repetition_penalty"] = float(sampling_params.get("repetition_penalty", 1.0))
-        want_logprobs = bool(sampling_params.get("logprobs", False))
-
+        check_text_only(request_id, image_data, video_data, audio_data)
+        options, want_logprobs = self.generate_options(sampling_params)
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(self._request_seed(priority))
             output = self.model.generate(
@@ -108,9 +98,28 @@ class HFGenerateClient:
             extra_fields={"global_steps": steps, "min_global_steps": steps, "max_global_steps": steps},
         )
 
+    def generate_options(self, sampling_params: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """``model.generate()`` keyword arguments for verl's ``sampling_params`` (vLLM's conventions, see the class
+        docstring), and whether log-probs are wanted."""
+        temperature = float(sampling_params.get("temperature", 1.0))
+        greedy = temperature == 0.0
+        options: dict[str, Any] = {"do_sample": not greedy, "max_new_tokens": self.response_length}
+        if not greedy:
+            top_k = int(sampling_params.get("top_k", -1))
+            options.update(temperature=temperature, top_p=float(sampling_params.get("top_p", 1.0)), top_k=max(top_k, 0))
+        # Explicit, as verl sends it: the checkpoint's generation_config defaults must not leak in.
+        options["repetition_penalty"] = float(sampling_params.get("repetition_penalty", 1.0))
+        return options, bool(sampling_params.get("logprobs", False))
+
     def _request_seed(self, priority: int) -> int:
         key = repr((self.base_seed, *self._batch_key, int(priority))).encode()
         return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") % (2**63)
+
+
+def check_text_only(request_id: str, *media: Any) -> None:
+    """Refuse a request with image, video or audio inputs: the CPU backend generates text only."""
+    if any(media):
+        raise ValueError(f"request {request_id}: the CPU backend generates text only (got multimodal inputs)")
 
 
 class _LocalActorHandle:

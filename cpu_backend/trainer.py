@@ -88,6 +88,7 @@ def build_cpu_trainer(
     tokenizer: PreTrainedTokenizerBase,
     *,
     with_rewards: bool = True,
+    client_cls: type[HFGenerateClient] = HFGenerateClient,
     **trainer_kwargs: Any,
 ) -> TrainerT:
     """Construct ``trainer_cls`` (``RayPPOTrainer`` or a subclass) with in-process CPU workers attached.
@@ -95,7 +96,8 @@ def build_cpu_trainer(
     ``config.actor_rollout_ref.model.path`` must be a Hugging Face folder with the model AND its tokenizer (the agent
     loop and the reward loop load the tokenizer from there, as on GPU); ``tokenizer`` is the same tokenizer for the
     trainer's datasets. ``with_rewards=False`` skips verl's reward loop (no ``rm_scores``; for trainers that score
-    responses themselves). ``trainer_kwargs`` go to the constructor (datasets, collate_fn, subclass arguments).
+    responses themselves). ``client_cls``: the rollout's generate client (a subclass of ``HFGenerateClient``, e.g.
+    one that batches requests). ``trainer_kwargs`` go to the constructor (datasets, collate_fn, subclass arguments).
 
     After construction the trainer has ``actor_rollout_wg`` (an ``EngineActorWorkerGroup``: verl's FSDP engine
     worker; also ``ref_policy_wg`` when a KL term is on), ``async_rollout_manager`` (``InProcessAgentLoopManager``
@@ -128,7 +130,7 @@ def build_cpu_trainer(
     rollout_model = AutoModelForCausalLM.from_pretrained(
         trainer.config.actor_rollout_ref.model.path, dtype=torch.float32
     ).eval()
-    client = HFGenerateClient(rollout_model, trainer.config.actor_rollout_ref.rollout)
+    client = client_cls(rollout_model, trainer.config.actor_rollout_ref.rollout)
     trainer.async_rollout_manager = InProcessAgentLoopManager(
         trainer.config, client, with_rewards=with_rewards, replicas=replicas
     )

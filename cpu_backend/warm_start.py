@@ -33,10 +33,12 @@ def warm_start(
     steps: int = 60,
     lr: float = 3e-3,
     seed: int = 0,
+    batch_size: int | None = None,
 ) -> Path:
     """Fit ``model_path_in`` on ``examples`` (chat messages, response text); save model + tokenizer to ``out_dir``.
 
-    Full-batch AdamW for ``steps`` steps; the loss is the mean negative log-likelihood of the response tokens (each
+    AdamW for ``steps`` steps, each on the whole set (``batch_size`` None) or on ``batch_size`` examples drawn without
+    replacement (seeded, a new draw per step); the loss is the mean negative log-likelihood of the response tokens (each
     response followed by the tokenizer's EOS token), prompt tokens are not trained. The result is cached: when
     ``out_dir`` already holds a model whose fingerprint (input weights and config, tokenizer vocabulary and chat
     template, examples, steps, lr, seed) matches, nothing is trained. Returns ``out_dir``.
@@ -45,8 +47,10 @@ def warm_start(
         raise ValueError("warm_start needs at least one (messages, response_text) example")
     if steps < 1:
         raise ValueError(f"warm_start steps must be >= 1, got {steps}")
+    if batch_size is not None and not 1 <= batch_size:
+        raise ValueError(f"warm_start batch_size must be >= 1 or None, got {batch_size}")
     out_dir = Path(out_dir)
-    fingerprint = _fingerprint(Path(model_path_in), tokenizer, examples, steps, lr, seed)
+    fingerprint = _fingerprint(Path(model_path_in), tokenizer, examples, steps, lr, seed, batch_size)
     fingerprint_path = out_dir / _FINGERPRINT_FILE
     if fingerprint_path.exists() and json.loads(fingerprint_path.read_text()).get("fingerprint") == fingerprint:
         return out_dir
@@ -55,10 +59,15 @@ def warm_start(
     input_ids, labels, attention_mask = _supervised_batch(model.config.model_type, tokenizer, examples)
     torch.manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    draws = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(steps):
         optimizer.zero_grad()
-        loss = response_loss(model, input_ids, labels, attention_mask)
+        if batch_size is None or batch_size >= len(input_ids):
+            loss = response_loss(model, input_ids, labels, attention_mask)
+        else:
+            rows = torch.randperm(len(input_ids), generator=draws)[:batch_size]
+            loss = response_loss(model, input_ids[rows], labels[rows], attention_mask[rows])
         loss.backward()
         optimizer.step()
     model.eval()
@@ -111,7 +120,13 @@ def _supervised_batch(
 
 
 def _fingerprint(
-    model_path: Path, tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], steps: int, lr: float, seed: int
+    model_path: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    steps: int,
+    lr: float,
+    seed: int,
+    batch_size: int | None = None,
 ) -> str:
     digest = hashlib.sha256()
     files = sorted(p for p in model_path.iterdir() if p.suffix in {".json", ".safetensors", ".bin"})
@@ -122,4 +137,6 @@ def _fingerprint(
         digest.update(path.read_bytes())
     digest.update(json.dumps([len(tokenizer), tokenizer.chat_template, tokenizer.eos_token_id]).encode())
     digest.update(json.dumps([list(map(list, examples)), steps, lr, seed], sort_keys=True, default=str).encode())
+    if batch_size is not None:  # full-batch fingerprints stay those of the caches written before batch_size existed
+        digest.update(f"batch_size={batch_size}".encode())
     return digest.hexdigest()

@@ -59,6 +59,7 @@ def rlpr_section_schema() -> DictConfig:
 def _check_rlpr_values(config: DictConfig) -> None:
     """Build what the trainer builds from the ``rlpr:`` section, so a bad value fails here rather than in Ray."""
     from rlpr.answer import repetition_penalty
+    from rlpr.training.loss_tokens import check_policy_loss_tokens
     from rlpr.training.trainer import DEBIAS_MODES, scoring_config_from, std_filter_from
 
     rl = config.rlpr
@@ -70,6 +71,7 @@ def _check_rlpr_values(config: DictConfig) -> None:
         "rlpr.repetition": lambda: repetition_penalty(
             "a b", rl.repetition.window, rl.repetition.limit, rl.repetition.split_rule
         ),
+        "rlpr.policy_loss_tokens": lambda: check_policy_loss_tokens(str(rl.policy_loss_tokens), str(rl.format_mode)),
     }
     for section, build in checks.items():
         try:

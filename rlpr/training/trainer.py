@@ -53,6 +53,7 @@ from rlpr.evaluation.validation import mark_training_rollouts
 from rlpr.training.debias_cache import DebiasCache, prompt_key
 from rlpr.training.dynamic_sampling import select_groups
 from rlpr.training.filter import EmaStdFilter, group_stds
+from rlpr.training.loss_tokens import check_policy_loss_tokens, reasoning_loss_mask
 from rlpr.training.rollout import make_rollout
 from rlpr.training.scoring import (
     COUNT_METRICS,
@@ -178,6 +179,9 @@ class RLPRTrainer(RayPPOTrainer):
         if int(rl.max_gen_rounds) < 1:
             raise ValueError(f"rlpr.max_gen_rounds must be >= 1, got {rl.max_gen_rounds}")
         self.scoring_config = scoring_config_from(self.config)
+        self.policy_loss_tokens = check_policy_loss_tokens(
+            str(rl.get("policy_loss_tokens", "response")), self.scoring_config.format_mode
+        )
         self.scoring_temperature = float(
             rl.get("scoring_temperature") or self.config.actor_rollout_ref.rollout.temperature
         )
@@ -497,7 +501,14 @@ class RLPRTrainer(RayPPOTrainer):
                 config=self.config.algorithm,
             )
         with marked_timer("update_actor", timing_raw, color="red"):
+            full_mask = batch.batch["response_mask"]
+            if self.policy_loss_tokens == "reasoning":  # the loss (and its token count) over the reasoning only
+                loss_mask, whole = reasoning_loss_mask(batch.batch["responses"], full_mask, self.tokenizer)
+                batch.batch["response_mask"] = loss_mask
+                metrics["rlpr/loss_tokens_frac"] = float(loss_mask.sum() / full_mask.sum().clamp(min=1))
+                metrics["rlpr/loss_whole_responses"] = float(whole)
             actor_output = self._update_actor(batch)
+            batch.batch["response_mask"] = full_mask  # the data metrics count whole responses
         metrics.update(reduce_metrics(actor_output.meta_info["metrics"]))
         return batch
 

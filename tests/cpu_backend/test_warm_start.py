@@ -73,3 +73,27 @@ def test_response_loss_is_the_models_own_loss_on_the_labelled_tokens(tiny_model,
     for got, want in zip((p.grad for p in tiny_model.parameters()), expected_grads):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     tiny_model.zero_grad()
+
+
+def test_warm_start_mini_batches(tiny_model_dir, small_tokenizer, tmp_path):
+    """batch_size draws that many examples per step: at least the whole set is the full-batch run exactly; smaller
+    batches train on other gradients, get their own fingerprint, and still fit; below 1 is refused."""
+    full = warm_start(tiny_model_dir, tmp_path / "full", small_tokenizer, EXAMPLES, steps=15, lr=1e-2, seed=0)
+    same = warm_start(
+        tiny_model_dir, tmp_path / "same", small_tokenizer, EXAMPLES, steps=15, lr=1e-2, seed=0, batch_size=4
+    )
+    mini = warm_start(
+        tiny_model_dir, tmp_path / "mini", small_tokenizer, EXAMPLES, steps=15, lr=1e-2, seed=0, batch_size=2
+    )
+
+    def weights(folder):
+        return AutoModelForCausalLM.from_pretrained(str(folder)).state_dict()
+
+    a, b, c = weights(full), weights(same), weights(mini)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+    prints = {json.loads((f / "warm_start.json").read_text())["fingerprint"] for f in (full, same, mini)}
+    assert len(prints) == 3
+    assert response_nll(mini, small_tokenizer) < 0.5 * response_nll(tiny_model_dir, small_tokenizer)
+    with pytest.raises(ValueError, match="batch_size"):
+        warm_start(tiny_model_dir, tmp_path / "bad", small_tokenizer, EXAMPLES, steps=1, batch_size=0)
