@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
-import time
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
-import psutil
 import pytest
 
-from cpu_backend.real_stack import local_cluster, release_freed_memory
+from cpu_backend.real_stack import release_freed_memory
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Run in a child process: local_cluster sets the real path's environment and applies the verl plugin in the process
+# that calls it (what the smoke's driver needs), which must not leak into the other tests of this session.
+COUNT_IDLE_WORKERS = textwrap.dedent(
+    """
+    import time
+
+    import psutil
+    import ray
+
+    from cpu_backend.real_stack import local_cluster
 
 
-def _idle_workers() -> list[int]:
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith("ray::IDLE"):
-            found.append(proc.pid)
-    return found
+    def idle_workers():
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = proc.info["cmdline"] or []
+            if cmdline and cmdline[0].startswith("ray::IDLE"):
+                found.append(proc.pid)
+        return found
+
+
+    assert not idle_workers(), "another Ray cluster is running on this machine"
+    with local_cluster(n_gpus=1):
+        assert ray.get([ray.remote(lambda i: i * i).remote(i) for i in range(3)]) == [0, 1, 4]
+        deadline = time.monotonic() + 20
+        while idle_workers() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        print("idle workers:", idle_workers())
+    """
+)
 
 
 @pytest.mark.slow
@@ -24,15 +50,11 @@ def _idle_workers() -> list[int]:
 def test_the_local_cluster_keeps_no_idle_worker_processes():
     """Ray prestarts workers for the first driver and keeps up to num_cpus idle ones (~100 MB each); the real path's
     cluster ends them within its idle threshold, once a task has run and returned."""
-    import ray
-
-    assert not _idle_workers(), "another Ray cluster is running on this machine"
-    with local_cluster(n_gpus=1):
-        assert ray.get([ray.remote(lambda i: i * i).remote(i) for i in range(3)]) == [0, 1, 4]
-        deadline = time.monotonic() + 20
-        while _idle_workers() and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert _idle_workers() == []
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_IDLE_WORKERS], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "idle workers: []" in result.stdout, result.stdout[-2000:]
 
 
 def test_the_driver_hands_freed_heap_back():
