@@ -11,13 +11,27 @@ Real training uses verl's Ray/vLLM workers; nothing here is meant for it.
   ``compute_ref_log_prob``, ``update_actor``, ``save_checkpoint`` / ``load_checkpoint``, ``sync_weights_to``).
 * ``InProcessAgentLoopManager`` + ``HFGenerateClient``: verl's agent loop and reward loop, with ``generate()``.
 * ``InProcessCheckpointManager``: ``sleep_replicas()`` / ``update_weights(global_steps)`` (copies the actor's weights).
-* ``warm_start(...)``: a few seconds of supervised fitting so a tiny model writes well-formed answers.
+* ``cpu_backend.warm_start.warm_start(...)``: a few seconds of supervised fitting (well-formed answers from a tiny
+  model).
 """
 
-from cpu_backend.engine_actor import EngineActorWorkerGroup
-from cpu_backend.rollout import HFGenerateClient, InProcessAgentLoopManager, InProcessCheckpointManager
-from cpu_backend.trainer import CPU_OVERRIDES, build_cpu_trainer, check_cpu_config, compose_cpu_config
-from cpu_backend.warm_start import warm_start
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): ``cpu_backend.verl_plugin`` is imported in every Ray process of verl's real path
+# and must not bring the in-process backend (transformers models, peft, datasets: ~180 MB per process) with it.
+_EXPORTS = {
+    "EngineActorWorkerGroup": "cpu_backend.engine_actor",
+    "HFGenerateClient": "cpu_backend.rollout",
+    "InProcessAgentLoopManager": "cpu_backend.rollout",
+    "InProcessCheckpointManager": "cpu_backend.rollout",
+    "CPU_OVERRIDES": "cpu_backend.trainer",
+    "build_cpu_trainer": "cpu_backend.trainer",
+    "check_cpu_config": "cpu_backend.trainer",
+    "compose_cpu_config": "cpu_backend.trainer",
+}
 
 __all__ = [
     "CPU_OVERRIDES",
@@ -28,5 +42,16 @@ __all__ = [
     "build_cpu_trainer",
     "check_cpu_config",
     "compose_cpu_config",
-    "warm_start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'cpu_backend' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -5,7 +5,7 @@ micro-batching (and the asserts on it), padding removal, ``ppo_loss`` aggregatio
 schedule and checkpoint format are verl's. What differs from a GPU run, and only this:
 
 * verl 0.9.1 registers no CPU platform (its platform layer knows ``nvidia``, ``huawei`` and ``amd`` and falls back to
-  ``nvidia``, i.e. ``torch.cuda`` and NCCL). :class:`CpuPlatform` is registered through verl's own
+  ``nvidia``, i.e. ``torch.cuda`` and NCCL). ``cpu_backend.platform.CpuPlatform`` is registered through verl's own
   ``PlatformRegistry`` and made current with ``set_platform``; the FSDP engine, registered for ``cuda``/``npu`` only,
   is registered for ``cpu`` too.
 * ``torch.distributed`` is a one-process gloo group (world size 1), created here when none exists.
@@ -26,9 +26,6 @@ from __future__ import annotations
 
 import copy
 import os
-import types
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -36,12 +33,12 @@ import torch.distributed as dist
 from omegaconf import DictConfig
 from tensordict import TensorDict
 from transformers import PreTrainedModel
-from verl.plugin.platform.platform_base import PlatformBase
-from verl.plugin.platform.platform_manager import PlatformRegistry, get_platform, set_platform
+from verl.plugin.platform.platform_manager import get_platform, set_platform
 
+from cpu_backend.platform import CpuPlatform
 from cpu_backend.replicas import RolloutReplicas
 
-__all__ = ["ENGINE_CPU_OVERRIDES", "CpuPlatform", "EngineActorWorkerGroup", "check_engine_cpu_config"]
+__all__ = ["ENGINE_CPU_OVERRIDES", "EngineActorWorkerGroup", "check_engine_cpu_config"]
 
 ENGINE_CPU_OVERRIDES: tuple[str, ...] = (
     "actor_rollout_ref.actor.strategy=fsdp2",
@@ -50,102 +47,6 @@ ENGINE_CPU_OVERRIDES: tuple[str, ...] = (
     "++actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32",
 )
 """Hydra overrides (on top of ``cpu_backend.CPU_OVERRIDES``) that verl's FSDP engine needs to run on CPU."""
-
-
-def _cpu_device_module() -> types.ModuleType:
-    """``torch.cpu`` plus the ``torch.cuda``-style calls verl makes on its device module (memory statistics read as 0,
-    cache and seeding calls map to the CPU equivalents)."""
-    module = types.ModuleType("verl_cpu_device")
-    for name in dir(torch.cpu):
-        if not name.startswith("__"):
-            setattr(module, name, getattr(torch.cpu, name))
-    zero = lambda *args, **kwargs: 0  # noqa: E731
-    for name in ("max_memory_allocated", "max_memory_reserved", "memory_allocated", "memory_reserved"):
-        setattr(module, name, zero)
-    module.mem_get_info = lambda *args, **kwargs: (0, 0)
-    module.reset_peak_memory_stats = lambda *args, **kwargs: None
-    module.empty_cache = lambda: None
-    module.get_device_name = lambda *args, **kwargs: "CPU"
-    module.manual_seed = module.manual_seed_all = torch.manual_seed
-    module.get_rng_state, module.set_rng_state = torch.get_rng_state, torch.set_rng_state
-    return module
-
-
-@PlatformRegistry.register(platform="cpu")
-class CpuPlatform(PlatformBase):
-    """verl's platform interface for the CPU: device ``cpu``, gloo collectives, no profiler, no IPC."""
-
-    _device_module = _cpu_device_module()
-
-    @property
-    def device_name(self) -> str:
-        return "cpu"
-
-    @property
-    def vendor_name(self) -> str:
-        return "cpu"
-
-    @property
-    def device_module(self) -> types.ModuleType:
-        return self._device_module
-
-    def is_available(self) -> bool:
-        return True
-
-    def current_device(self) -> str:  # type: ignore[override]  # tensors go to .to("cpu")
-        return "cpu"
-
-    def device_count(self) -> int:
-        return 1
-
-    def set_device(self, device_index: int) -> None:
-        pass
-
-    def synchronize(self, device_index: int | None = None) -> None:
-        pass
-
-    def manual_seed(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def manual_seed_all(self, seed: int) -> None:
-        torch.manual_seed(seed)
-
-    def set_allocator_settings(self, settings: str) -> None:
-        pass
-
-    def empty_cache(self) -> None:
-        pass
-
-    def get_device_capability(self, device_index: int = 0) -> tuple[int | None, int | None]:
-        return None, None
-
-    def communication_backend_name(self) -> str:
-        return "gloo"
-
-    def visible_devices_envvar(self) -> str:
-        return "CUDA_VISIBLE_DEVICES"
-
-    @contextmanager
-    def nvtx_range(self, msg: str) -> Iterator[None]:
-        yield
-
-    def profiler_start(self) -> None:
-        pass
-
-    def profiler_stop(self) -> None:
-        pass
-
-    def ray_resource_name(self) -> str:
-        return "CPU"
-
-    def ray_noset_envvars(self) -> list[str]:
-        return []
-
-    def is_ipc_supported(self) -> bool:
-        return False
-
-    def cudart(self) -> Any:
-        return None
 
 
 def _use_cpu_platform() -> None:

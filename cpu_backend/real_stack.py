@@ -59,6 +59,31 @@ RAY_SYSTEM_CONFIG = {
 
 
 @contextmanager
+def _without_unused_head_processes() -> Iterator[None]:
+    """``ray.init`` without the two head processes this path never uses (~170 MB): the autoscaler's monitor (nothing
+    to scale on one machine) and the log monitor (it forwards the workers' logs to the driver, which
+    ``log_to_driver=False`` turns away). ``ray.init`` has no switch for them: it builds ``RayParams`` without
+    ``no_monitor`` and ``include_log_monitor`` (ray/_private/worker.py:1894-1921), which the head node reads
+    (ray/_private/node.py:1654, 1765; ``include_log_monitor`` defaults to True at node.py:155-156). The plugin's
+    version check holds this to ray 2.60.0."""
+    import ray._private.parameter as parameter
+
+    original = parameter.RayParams
+
+    class LeanHeadParams(original):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs.setdefault("no_monitor", True)
+            kwargs.setdefault("include_log_monitor", False)
+            super().__init__(*args, **kwargs)
+
+    parameter.RayParams = LeanHeadParams
+    try:
+        yield
+    finally:
+        parameter.RayParams = original
+
+
+@contextmanager
 def local_cluster(n_gpus: int = 1, extra_env: dict[str, str] | None = None) -> Iterator[None]:
     """A local Ray cluster with ``n_gpus`` logical GPUs for the duration of the block (verl's ``run_ppo`` joins it).
 
@@ -68,14 +93,15 @@ def local_cluster(n_gpus: int = 1, extra_env: dict[str, str] | None = None) -> I
     import ray
 
     use_environment()
-    ray.init(
-        num_cpus=LOGICAL_CPUS,
-        num_gpus=n_gpus,
-        include_dashboard=False,
-        runtime_env={"env_vars": {**environment(), **(extra_env or {})}},
-        log_to_driver=False,  # the workers' logs stay in Ray's session folder; the table stays readable
-        _system_config=RAY_SYSTEM_CONFIG,
-    )
+    with _without_unused_head_processes():
+        ray.init(
+            num_cpus=LOGICAL_CPUS,
+            num_gpus=n_gpus,
+            include_dashboard=False,
+            runtime_env={"env_vars": {**environment(), **(extra_env or {})}},
+            log_to_driver=False,  # the workers' logs stay in Ray's session folder; the table stays readable
+            _system_config=RAY_SYSTEM_CONFIG,
+        )
     try:
         yield
     finally:

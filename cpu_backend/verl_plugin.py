@@ -228,8 +228,20 @@ def _unpinned_offload(module: ModuleType) -> None:
     module.CPUOffloadPolicy = UnpinnedCPUOffloadPolicy
 
 
+def _patch_fsdp_engine(engine: ModuleType) -> None:
+    """Patches 1 (the FSDP engine registered for ``cpu``) and 5, once ``verl.workers.engine`` has been imported."""
+    fsdp_engine = sys.modules["verl.workers.engine.fsdp.transformer_impl"]  # imported by the package's __init__
+    _unpinned_offload(fsdp_engine)
+    try:
+        engine.EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
+    except ValueError:  # registered for cuda and npu only
+        engine.EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device=PLATFORM)(
+            fsdp_engine.FSDPEngineWithLMHead
+        )
+
+
 def _ray_cpu_platform_class() -> type:
-    from cpu_backend.engine_actor import CpuPlatform
+    from cpu_backend.platform import CpuPlatform
 
     class RayCpuPlatform(CpuPlatform):
         """The CPU platform with Ray's ``GPU`` resource: one worker per logical GPU of the local cluster."""
@@ -263,18 +275,9 @@ def activate() -> None:
     if type(get_platform()).__name__ != platform_cls.__name__:
         set_platform(platform_cls())
 
-    import verl.workers.engine.fsdp.transformer_impl as fsdp_engine
-    from verl.workers.engine import EngineRegistry
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
-
-    _unpinned_offload(fsdp_engine)
-
-    try:
-        EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
-    except ValueError:  # registered for cuda and npu only
-        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device=PLATFORM)(
-            FSDPEngineWithLMHead
-        )
+    # verl's engines (peft, transformers' models: ~100 MB) and vLLM are patched where a process imports them, so
+    # that the many Ray processes which never do (the agent loop, the load balancer, the reward workers) stay light
+    _after_import("verl.workers.engine", _patch_fsdp_engine)
     _after_import("vllm.model_executor.layers.linear", _patch_vllm_linear)
 
 

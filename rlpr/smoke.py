@@ -72,7 +72,7 @@ def prepare(
     the in-process backend keeps the smaller default model."""
     import pandas as pd
 
-    from cpu_backend import warm_start
+    from cpu_backend.warm_start import warm_start
     from offline_models import SMALL_VOCAB, load_qwen25_tokenizer
     from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
 

@@ -150,6 +150,49 @@ def test_nothing_is_patched_unless_the_environment_names_the_plugin():
 
 
 @pytest.mark.slow
+def test_the_plugin_adds_almost_nothing_to_a_process_that_imports_verl():
+    # Every Ray process of the real path imports verl and so the plugin; most (the agent loop, the load balancer, the
+    # reward workers, the vLLM servers) never build an FSDP engine. The engine patches wait for verl's engine package.
+    code = (
+        "import sys, verl\n"
+        "before = set(sys.modules)\n"
+        "from verl.workers.engine import EngineRegistry\n"
+        "from verl.workers.engine.fsdp import transformer_impl\n"
+        "engine = EngineRegistry.get_engine_cls(model_type='language_model', backend='fsdp2')\n"
+        "print(' '.join(sorted(before)))\n"
+        "print(engine.__name__, transformer_impl.CPUOffloadPolicy(pin_memory=True).pin_memory)"
+    )
+    plain = _child(code.replace("engine = EngineRegistry", "engine = transformer_impl.FSDPEngineWithLMHead  #"))
+    on = _child(code, VERL_USE_EXTERNAL_MODULES=verl_plugin.__name__, VERL_PLATFORM="cpu")
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert on.returncode == 0, on.stderr[-2000:]
+    plain_modules, on_modules = (set(r.stdout.splitlines()[-2].split()) for r in (plain, on))
+    added = on_modules - plain_modules
+    assert added == {
+        "cpu_backend",
+        "cpu_backend.platform",
+        verl_plugin.__name__,
+        "verl.utils.distributed",
+        "verl.utils.net_utils",
+    }, added
+    assert on.stdout.splitlines()[-1] == "FSDPEngineWithLMHead False"  # registered for cpu, the offload unpinned
+    assert plain.stdout.splitlines()[-1] == "FSDPEngineWithLMHead True"
+
+
+@pytest.mark.slow
+def test_the_in_process_backend_imports_beside_the_plugin():
+    # A process whose environment names the plugin may import the in-process backend first (a test run after a
+    # real-path one): the package must not import the plugin's platform through verl in the middle of its own import.
+    result = _child(
+        "import cpu_backend as b\nprint(b.EngineActorWorkerGroup.__name__, b.build_cpu_trainer.__name__)",
+        VERL_USE_EXTERNAL_MODULES=verl_plugin.__name__,
+        VERL_PLATFORM="cpu",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["EngineActorWorkerGroup", "build_cpu_trainer"]
+
+
+@pytest.mark.slow
 def test_the_install_check_loads_the_path():
     result = subprocess.run([sys.executable, "-m", "cpu_backend.install_check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -105,7 +105,7 @@ def prepare_task(out: Path, task: str, settings: Settings, seed: int) -> Path:
     """The task's parquet files and warm-started model (cached); returns the model folder."""
     import pandas as pd
 
-    from cpu_backend import warm_start
+    from cpu_backend.warm_start import warm_start
     from harness.reporting import step_progress
     from offline_models import load_qwen25_tokenizer
     from offline_models.tiny_model import MODEL_FILES, build_folder_atomically, save_tiny_qwen2

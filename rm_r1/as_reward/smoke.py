@@ -86,7 +86,7 @@ def prepare_judge(
     ``for_vllm``: sized for vLLM's CPU attention (``VLLM_TINY_MODEL``), for verl to serve it; in its own folders."""
     import pandas as pd
 
-    from cpu_backend import warm_start
+    from cpu_backend.warm_start import warm_start
     from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
     from rm_r1.as_reward.reward import judge_context
     from rm_r1.judge.prompts import build_judge_messages

@@ -74,7 +74,7 @@ def prepare_model(out_dir: Path, tokenizer: Any, train_file: Path, warm_steps: i
     """The tiny random judge (built once) warm-started on every training prompt with each verdict (cached)."""
     import pandas as pd
 
-    from cpu_backend import warm_start
+    from cpu_backend.warm_start import warm_start
     from harness.reporting import WARM_START_PROGRESS, step_progress
     from offline_models.tiny_model import MODEL_FILES, VLLM_TINY_MODEL, build_folder_atomically, save_tiny_qwen2
     from rm_r1.judge.verdicts import VERDICT_TAGS

@@ -8,8 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from cpu_backend import warm_start
-from cpu_backend.warm_start import _supervised_batch, response_loss
+from cpu_backend.warm_start import _supervised_batch, response_loss, warm_start
 
 EXAMPLES = [
     ([{"role": "user", "content": f"What is {i} + {i}?"}], f"<think>{i} plus {i}</think><answer>{2 * i}</answer>")

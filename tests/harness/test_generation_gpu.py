@@ -42,7 +42,7 @@ SHORT_PROMPT = "Say which reply is better, ending with {verdict_a} or {verdict_b
 @pytest.fixture(scope="module")
 def judge(small_tokenizer, tmp_path_factory) -> tuple[Path, list[GenerationRequest]]:
     """A tiny random Qwen2 judge fitted for a few CPU steps to end each request with a verdict tag, and the requests."""
-    from cpu_backend import warm_start
+    from cpu_backend.warm_start import warm_start
     from offline_models import load_tiny_qwen2
 
     root = tmp_path_factory.mktemp("judge")

@@ -111,11 +111,11 @@ def run(args: list[str], cwd: Path, timeout: float = 600) -> Run:
     started = time.monotonic()
     proc, watch = start(args, cwd)
     result = finish(proc, watch, started, timeout)
-    print(f"{' '.join(args)}: exit {result.returncode}, {result.seconds:.0f} s, peak {result.peak_rss_gib:.1f} GiB")
+    print(f"{' '.join(args)}: exit {result.returncode}, {result.seconds:.0f} s, peak {result.peak_rss_gib:.2f} GiB")
     return result
 
 
-def assert_clean_success(result: Run, rss_budget_gib: float = RSS_BUDGET_GIB) -> None:
+def assert_clean_success(result: Run) -> None:
     assert result.returncode == 0, result.text[-6000:]
     assert result.leftovers == [], f"processes left running: {result.leftovers}"
-    assert result.peak_rss_gib <= rss_budget_gib, f"summed RSS peaked at {result.peak_rss_gib:.1f} GiB"
+    assert result.peak_rss_gib <= RSS_BUDGET_GIB, f"summed RSS peaked at {result.peak_rss_gib:.2f} GiB"

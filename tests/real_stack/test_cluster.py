@@ -34,9 +34,19 @@ COUNT_IDLE_WORKERS = textwrap.dedent(
         return found
 
 
-    assert not idle_workers(), "another Ray cluster is running on this machine"
+    def head_monitors():
+        found = []
+        for proc in psutil.process_iter(["cmdline"]):
+            args = (proc.info["cmdline"] or [])[:3]
+            if any(a.endswith(("/ray/autoscaler/_private/monitor.py", "/ray/_private/log_monitor.py")) for a in args):
+                found.append(proc.pid)
+        return found
+
+
+    assert not idle_workers() and not head_monitors(), "another Ray cluster is running on this machine"
     with local_cluster(n_gpus=1):
         assert ray.get([ray.remote(lambda i: i * i).remote(i) for i in range(3)]) == [0, 1, 4]
+        print("head monitors:", head_monitors())
         deadline = time.monotonic() + 20
         while idle_workers() and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -47,14 +57,16 @@ COUNT_IDLE_WORKERS = textwrap.dedent(
 
 @pytest.mark.slow
 @pytest.mark.real_stack
-def test_the_local_cluster_keeps_no_idle_worker_processes():
+def test_the_local_cluster_keeps_no_process_it_does_not_use():
     """Ray prestarts workers for the first driver and keeps up to num_cpus idle ones (~100 MB each); the real path's
-    cluster ends them within its idle threshold, once a task has run and returned."""
+    cluster ends them within its idle threshold, once a task has run and returned. Nor does it start the autoscaler's
+    monitor or the log monitor (~85 MB each)."""
     result = subprocess.run(
         [sys.executable, "-c", COUNT_IDLE_WORKERS], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "idle workers: []" in result.stdout, result.stdout[-2000:]
+    assert "head monitors: []" in result.stdout, result.stdout[-2000:]
 
 
 def test_the_driver_hands_freed_heap_back():
