@@ -35,7 +35,7 @@ from tensordict import TensorDict
 from transformers import PreTrainedModel
 from verl.plugin.platform.platform_manager import get_platform, set_platform
 
-from cpu_backend.platform import CpuPlatform
+from cpu_backend.platform import CpuPlatform, register_fsdp_engine
 from cpu_backend.replicas import RolloutReplicas
 
 __all__ = ["ENGINE_CPU_OVERRIDES", "EngineActorWorkerGroup", "check_engine_cpu_config"]
@@ -51,17 +51,9 @@ ENGINE_CPU_OVERRIDES: tuple[str, ...] = (
 
 def _use_cpu_platform() -> None:
     """Make verl see the CPU (process-wide: every later ``verl.utils.device`` call answers ``cpu`` / ``gloo``)."""
-    from verl.workers.engine import EngineRegistry
-    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
-
     if not isinstance(get_platform(), CpuPlatform):
         set_platform(CpuPlatform())
-    try:
-        EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
-    except ValueError:  # registered for cuda and npu only
-        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
-            FSDPEngineWithLMHead
-        )
+    register_fsdp_engine()
 
 
 def _init_single_process_group() -> None:

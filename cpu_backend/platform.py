@@ -17,7 +17,7 @@ import torch
 from verl.plugin.platform.platform_base import PlatformBase
 from verl.plugin.platform.platform_manager import PlatformRegistry
 
-__all__ = ["CpuPlatform"]
+__all__ = ["CpuPlatform", "register_fsdp_engine"]
 
 
 def _cpu_device_module() -> types.ModuleType:
@@ -114,3 +114,18 @@ class CpuPlatform(PlatformBase):
 
     def cudart(self) -> Any:
         return None
+
+
+def register_fsdp_engine() -> None:
+    """Register verl's FSDP engine for ``cpu`` too (verl registers it for cuda and npu only,
+    verl/workers/engine/fsdp/transformer_impl.py:1143); idempotent. It imports verl's engines (peft, transformers'
+    models): call it where an engine is built, not at import."""
+    from verl.workers.engine import EngineRegistry
+    from verl.workers.engine.fsdp.transformer_impl import FSDPEngineWithLMHead
+
+    try:
+        EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
+    except ValueError:  # not registered for this platform's device yet
+        EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device="cpu")(
+            FSDPEngineWithLMHead
+        )

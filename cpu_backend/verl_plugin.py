@@ -230,14 +230,10 @@ def _unpinned_offload(module: ModuleType) -> None:
 
 def _patch_fsdp_engine(engine: ModuleType) -> None:
     """Patches 1 (the FSDP engine registered for ``cpu``) and 5, once ``verl.workers.engine`` has been imported."""
-    fsdp_engine = sys.modules["verl.workers.engine.fsdp.transformer_impl"]  # imported by the package's __init__
-    _unpinned_offload(fsdp_engine)
-    try:
-        engine.EngineRegistry.get_engine_cls(model_type="language_model", backend="fsdp2")
-    except ValueError:  # registered for cuda and npu only
-        engine.EngineRegistry.register(model_type="language_model", backend=["fsdp", "fsdp2"], device=PLATFORM)(
-            fsdp_engine.FSDPEngineWithLMHead
-        )
+    from cpu_backend.platform import register_fsdp_engine
+
+    _unpinned_offload(sys.modules["verl.workers.engine.fsdp.transformer_impl"])  # imported by the package's __init__
+    register_fsdp_engine()
 
 
 def _ray_cpu_platform_class() -> type:
