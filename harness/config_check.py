@@ -389,6 +389,12 @@ def nearest_recipe(name: str, names: Sequence[str]) -> str:
     return f"unknown recipe {name!r}{hint} The recipes: {', '.join(names)}."
 
 
+def config_path_given(argv: Sequence[str]) -> bool:
+    """Whether a command line gives Hydra's ``--config-path`` / ``-cp`` (then a ``--config-name`` is the user's own
+    file, not one of the shipped recipes)."""
+    return any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
+
+
 def config_name_argument(argv: Sequence[str]) -> str | None:
     """The value of Hydra's ``--config-name`` / ``-cn`` in a command line, if given."""
     for i, arg in enumerate(argv):

@@ -218,7 +218,7 @@ def main() -> None:
         preflight_command(argv[1:], CONFIG_DIR, DEFAULT_RECIPE, check_config)
         return
     name = config_check.config_name_argument(argv)
-    custom_path = any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
+    custom_path = config_check.config_path_given(argv)
     if name is not None and not custom_path and name not in recipe_names():
         raise SystemExit(f"python -m rlpr.main: {config_check.nearest_recipe(name, recipe_names())}")
     _hydra_main()

@@ -121,7 +121,7 @@ def main() -> None:
         )
         return
     name = config_check.config_name_argument(argv)
-    custom_path = any(a in ("--config-path", "-cp") or a.startswith("--config-path=") for a in argv)
+    custom_path = config_check.config_path_given(argv)
     if name == SMOKE_SETTING and not custom_path:
         raise SystemExit(
             f"python -m rm_r1.main: the {SMOKE_SETTING} setting runs with its CPU settings: "
